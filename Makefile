@@ -1,0 +1,35 @@
+# ferry — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+run: ## start the local stack and ferry local, send a sample file, stay up (Ctrl-C stops)
+	@scripts/run.sh
+
+test: test-unit test-integration ## unit tests, then integration tests on a fresh local stack
+
+test-unit: ## tests that need no services
+	go vet ./...
+	go test -count=1 ./...
+
+test-integration: ## tests against the local stack (started on free ports)
+	scripts/test-integration.sh
+
+bench: ## benchmarks (256 MiB S3→S3 through ferry local vs the SDK directly)
+	scripts/bench.sh
+
+build: ## build bin/ferry and bin/bootstrap (the Lambda binary)
+	go build -o bin/ferry ./cmd/ferry
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bin/bootstrap ./functions/bootstrap
+
+lint: ## gofmt, go vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean: ## stop nothing, delete build output and the local state
+	rm -rf bin .ferry
+
+.PHONY: help run test test-unit test-integration bench build lint clean

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
+)
+
+func runHistory(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("history", e.stderr)
+	status := fs.String("status", "", "status: "+statusList())
+	since := fs.String("since", "24h", "start of the window: a duration before now (24h), a date (2026-11-24) or an RFC 3339 time")
+	until := fs.String("until", "", "end of the window (default now), same forms as --since")
+	sender := fs.String("sender", "", "only transfers from this sender")
+	recipient := fs.String("recipient", "", "only transfers to this recipient")
+	route := fs.String("route", "", "only transfers on this route")
+	limit := fs.Int("limit", 50, "most transfers to print (1-1000)")
+	cursor := fs.String("cursor", "", "continue from a previous page")
+	asJSON := fs.Bool("json", false, "print JSON: {items, cursor}")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	now := time.Now().UTC()
+	q := store.Query{Sender: *sender, Recipient: *recipient, Route: *route, Limit: *limit, Cursor: *cursor}
+	if *status != "" {
+		s := domain.Status(strings.ToUpper(*status))
+		if !validStatus(s) {
+			return usagef("unknown status %q (want one of %s)", *status, statusList())
+		}
+		q.Status = s
+	}
+	if q.Status == "" && q.Sender == "" && q.Recipient == "" && q.Route == "" {
+		return usagef("give --status, --sender, --recipient or --route")
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usagef("--limit must be 1-1000")
+	}
+	if q.Since, err = parseWhen(*since, now); err != nil {
+		return usagef("--since: %v", err)
+	}
+	if *until != "" {
+		if q.Until, err = parseWhen(*until, now); err != nil {
+			return usagef("--until: %v", err)
+		}
+	}
+	st, err := e.store(ctx)
+	if err != nil {
+		return err
+	}
+	page, err := st.History(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if page.Items == nil {
+			page.Items = []store.Summary{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(page)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tUPDATED\tROUTE\tSENDER\tRECIPIENT\tCHUNKS\tBYTES\tLAST ERROR")
+	for _, s := range page.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\n", s.ID, s.Status, s.Updated.UTC().Format(time.RFC3339),
+			dash(s.Route), dash(s.Sender), dash(s.Recipient), s.ChunksSent, s.Chunks, s.Size, dash(s.LastError))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Cursor != "" {
+		fmt.Fprintf(e.stdout, "more: ferry history %s --cursor %s\n", strings.Join(args, " "), page.Cursor)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func validStatus(s domain.Status) bool {
+	for _, v := range domain.Statuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func statusList() string {
+	var out []string
+	for _, s := range domain.Statuses {
+		out = append(out, string(s))
+	}
+	return strings.Join(out, ", ")
+}
+
+// parseWhen reads a time as a duration before now, a date or RFC 3339.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a duration (24h), a date (2006-01-02) or an RFC 3339 time", s)
+}

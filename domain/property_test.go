@@ -1,0 +1,633 @@
+package domain
+
+import (
+	"errors"
+	"math"
+	"math/big"
+	"reflect"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+var allKinds = []Kind{KindInvalid, KindNotFound, KindConflict, KindUnauthorized, KindUnavailable, KindInternal}
+
+// genPolicy draws a retry policy that RetryPolicy.Validate accepts, often
+// leaving fields to their defaults.
+func genPolicy(t *rapid.T) RetryPolicy {
+	p := RetryPolicy{MaxAttempts: rapid.IntRange(0, 6).Draw(t, "maxAttempts")}
+	p.MaxDelay = Duration(rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(1, int64(time.Hour))).Draw(t, "maxDelay"))
+	limit := int64(p.MaxDelay)
+	if limit == 0 {
+		limit = int64(time.Hour)
+	}
+	p.BaseDelay = Duration(rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(1, limit)).Draw(t, "baseDelay"))
+	return p
+}
+
+// genRequested draws a valid request; Decide plans its chunks.
+func genRequested(t *rapid.T) Requested {
+	return Requested{
+		Source:      Source{Kind: "s3", Bucket: "inbound", Key: "k"},
+		Route:       "r",
+		Destination: rapid.SampledFrom([]Destination{{Type: "null"}, {Type: "s3", Bucket: "out", Prefix: "p/"}}).Draw(t, "destination"),
+		Size:        rapid.OneOf(rapid.Int64Range(0, 3), rapid.Int64Range(0, 300)).Draw(t, "size"),
+		ChunkSize:   rapid.OneOf(rapid.Int64Range(1, 4), rapid.Int64Range(1, 64)).Draw(t, "chunkSize"),
+		Retry:       genPolicy(t),
+		ExpectAck:   rapid.Bool().Draw(t, "expectAck"),
+	}
+}
+
+// genAnyRequested draws requests valid or not.
+func genAnyRequested(t *rapid.T) Requested {
+	r := genRequested(t)
+	switch rapid.IntRange(0, 5).Draw(t, "spoil") {
+	case 1:
+		r.Size = rapid.Int64Range(math.MinInt64, -1).Draw(t, "badSize")
+	case 2:
+		r.ChunkSize = rapid.Int64Range(math.MinInt64, 0).Draw(t, "badChunkSize")
+	case 3:
+		r.Destination = rapid.SampledFrom([]Destination{{}, {Type: "s3"}, {Type: "carrier-pigeon"}}).Draw(t, "badDestination")
+	}
+	return r
+}
+
+func genError(t *rapid.T) *Error {
+	if rapid.IntRange(0, 9).Draw(t, "nilError") == 0 {
+		return nil
+	}
+	return Errorf(rapid.SampledFrom(allKinds).Draw(t, "kind"), "boom")
+}
+
+// genCommand draws a command for a transfer in state s: often the one Next
+// asks for (so that transfers make progress), otherwise anything at all,
+// including malformed and unknown commands.
+func genCommand(t *rapid.T, s State) Command {
+	switch rapid.IntRange(0, 15).Draw(t, "command") {
+	case 0:
+		return Request{Requested: genAnyRequested(t)}
+	case 1:
+		return Reject{Requested: genAnyRequested(t), Reason: genError(t)}
+	case 2:
+		return Start{Ref: "u"}
+	case 3:
+		i := rapid.IntRange(-1, s.Request.Chunks+2).Draw(t, "index")
+		bytes := rapid.OneOf(rapid.Just(ChunkAt(s.Request.Size, max(s.Request.ChunkSize, 1), i).Length), rapid.Int64Range(-1, 70)).Draw(t, "bytes")
+		return RecordChunk{Index: i, Bytes: bytes}
+	case 4:
+		return Complete{Location: rapid.SampledFrom([]string{"", "null://x"}).Draw(t, "location")}
+	case 5:
+		return Fail{Err: genError(t)}
+	case 6:
+		return Retry{}
+	case 7:
+		return Acknowledge{By: "peer"}
+	case 8:
+		return Replay{Actor: rapid.SampledFrom([]string{"", "ops"}).Draw(t, "actor")}
+	case 9:
+		return Cancel{Actor: rapid.SampledFrom([]string{"", "ops"}).Draw(t, "actor")}
+	case 10:
+		return rapid.SampledFrom([]Command{nil, bogus{}}).Draw(t, "nonsense")
+	default:
+		switch a := Next(s); a.Kind {
+		case ActBegin:
+			return Start{Ref: "u"}
+		case ActSendChunk:
+			return RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length}
+		case ActComplete:
+			return Complete{Location: "null://x"}
+		case ActWaitRetry:
+			return Retry{}
+		case ActAwaitAck:
+			return Acknowledge{By: "peer"}
+		default:
+			if s.Status == StatusNew {
+				return Request{Requested: genRequested(t)}
+			}
+			return Replay{Actor: "ops"}
+		}
+	}
+}
+
+func isOperator(c Command) bool {
+	switch c.(type) {
+	case Replay, Cancel:
+		return true
+	}
+	return false
+}
+
+// replayable reports whether an operator may replay a transfer in state s:
+// it failed for good, and it has somewhere to go (a transfer rejected before
+// routing has no destination).
+func replayable(s State) bool {
+	return s.Status == StatusFailed && s.Request.Destination.Type != ""
+}
+
+// cancellable reports whether an operator may cancel a transfer in state s:
+// it has not finished, it failed for good, or it is delivered and still
+// waiting for an acknowledgement.
+func cancellable(s State) bool {
+	switch s.Status {
+	case StatusInProgress, StatusRetrying, StatusFailed:
+		return true
+	case StatusDelivered:
+		return s.Request.ExpectAck
+	}
+	return false
+}
+
+func maxAttempts(p RetryPolicy) int {
+	if p.MaxAttempts == 0 {
+		return DefaultRetryPolicy.MaxAttempts
+	}
+	return p.MaxAttempts
+}
+
+// TestPropertyDecide applies random command sequences through Decide and Fold
+// and checks the aggregate's invariants after every step.
+func TestPropertyDecide(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var (
+			s       State
+			hist    []Event
+			now     = t0
+			attempt int // failures since the last progress, counted independently of State
+		)
+		steps := rapid.IntRange(1, 80).Draw(t, "steps")
+		for step := 0; step < steps; step++ {
+			switch rapid.IntRange(0, 3).Draw(t, "clock") {
+			case 0: // stand still
+			case 1:
+				if s.NextAttemptAt.After(now) {
+					now = s.NextAttemptAt
+				}
+			default:
+				now = now.Add(time.Duration(rapid.Int64Range(0, int64(20*time.Minute)).Draw(t, "tick")))
+			}
+			c := genCommand(t, s)
+			events, err := Decide(s, c, now)
+			again, err2 := Decide(s, c, now)
+			if !reflect.DeepEqual(events, again) || (err == nil) != (err2 == nil) {
+				t.Fatalf("Decide is not deterministic for %#v", c)
+			}
+			if err != nil {
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Fatalf("error %v (%T) is not an *Error", err, err)
+				}
+				if len(events) != 0 {
+					t.Fatalf("%#v: events %v with error %v", c, eventTypes(events), err)
+				}
+				if s.Status == StatusNew {
+					switch c.(type) {
+					case Request, Reject:
+					default:
+						if e.Kind != KindNotFound {
+							t.Fatalf("%#v on a new transfer: %v, want not_found", c, err)
+						}
+					}
+				}
+				if s.Terminal() && !isOperator(c) && e.Kind != KindConflict {
+					t.Fatalf("%#v on a terminal transfer: %v, want conflict", c, err)
+				}
+				switch c := c.(type) {
+				case Replay:
+					if c.Actor != "" && replayable(s) {
+						t.Fatalf("replay of a failed transfer to %q refused: %v", s.Request.Destination.Type, err)
+					}
+					if s.Status != StatusNew && c.Actor != "" && e.Kind != KindConflict {
+						t.Fatalf("replay of a %s transfer (destination %q): %v, want conflict", s.Status, s.Request.Destination.Type, err)
+					}
+				case Cancel:
+					if c.Actor != "" && cancellable(s) {
+						t.Fatalf("cancel of a %s transfer (ack expected %t) refused: %v", s.Status, s.Request.ExpectAck, err)
+					}
+					if s.Status != StatusNew && c.Actor != "" && e.Kind != KindConflict {
+						t.Fatalf("cancel of a %s transfer (ack expected %t): %v, want conflict", s.Status, s.Request.ExpectAck, err)
+					}
+				}
+				continue
+			}
+			if len(events) == 0 {
+				t.Fatalf("%#v accepted with no events", c)
+			}
+			if s.Terminal() && !isOperator(c) {
+				t.Fatalf("terminal %s transfer accepted %#v", s.Status, c)
+			}
+			if s.Status == StatusNew {
+				for i := range events {
+					events[i].TransferID = testID // as the caller does
+				}
+			}
+			cur := s
+			for i, e := range events {
+				if e.Seq != len(hist)+1 || e.Seq != s.Version+1+i {
+					t.Fatalf("event Seq %d after %d events", e.Seq, len(hist))
+				}
+				if e.TransferID != testID || !e.At.Equal(now) {
+					t.Fatalf("event %d stamped {%q %v}, want {%q %v}", e.Seq, e.TransferID, e.At, testID, now)
+				}
+				_, rejected := c.(Reject)
+				checkEvent(t, cur, e, now, rejected, &attempt)
+				hist = append(hist, e)
+				cur = Evolve(cur, e)
+			}
+			s = cur
+			checkState(t, s, hist)
+		}
+	})
+}
+
+// checkEvent checks one event against the state before it.
+func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, attempt *int) {
+	switch p := e.Payload.(type) {
+	case Requested:
+		if s.Status != StatusNew {
+			t.Fatalf("Requested on a %s transfer", s.Status)
+		}
+		if p.Size < 0 || p.ChunkSize <= 0 || p.Chunks != ChunkCount(p.Size, p.ChunkSize) {
+			t.Fatalf("Requested with a bad plan: size %d chunk size %d chunks %d", p.Size, p.ChunkSize, p.Chunks)
+		}
+		*attempt = 0
+	case Started:
+		if s.Status != StatusInProgress || s.Started {
+			t.Fatalf("Started on %s started=%t", s.Status, s.Started)
+		}
+	case ChunkSent:
+		if s.Status != StatusInProgress || !s.Started {
+			t.Fatalf("ChunkSent on %s started=%t", s.Status, s.Started)
+		}
+		if p.Index != s.ChunksSent+1 || p.Index > s.Request.Chunks {
+			t.Fatalf("ChunkSent %d after %d of %d", p.Index, s.ChunksSent, s.Request.Chunks)
+		}
+		if p.Bytes != s.Request.Chunk(p.Index).Length {
+			t.Fatalf("ChunkSent %d with %d bytes, plan says %d", p.Index, p.Bytes, s.Request.Chunk(p.Index).Length)
+		}
+		*attempt = 0
+	case Delivered:
+		if s.Status != StatusInProgress || s.ChunksSent != s.Request.Chunks || s.BytesSent != s.Request.Size {
+			t.Fatalf("Delivered on %s after %d of %d chunks, %d of %d bytes", s.Status, s.ChunksSent, s.Request.Chunks, s.BytesSent, s.Request.Size)
+		}
+	case Failed:
+		if rejected {
+			if s.Version != 1 || p.Retryable || p.Attempt != 1 || !p.NextAttemptAt.IsZero() {
+				t.Fatalf("rejection %+v, want final at attempt 1", p)
+			}
+			break
+		}
+		if s.Status != StatusInProgress {
+			t.Fatalf("Failed on a %s transfer", s.Status)
+		}
+		*attempt++
+		if p.Attempt != *attempt {
+			t.Fatalf("Failed attempt %d, want %d (failures since the last progress)", p.Attempt, *attempt)
+		}
+		wantRetry := p.Kind.Retryable() && p.Attempt < maxAttempts(s.Request.Retry)
+		if p.Retryable != wantRetry {
+			t.Fatalf("Failed %+v: retryable %t, want %t (max %d)", p, p.Retryable, wantRetry, maxAttempts(s.Request.Retry))
+		}
+		if want := now.Add(s.Request.Retry.Backoff(p.Attempt)); p.Retryable && !p.NextAttemptAt.Equal(want) {
+			t.Fatalf("NextAttemptAt %v, want %v", p.NextAttemptAt, want)
+		}
+		if !p.Retryable && !p.NextAttemptAt.IsZero() {
+			t.Fatalf("final failure with NextAttemptAt %v", p.NextAttemptAt)
+		}
+	case Retried:
+		if s.Status != StatusRetrying || now.Before(s.NextAttemptAt) {
+			t.Fatalf("Retried on %s at %v, due %v", s.Status, now, s.NextAttemptAt)
+		}
+	case Acknowledged:
+		if s.Status != StatusDelivered || !s.Request.ExpectAck {
+			t.Fatalf("Acknowledged on %s, ack expected %t", s.Status, s.Request.ExpectAck)
+		}
+	case Replayed:
+		if !replayable(s) {
+			t.Fatalf("Replayed on %s with destination %q", s.Status, s.Request.Destination.Type)
+		}
+		*attempt = 0
+	case Cancelled:
+		if !cancellable(s) {
+			t.Fatalf("Cancelled on %s, ack expected %t", s.Status, s.Request.ExpectAck)
+		}
+	default:
+		t.Fatalf("unexpected payload %T", p)
+	}
+}
+
+// checkState checks the state against the whole history.
+func checkState(t *rapid.T, s State, hist []Event) {
+	if s.Version != len(hist) {
+		t.Fatalf("Version %d after %d events", s.Version, len(hist))
+	}
+	// What has been sent counts from the last replay: a replay starts the
+	// delivery afresh.
+	var (
+		chunks  int
+		bytes   int64
+		started bool
+		ref     string
+	)
+	for i, e := range hist {
+		if e.Seq != i+1 {
+			t.Fatalf("event %d has Seq %d", i+1, e.Seq)
+		}
+		if (i == 0) != (e.Type() == TypeRequested) {
+			t.Fatalf("event %d is %s", e.Seq, e.Type())
+		}
+		switch p := e.Payload.(type) {
+		case Started:
+			started, ref = true, p.Ref
+		case ChunkSent:
+			chunks++
+			if p.Index != chunks {
+				t.Fatalf("chunk %d recorded as the %dth since the last replay", p.Index, chunks)
+			}
+			bytes += p.Bytes
+		case Replayed:
+			chunks, bytes, started, ref = 0, 0, false, ""
+		}
+	}
+	if s.ChunksSent != chunks || s.BytesSent != bytes || chunks > s.Request.Chunks || bytes > s.Request.Size {
+		t.Fatalf("state has %d chunks, %d bytes; history %d, %d; plan %d, %d", s.ChunksSent, s.BytesSent, chunks, bytes, s.Request.Chunks, s.Request.Size)
+	}
+	if s.Started != started || s.Ref != ref {
+		t.Fatalf("state started=%t ref=%q; history %t, %q", s.Started, s.Ref, started, ref)
+	}
+	if e := hist[len(hist)-1]; e.Type() == TypeReplayed && (s.Status != StatusInProgress || s.Attempt != 0 || s.LastFailure != nil || !s.NextAttemptAt.IsZero() || Next(s).Kind != ActBegin) {
+		t.Fatalf("after a replay: %s attempt %d last %+v next %v, action %v; want IN_PROGRESS with no failure, begin", s.Status, s.Attempt, s.LastFailure, s.NextAttemptAt, Next(s).Kind)
+	}
+	if s.Terminal() && Next(s).Kind != ActNone {
+		t.Fatalf("terminal %s transfer has next action %v", s.Status, Next(s).Kind)
+	}
+	if !reflect.DeepEqual(Fold(State{}, hist...), s) {
+		t.Fatalf("folding the history does not give the state")
+	}
+}
+
+// drive follows Next from s as a handler with a perfect transport would,
+// failing with a retryable error whenever fail says so. It returns the state
+// it stops in, the chunks it sent and the number of events appended.
+func drive(t *rapid.T, s State, now time.Time, fail func(State) bool) (State, []Chunk, int) {
+	var chunks []Chunk
+	n := 0
+	apply := func(c Command) {
+		events, err := Decide(s, c, now)
+		if err != nil {
+			t.Fatalf("%s transfer refused %#v: %v", s.Status, c, err)
+		}
+		n += len(events)
+		s = Fold(s, events...)
+	}
+	for steps := 0; ; steps++ {
+		if steps > 10*(s.Request.Chunks+3)*(maxAttempts(s.Request.Retry)+1) {
+			t.Fatalf("no end in sight: %s after %d steps", s.Status, steps)
+		}
+		a := Next(s)
+		if fail != nil && s.Status == StatusInProgress && fail(s) {
+			apply(Fail{Err: Errorf(KindUnavailable, "flaky")})
+			continue
+		}
+		switch a.Kind {
+		case ActBegin:
+			apply(Start{Ref: "upload"})
+		case ActSendChunk:
+			chunks = append(chunks, a.Chunk)
+			apply(RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length, Ref: "part"})
+		case ActComplete:
+			apply(Complete{Location: "null://out"})
+		case ActWaitRetry:
+			if a.At.Before(now) {
+				t.Fatalf("retry at %v, before the failure at %v", a.At, now)
+			}
+			now = a.At
+			apply(Retry{})
+		case ActAwaitAck, ActNone:
+			return s, chunks, n
+		default:
+			t.Fatalf("unknown action %v", a.Kind)
+		}
+	}
+}
+
+// checkCover checks that chunks cut [0,size) into consecutive pieces of
+// chunkSize bytes (the last may be shorter; an empty payload has one empty chunk).
+func checkCover(t *rapid.T, chunks []Chunk, size, chunkSize int64) {
+	var off int64
+	for i, c := range chunks {
+		if c.Index != i+1 || c.Offset != off || c.Length > chunkSize || (c.Length <= 0 && size > 0) {
+			t.Fatalf("chunk %d = %+v, want index %d at offset %d, 1..%d bytes", i+1, c, i+1, off, chunkSize)
+		}
+		if i < len(chunks)-1 && c.Length != chunkSize {
+			t.Fatalf("chunk %d of %d has %d bytes, want %d", i+1, len(chunks), c.Length, chunkSize)
+		}
+		off += c.Length
+	}
+	if off != size || len(chunks) == 0 || (size == 0 && len(chunks) != 1) {
+		t.Fatalf("%d chunks cover %d of %d bytes", len(chunks), off, size)
+	}
+}
+
+// TestPropertyFollowingNextDelivers: a handler that does what Next says,
+// with a transport that never fails, delivers in exactly Chunks+2 events
+// after Requested (Started, Chunks × ChunkSent, Delivered), then waits for the
+// acknowledgement when one is expected.
+func TestPropertyFollowingNextDelivers(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		r := genRequested(t)
+		events, err := Decide(State{}, Request{Requested: r}, t0)
+		if err != nil {
+			t.Fatalf("valid request refused: %v", err)
+		}
+		s, chunks, n := drive(t, Fold(State{}, events...), t0, nil)
+		if s.Status != StatusDelivered || n != s.Request.Chunks+2 {
+			t.Fatalf("reached %s in %d events, want DELIVERED in %d", s.Status, n, s.Request.Chunks+2)
+		}
+		checkCover(t, chunks, r.Size, r.ChunkSize)
+		if !r.ExpectAck {
+			if !s.Terminal() || Next(s).Kind != ActNone {
+				t.Fatalf("delivered without ack expected: terminal %t, next %v", s.Terminal(), Next(s).Kind)
+			}
+			return
+		}
+		if s.Terminal() || Next(s).Kind != ActAwaitAck {
+			t.Fatalf("delivered awaiting ack: terminal %t, next %v", s.Terminal(), Next(s).Kind)
+		}
+		events, err = Decide(s, Acknowledge{By: "peer"}, t0)
+		if err != nil || len(events) != 1 {
+			t.Fatalf("Acknowledge: %v, %d events", err, len(events))
+		}
+		s = Fold(s, events...)
+		if s.Status != StatusAcknowledged || !s.Terminal() || Next(s).Kind != ActNone {
+			t.Fatalf("after ack: %s terminal %t next %v", s.Status, s.Terminal(), Next(s).Kind)
+		}
+	})
+}
+
+// TestPropertyRetriesRecover: retryable failures, fewer in a row than the
+// policy allows, never stop a transfer from being delivered; each costs
+// exactly two events (Failed, Retried).
+func TestPropertyRetriesRecover(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		r := genRequested(t)
+		r.Retry.MaxAttempts = rapid.IntRange(2, 6).Draw(t, "maxAttempts")
+		events, err := Decide(State{}, Request{Requested: r}, t0)
+		if err != nil {
+			t.Fatalf("valid request refused: %v", err)
+		}
+		failures := 0
+		s, chunks, n := drive(t, Fold(State{}, events...), t0, func(s State) bool {
+			if s.Attempt+1 >= r.Retry.MaxAttempts || !rapid.Bool().Draw(t, "fail") {
+				return false
+			}
+			failures++
+			return true
+		})
+		if s.Status != StatusDelivered || n != s.Request.Chunks+2+2*failures {
+			t.Fatalf("reached %s in %d events after %d failures, want DELIVERED in %d", s.Status, n, failures, s.Request.Chunks+2+2*failures)
+		}
+		checkCover(t, chunks, r.Size, r.ChunkSize)
+	})
+}
+
+// TestPropertyReplayStartsAfresh: a transfer that fails for good part-way,
+// once or more, and is replayed is delivered by sending the whole plan again:
+// after each Replayed come exactly Chunks+2 events (Started, Chunks ×
+// ChunkSent from chunk 1, Delivered), whatever the failed attempt had sent.
+func TestPropertyReplayStartsAfresh(t *testing.T) {
+	finalKinds := []Kind{KindInvalid, KindNotFound, KindConflict, KindUnauthorized, KindInternal}
+	rapid.Check(t, func(t *rapid.T) {
+		r := genRequested(t)
+		events, err := Decide(State{}, Request{Requested: r}, t0)
+		if err != nil {
+			t.Fatalf("valid request refused: %v", err)
+		}
+		s := Fold(State{}, events...)
+		apply := func(c Command) {
+			events, err := Decide(s, c, t0)
+			if err != nil {
+				t.Fatalf("%s transfer refused %#v: %v", s.Status, c, err)
+			}
+			s = Fold(s, events...)
+		}
+		for round := rapid.IntRange(1, 3).Draw(t, "rounds"); round > 0; round-- {
+			// Progress part-way: perhaps prepare the destination and send
+			// some chunks, perhaps all of them, but never complete.
+			for steps := rapid.IntRange(0, s.Request.Chunks+1).Draw(t, "progress"); steps > 0; steps-- {
+				switch a := Next(s); a.Kind {
+				case ActBegin:
+					apply(Start{Ref: "upload"})
+				case ActSendChunk:
+					apply(RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length, Ref: "part"})
+				default:
+					t.Fatalf("part-way through, Next = %v", a.Kind)
+				}
+			}
+			apply(Fail{Err: Errorf(rapid.SampledFrom(finalKinds).Draw(t, "kind"), "broken")})
+			if s.Status != StatusFailed {
+				t.Fatalf("final failure left the transfer %s", s.Status)
+			}
+			apply(Replay{Actor: "ops"})
+			if s.Status != StatusInProgress || s.Started || s.Ref != "" || s.ChunksSent != 0 || s.BytesSent != 0 ||
+				s.Attempt != 0 || s.LastFailure != nil || !s.NextAttemptAt.IsZero() {
+				t.Fatalf("after replay: %+v, want a fresh IN_PROGRESS transfer", s)
+			}
+			if a := Next(s); a.Kind != ActBegin {
+				t.Fatalf("Next after replay = %v, want begin", a.Kind)
+			}
+			if _, err := Decide(s, RecordChunk{Index: 1, Bytes: s.Request.Chunk(1).Length}, t0); KindOf(err) != KindConflict {
+				t.Fatalf("chunk before Start after a replay: %v, want conflict", err)
+			}
+		}
+		s, chunks, n := drive(t, s, t0, nil)
+		if s.Status != StatusDelivered || n != s.Request.Chunks+2 || len(chunks) != s.Request.Chunks || s.BytesSent != r.Size {
+			t.Fatalf("after replay reached %s in %d events, %d chunks, %d bytes; want DELIVERED in %d, %d chunks, %d bytes",
+				s.Status, n, len(chunks), s.BytesSent, s.Request.Chunks+2, s.Request.Chunks, r.Size)
+		}
+		checkCover(t, chunks, r.Size, r.ChunkSize)
+	})
+}
+
+// TestPropertyChunksCoverSmall walks every chunk of small payloads.
+func TestPropertyChunksCoverSmall(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		size := rapid.Int64Range(0, 5000).Draw(t, "size")
+		chunkSize := rapid.Int64Range(1, 600).Draw(t, "chunkSize")
+		n := ChunkCount(size, chunkSize)
+		chunks := make([]Chunk, n)
+		for i := range chunks {
+			chunks[i] = ChunkAt(size, chunkSize, i+1)
+		}
+		checkCover(t, chunks, size, chunkSize)
+	})
+}
+
+// TestPropertyChunksCoverLarge checks the plan's arithmetic over the whole
+// int64 range without walking every chunk: the count is ⌈size/chunkSize⌉
+// (at least 1), chunk i starts at (i-1)×chunkSize, every chunk but the last is
+// full, and the last one ends exactly at size.
+func TestPropertyChunksCoverLarge(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		size := rapid.OneOf(rapid.Int64Range(0, math.MaxInt64), rapid.Int64Range(math.MaxInt64-1<<20, math.MaxInt64)).Draw(t, "size")
+		chunkSize := rapid.OneOf(rapid.Int64Range(1, 1<<30), rapid.Int64Range(1, math.MaxInt64)).Draw(t, "chunkSize")
+		n := ChunkCount(size, chunkSize)
+		want := new(big.Int).Div(new(big.Int).Add(big.NewInt(size), big.NewInt(chunkSize-1)), big.NewInt(chunkSize))
+		if size == 0 {
+			want.SetInt64(1)
+		}
+		if !want.IsInt64() || int64(n) != want.Int64() {
+			t.Fatalf("ChunkCount(%d, %d) = %d, want %s", size, chunkSize, n, want)
+		}
+		i := rapid.IntRange(1, n).Draw(t, "i")
+		for _, i := range []int{1, i, n} {
+			c := ChunkAt(size, chunkSize, i)
+			if c.Index != i || c.Offset != int64(i-1)*chunkSize {
+				t.Fatalf("ChunkAt(%d, %d, %d) = %+v", size, chunkSize, i, c)
+			}
+			if i < n && c.Length != chunkSize {
+				t.Fatalf("ChunkAt(%d, %d, %d) = %+v, want a full chunk", size, chunkSize, i, c)
+			}
+			if i == n && (c.Length > chunkSize || c.Length < 0 || c.Offset+c.Length != size || (size > 0 && c.Length == 0)) {
+				t.Fatalf("last ChunkAt(%d, %d, %d) = %+v, want it to end at %d", size, chunkSize, i, c, size)
+			}
+		}
+	})
+}
+
+// TestPropertyBackoff: non-decreasing in the attempt, never above MaxDelay,
+// positive, and exactly BaseDelay×2^(attempt-1) until it reaches MaxDelay.
+func TestPropertyBackoff(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ns := rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(1, int64(time.Hour)), rapid.Int64Range(1, math.MaxInt64), rapid.Int64Range(math.MaxInt64-1<<40, math.MaxInt64))
+		p := RetryPolicy{MaxAttempts: rapid.IntRange(0, 10).Draw(t, "maxAttempts"), BaseDelay: Duration(ns.Draw(t, "base")), MaxDelay: Duration(ns.Draw(t, "max"))}
+		if p.MaxDelay != 0 && p.BaseDelay > p.MaxDelay {
+			p.BaseDelay, p.MaxDelay = p.MaxDelay, p.BaseDelay
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("generated an invalid policy: %v", err)
+		}
+		base, limit := time.Duration(p.BaseDelay), time.Duration(p.MaxDelay)
+		if base == 0 {
+			base = time.Duration(DefaultRetryPolicy.BaseDelay)
+		}
+		if limit == 0 {
+			limit = time.Duration(DefaultRetryPolicy.MaxDelay)
+		}
+		prev := time.Duration(0)
+		for attempt := 1; attempt <= 100; attempt++ {
+			d := p.Backoff(attempt)
+			if d < prev || d > limit || d <= 0 {
+				t.Fatalf("Backoff(%d) = %v after %v, max %v", attempt, d, prev, limit)
+			}
+			want := new(big.Int).Lsh(big.NewInt(int64(base)), uint(attempt-1))
+			if want.Cmp(big.NewInt(int64(limit))) > 0 {
+				want.SetInt64(int64(limit))
+			}
+			if int64(d) != want.Int64() {
+				t.Fatalf("Backoff(%d) = %v, want %v (base %v, max %v)", attempt, d, time.Duration(want.Int64()), base, limit)
+			}
+			prev = d
+		}
+	})
+}

@@ -1,0 +1,245 @@
+// Package advance moves transfers forward. It is woken by the event
+// table's stream; the stream record is only a wake-up, never the truth: the
+// handler loads the transfer and acts only when the record is the
+// transfer's head (its latest version). Stale and duplicate records are
+// ignored, which makes it safe under at-least-once delivery and reordering.
+//
+// Acting means asking domain.Next what to do, doing it through the
+// destination's transport, and appending the resulting event. Within a step
+// budget one wake-up sends several consecutive chunks, so per-chunk overhead
+// stays small without holding the shard for long.
+package advance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/transport"
+)
+
+// Store is what advance needs of the event store.
+type Store interface {
+	// Load returns the transfer's current state (store.ErrNotFound if none).
+	Load(ctx context.Context, id string) (domain.State, error)
+	// Append stores events after prev (store.ErrConflict if prev is stale).
+	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)
+}
+
+// Transport delivers one transfer's chunks to one kind of destination; see
+// package transport for the contract.
+type Transport interface {
+	Begin(ctx context.Context, t domain.State) (string, error)
+	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (string, error)
+	Complete(ctx context.Context, t domain.State) (transport.Delivery, error)
+}
+
+// Scheduler arranges for a retrying transfer to be woken at a time.
+type Scheduler interface {
+	ScheduleRetry(ctx context.Context, id string, version int, at time.Time) error
+}
+
+// Budget bounds the work one wake-up does for one transfer.
+type Budget struct {
+	MaxChunks int           // chunks sent per wake-up (default 8)
+	MaxTime   time.Duration // time spent per wake-up (default 2 minutes)
+}
+
+// Handler is the advance Lambda.
+type Handler struct {
+	Store      Store
+	Transports map[string]Transport // by destination type
+	Retries    Scheduler
+	Budget     Budget
+	// Concurrency bounds how many transfers of one batch are worked on at
+	// once (default 8).
+	Concurrency int
+	Now         func() time.Time
+	Log         *slog.Logger
+}
+
+// Handle processes a batch of stream records. Records of different
+// transfers are handled concurrently; a record whose transfer could not be
+// advanced (store unavailable, undecodable record) is reported in
+// BatchItemFailures by its sequence number, and the others are unaffected.
+func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	type wake struct {
+		seq    int
+		record string // sequence number of the newest record for the transfer
+	}
+	heads := map[string]wake{}
+	var order []string
+	var mu sync.Mutex
+	var resp events.DynamoDBEventResponse
+	fail := func(seqNo string) {
+		mu.Lock()
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seqNo})
+		mu.Unlock()
+	}
+	for _, r := range ev.Records {
+		if r.EventName != string(events.DynamoDBOperationTypeInsert) || !store.IsEventImage(r.Change.NewImage) {
+			continue
+		}
+		e, _, err := store.DecodeImage(r.Change.NewImage)
+		if err != nil {
+			h.Log.ErrorContext(ctx, "undecodable stream record", "sequenceNumber", r.Change.SequenceNumber, "error", err)
+			fail(r.Change.SequenceNumber)
+			continue
+		}
+		w, seen := heads[e.TransferID]
+		if !seen {
+			order = append(order, e.TransferID)
+		}
+		if e.Seq > w.seq {
+			heads[e.TransferID] = wake{seq: e.Seq, record: r.Change.SequenceNumber}
+		}
+	}
+
+	sem := make(chan struct{}, max(1, h.concurrency()))
+	var wg sync.WaitGroup
+	for _, id := range order {
+		w := heads[id]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := h.wake(ctx, id, w.seq); err != nil {
+				h.Log.ErrorContext(ctx, "advance failed", "transfer", id, "version", w.seq, "error", err)
+				fail(w.record)
+			}
+		}()
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+func (h *Handler) concurrency() int {
+	if h.Concurrency > 0 {
+		return h.Concurrency
+	}
+	return 8
+}
+
+// wake acts on transfer id if version seq is still its head.
+func (h *Handler) wake(ctx context.Context, id string, seq int) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	st, err := h.Store.Load(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	if st.Version != seq {
+		return nil // stale wake-up: a newer record will (or did) wake us
+	}
+	return h.Step(ctx, st)
+}
+
+// Step does the work due for a transfer in state st, within the budget. It
+// returns an error only when the outcome could not be recorded; transport
+// failures are recorded as Failed events.
+func (h *Handler) Step(ctx context.Context, st domain.State) error {
+	log := h.Log.With("transfer", st.ID)
+	maxChunks, maxTime := h.Budget.MaxChunks, h.Budget.MaxTime
+	if maxChunks <= 0 {
+		maxChunks = 8
+	}
+	if maxTime <= 0 {
+		maxTime = 2 * time.Minute
+	}
+	start := h.Now()
+	for chunks := 0; ; {
+		act := domain.Next(st)
+		var cmd domain.Command
+		switch act.Kind {
+		case domain.ActNone, domain.ActAwaitAck:
+			return nil
+		case domain.ActWaitRetry:
+			if err := h.Retries.ScheduleRetry(ctx, st.ID, st.Version, act.At); err != nil {
+				return fmt.Errorf("schedule retry: %w", err)
+			}
+			log.InfoContext(ctx, "retry scheduled", "version", st.Version, "at", act.At, "attempt", st.Attempt)
+			return nil
+		}
+		tr, ok := h.Transports[st.Request.Destination.Type]
+		if !ok {
+			cmd = domain.Fail{Err: domain.Errorf(domain.KindInvalid, "no transport for destination type %q", st.Request.Destination.Type)}
+		} else {
+			cmd = h.act(ctx, tr, st, act)
+		}
+		if err := ctx.Err(); err != nil {
+			// Shutting down or out of time: leave the outcome unrecorded;
+			// the record is delivered again and the step repeated.
+			return err
+		}
+		evs, err := domain.Decide(st, cmd, h.Now())
+		if err != nil {
+			return fmt.Errorf("decide %T at v%d: %w", cmd, st.Version, err)
+		}
+		next, err := h.Store.Append(ctx, st, evs...)
+		if errors.Is(err, store.ErrConflict) {
+			log.InfoContext(ctx, "another worker moved the transfer on", "version", st.Version)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		st = next
+		last := evs[len(evs)-1]
+		attrs := []any{"version", st.Version, "event", last.Type(), "status", st.Status}
+		if f, ok := last.Payload.(domain.Failed); ok {
+			log.WarnContext(ctx, "attempt failed", append(attrs, "kind", f.Kind, "code", f.Code, "reason", f.Message, "retryable", f.Retryable, "attempt", f.Attempt)...)
+			return nil // the Failed record wakes us to schedule the retry
+		}
+		log.InfoContext(ctx, "transfer advanced", attrs...)
+		if act.Kind == domain.ActSendChunk {
+			chunks++
+		}
+		if chunks >= maxChunks || h.Now().Sub(start) >= maxTime {
+			return nil // the record of the event just appended wakes the next step
+		}
+	}
+}
+
+// act performs one action through the transport and returns the command
+// that records its outcome.
+func (h *Handler) act(ctx context.Context, tr Transport, st domain.State, act domain.Action) domain.Command {
+	switch act.Kind {
+	case domain.ActBegin:
+		ref, err := tr.Begin(ctx, st)
+		if err != nil {
+			return failed(err)
+		}
+		return domain.Start{Ref: ref}
+	case domain.ActSendChunk:
+		ref, err := tr.SendChunk(ctx, st, act.Chunk)
+		if err != nil {
+			return failed(err)
+		}
+		return domain.RecordChunk{Index: act.Chunk.Index, Bytes: act.Chunk.Length, Ref: ref}
+	case domain.ActComplete:
+		d, err := tr.Complete(ctx, st)
+		if err != nil {
+			return failed(err)
+		}
+		return domain.Complete{Ref: d.Ref, Location: d.Location}
+	}
+	return failed(domain.Errorf(domain.KindInternal, "unexpected action %s", act.Kind))
+}
+
+func failed(err error) domain.Command {
+	var e *domain.Error
+	if !errors.As(err, &e) {
+		e = &domain.Error{Kind: domain.KindInternal, Message: err.Error()}
+	}
+	return domain.Fail{Err: e}
+}

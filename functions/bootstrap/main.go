@@ -1,0 +1,57 @@
+// Command bootstrap is the single binary of every ferry Lambda. It chooses
+// the handler by the function's Handler setting (the _HANDLER variable of a
+// provided.al2023 runtime): intake, advance, publish or retry.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/ferryhq/ferry/internal/app"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	if err := run(log); err != nil {
+		log.Error("bootstrap failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	ctx := context.Background()
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := app.Config{
+		Table:         os.Getenv("FERRY_TABLE"),
+		EventBus:      os.Getenv("FERRY_EVENT_BUS"),
+		EventSource:   os.Getenv("FERRY_EVENT_SOURCE"),
+		RetryQueueURL: os.Getenv("FERRY_RETRY_QUEUE_URL"),
+		Routes:        os.Getenv("FERRY_ROUTES"),
+		S3PathStyle:   os.Getenv("FERRY_S3_PATH_STYLE") == "true",
+	}
+	a, err := app.New(ctx, awsCfg, cfg, log)
+	if err != nil {
+		return err
+	}
+	switch h := os.Getenv("_HANDLER"); h {
+	case "intake":
+		lambda.Start(a.Intake.Handle)
+	case "advance":
+		lambda.Start(a.Advance.Handle)
+	case "publish":
+		lambda.Start(a.Publish.Handle)
+	case "retry":
+		lambda.Start(a.Retry.Handle)
+	default:
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish or retry", h)
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+// Package intake turns S3 ObjectCreated notifications, delivered through
+// an SQS queue, into Requested transfers.
+//
+// Every notification ends as a recorded outcome: a transfer that is
+// Requested, or one that is Requested and at once Failed (not retryable)
+// with a reason naming what is wrong with the upload (missing or invalid
+// metadata, no matching route, source gone). A message that is not an S3
+// notification at all is reported as a batch item failure, so the queue's
+// redrive policy moves it to the on-failure queue without holding up the
+// rest of its batch.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport/awserr"
+)
+
+// Store is what intake needs of the event store.
+type Store interface {
+	// Append stores events after prev; errors.Is(err, store.ErrConflict)
+	// (domain.KindConflict) when version 1 already exists.
+	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)
+}
+
+// Objects is what intake needs of S3.
+type Objects interface {
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+}
+
+// Handler is the intake Lambda.
+type Handler struct {
+	Store   Store
+	Objects Objects
+	Routes  domain.Routes
+	Now     func() time.Time
+	Log     *slog.Logger
+}
+
+// Handle processes a batch of SQS messages, each holding an S3 event
+// notification. Messages whose processing failed are returned as batch item
+// failures; the others are done.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, msg := range ev.Records {
+		if err := h.message(ctx, msg); err != nil {
+			h.Log.ErrorContext(ctx, "intake message failed", "messageId", msg.MessageId, "error", err)
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+// s3TestEvent is what S3 sends once when a notification is configured.
+type s3TestEvent struct {
+	Event string `json:"Event"`
+}
+
+func (h *Handler) message(ctx context.Context, msg events.SQSMessage) error {
+	var test s3TestEvent
+	if err := json.Unmarshal([]byte(msg.Body), &test); err == nil && test.Event == "s3:TestEvent" {
+		return nil
+	}
+	var n events.S3Event
+	if err := json.Unmarshal([]byte(msg.Body), &n); err != nil {
+		return domain.Errorf(domain.KindInvalid, "message is not an S3 notification: %v", err)
+	}
+	if len(n.Records) == 0 {
+		return domain.Errorf(domain.KindInvalid, "message is not an S3 notification: no records")
+	}
+	var errs []error
+	for _, r := range n.Records {
+		if err := h.record(ctx, r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
+	if !strings.HasPrefix(r.EventName, "ObjectCreated:") {
+		return nil
+	}
+	bucket := r.S3.Bucket.Name
+	key, err := url.QueryUnescape(r.S3.Object.Key)
+	if err != nil || bucket == "" || key == "" {
+		return domain.Errorf(domain.KindInvalid, "notification names no valid object (bucket %q, key %q)", bucket, r.S3.Object.Key)
+	}
+	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+	if v := r.S3.Object.VersionID; v != "" {
+		in.VersionId = &v
+	}
+	head, err := h.Objects.HeadObject(ctx, in)
+	if err != nil {
+		e := awserr.Classify("head source object", err)
+		if e.Kind == domain.KindNotFound {
+			// Deleted before we saw it: record that, do not retry for ever.
+			src := domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: r.S3.Object.VersionID}
+			id := TransferID(bucket, key, r.S3.Object.VersionID, r.S3.Object.ETag, r.EventTime)
+			return h.create(ctx, id, domain.Reject{Requested: domain.Requested{Source: src}, Reason: reasonf("source object s3://%s/%s no longer exists", bucket, key)})
+		}
+		return e
+	}
+	versionID := aws.ToString(head.VersionId)
+	if versionID == "null" {
+		versionID = ""
+	}
+	etag := aws.ToString(head.ETag)
+	modified := aws.ToTime(head.LastModified)
+	id := TransferID(bucket, key, versionID, etag, modified)
+	return h.create(ctx, id, h.command(bucket, key, versionID, etag, head))
+}
+
+// command decides what the upload asks for: a Request when it is complete
+// and routable, a Reject naming every problem otherwise.
+func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObjectOutput) domain.Command {
+	md, problems := parseMetadata(head.Metadata)
+	req := domain.Requested{
+		Source:    domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: versionID, ETag: etag},
+		Sender:    md[metaSender],
+		Recipient: md[metaRecipient],
+		Workflow:  md[metaWorkflow],
+		Filename:  md[metaFilename],
+		Size:      aws.ToInt64(head.ContentLength),
+		Metadata:  md.extra(),
+	}
+	if req.Filename == "" {
+		req.Filename = path.Base(key)
+	}
+	if len(problems) > 0 {
+		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; "))}
+	}
+	route, ok := h.Routes.Find(domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow})
+	if !ok {
+		return domain.Reject{Requested: req, Reason: reasonf("no route matches s3://%s/%s (sender %q, recipient %q, workflow %q)", bucket, key, req.Sender, req.Recipient, req.Workflow).WithCode("NO_ROUTE")}
+	}
+	req.Route = route.Name
+	req.Destination = route.Destination
+	req.ChunkSize = int64(route.ChunkSize)
+	req.Retry = route.Retry
+	if miss := md.missing(route.Require); len(miss) > 0 {
+		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
+	}
+	return domain.Request{Requested: req}
+}
+
+// create records the transfer. A conflict means the transfer already
+// exists: the notification was a duplicate, and that is success.
+func (h *Handler) create(ctx context.Context, id string, cmd domain.Command) error {
+	fresh := domain.State{ID: id}
+	evs, err := domain.Decide(fresh, cmd, h.Now())
+	if err != nil {
+		return fmt.Errorf("decide %s: %w", id, err)
+	}
+	st, err := h.Store.Append(ctx, fresh, evs...)
+	log := h.Log.With("transfer", id)
+	if domain.KindOf(err) == domain.KindConflict {
+		log.InfoContext(ctx, "duplicate notification ignored")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	log = log.With("version", st.Version, "status", st.Status, "route", st.Request.Route)
+	if st.Status == domain.StatusFailed {
+		log.WarnContext(ctx, "upload rejected", "reason", st.LastFailure.Message, "source", st.Request.Source.Bucket+"/"+st.Request.Source.Key)
+	} else {
+		log.InfoContext(ctx, "transfer requested", "bytes", st.Request.Size, "chunks", st.Request.Chunks)
+	}
+	return nil
+}

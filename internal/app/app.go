@@ -1,0 +1,134 @@
+// Package app wires ferry's handlers from configuration. The Lambda
+// bootstrap and `ferry local` both build their handlers here, so the code
+// that runs in AWS and on a laptop is the same.
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/functions/advance"
+	"github.com/ferryhq/ferry/functions/intake"
+	"github.com/ferryhq/ferry/functions/publish"
+	"github.com/ferryhq/ferry/functions/retry"
+	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/transport/null"
+	s3transport "github.com/ferryhq/ferry/transport/s3"
+)
+
+// Config is what the handlers need to know about their environment. Main
+// packages fill it from the environment; nothing else reads it.
+type Config struct {
+	Table         string // event table (FERRY_TABLE)
+	EventBus      string // EventBridge bus (FERRY_EVENT_BUS)
+	EventSource   string // source of published events (FERRY_EVENT_SOURCE)
+	RetryQueueURL string // retry queue (FERRY_RETRY_QUEUE_URL)
+	Routes        string // where the routing table is (FERRY_ROUTES): ssm:NAME, s3://B/K or a file
+	S3PathStyle   bool   // path-style S3 addressing, for emulators (FERRY_S3_PATH_STYLE)
+	Budget        advance.Budget
+}
+
+// Defaults returns the configuration used for fields left empty.
+func Defaults() Config {
+	return Config{
+		Table:       "ferry-transfers",
+		EventBus:    "ferry",
+		EventSource: "ferry",
+		Budget:      advance.Budget{MaxChunks: 8, MaxTime: 2 * time.Minute},
+	}
+}
+
+// WithDefaults fills the empty fields of c from Defaults.
+func (c Config) WithDefaults() Config {
+	d := Defaults()
+	if c.Table == "" {
+		c.Table = d.Table
+	}
+	if c.EventBus == "" {
+		c.EventBus = d.EventBus
+	}
+	if c.EventSource == "" {
+		c.EventSource = d.EventSource
+	}
+	if c.Budget.MaxChunks == 0 {
+		c.Budget.MaxChunks = d.Budget.MaxChunks
+	}
+	if c.Budget.MaxTime == 0 {
+		c.Budget.MaxTime = d.Budget.MaxTime
+	}
+	return c
+}
+
+// Validate reports every missing setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Table == "" {
+		errs = append(errs, errors.New("FERRY_TABLE is not set"))
+	}
+	if c.EventBus == "" {
+		errs = append(errs, errors.New("FERRY_EVENT_BUS is not set"))
+	}
+	if c.RetryQueueURL == "" {
+		errs = append(errs, errors.New("FERRY_RETRY_QUEUE_URL is not set"))
+	}
+	if c.Routes == "" {
+		errs = append(errs, errors.New("FERRY_ROUTES is not set"))
+	}
+	return errors.Join(errs...)
+}
+
+// App holds every handler, built once per process (per cold start).
+type App struct {
+	Store   *store.Store
+	S3      *s3.Client
+	Routes  domain.Routes
+	Intake  *intake.Handler
+	Advance *advance.Handler
+	Publish *publish.Handler
+	Retry   *retry.Handler
+}
+
+// New builds the handlers. It loads the routing table, so a bad table
+// fails here, at start, rather than on the first upload.
+func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (*App, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	now := func() time.Time { return time.Now().UTC() }
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.S3PathStyle })
+	routes, err := LoadRoutes(ctx, awsCfg, s3c, cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+	queue := &retry.Queue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.RetryQueueURL, Now: now}
+	return &App{
+		Store:  st,
+		S3:     s3c,
+		Routes: routes,
+		Intake: &intake.Handler{Store: st, Objects: s3c, Routes: routes, Now: now, Log: log.With("fn", "intake")},
+		Advance: &advance.Handler{
+			Store: st,
+			Transports: map[string]advance.Transport{
+				"s3":   s3transport.New(s3c),
+				"null": null.New(),
+			},
+			Retries: queue,
+			Budget:  cfg.Budget,
+			Now:     now,
+			Log:     log.With("fn", "advance"),
+		},
+		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, Log: log.With("fn", "publish")},
+		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
+	}, nil
+}

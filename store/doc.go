@@ -1,0 +1,52 @@
+// Package store is ferry's event store and read model on one DynamoDB table.
+//
+// The table holds two kinds of item, both under the transfer's partition
+// key, so one transfer never spans partitions and history by id is one
+// Query:
+//
+// Event items (written by Append, never changed or deleted):
+//
+//	pk    S  "T#<transferID>"
+//	sk    S  "E#<seq, zero-padded to 10 digits>"
+//	tid   S  transfer id
+//	seq   N  version, contiguous from 1
+//	type  S  domain.EventType
+//	at    S  event time, UTC, fixed-width RFC 3339 with nanoseconds
+//	data  S  domain.MarshalPayload JSON (versioned)
+//	state S  JSON of the domain.State after this event (the snapshot)
+//	wid   S  a random id per Append call; lets an SDK retry of a write that
+//	         had in fact succeeded be recognised as ours, not as a conflict
+//
+// Each event carries the snapshot of the state it produced, so Load reads
+// the newest event item only: one strongly consistent Query with Limit 1,
+// whatever the length of the history.
+//
+// View items (the read model, one per transfer, written by Project from the
+// table's stream; eventually consistent, never the source of truth):
+//
+//	pk "T#<id>", sk "VIEW", tid, seq, status, route, sender, recipient,
+//	workflow, filename, size, chunks, chunksSent, created, updated,
+//	lastError (message of the last failure, when the transfer is failing),
+//	and the keys of four global secondary indexes, all projecting ALL:
+//
+//	byStatus    s_pk   "S#<status>#<yyyy-mm-dd of updated>"  s_sk   "<updated>#<id>"
+//	bySender    snd_pk "SND#<sender>#<yyyy-mm of created>"   snd_sk "<created>#<id>"
+//	byRecipient rcp_pk "RCP#<recipient>#<yyyy-mm of created>" rcp_sk "<created>#<id>"
+//	byRoute     rt_pk  "RT#<route>#<yyyy-mm of created>"     rt_sk  "<created>#<id>"
+//
+// Status keys are bucketed by day and the others by month so that no index
+// partition grows hot or unbounded. The sender, recipient and route keys are
+// written only when the value is not empty. Empty string attributes are
+// omitted. Times in sort keys use the fixed-width layout of TimeLayout so
+// that string order is time order.
+//
+// The table's stream carries NEW_IMAGE records; IsEventImage and DecodeImage
+// turn the records of event items back into events and snapshots, and
+// StreamImage converts the DynamoDB Streams API's attribute values into the
+// Lambda event types they accept.
+//
+// Errors are domain errors: ErrConflict (domain.KindConflict) for a lost
+// append race, ErrNotFound (domain.KindNotFound), domain.KindInvalid for
+// bad arguments, domain.KindUnavailable for throttling, timeouts, network
+// and server errors (worth retrying), domain.KindInternal otherwise.
+package store

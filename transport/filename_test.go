@@ -1,0 +1,75 @@
+package transport_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/transport"
+	"pgregory.net/rapid"
+)
+
+func TestSafeFilename(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	tests := []struct {
+		name, in, fallback, want string
+	}{
+		{"plain name is kept", "report-2024_v1.csv", "id", "report-2024_v1.csv"},
+		{"directories are dropped", "in/2024/report.csv", "id", "report.csv"},
+		{"windows directories are dropped", `C:\Users\x\report.csv`, "id", "report.csv"},
+		{"parent traversal keeps the base name", "../../etc/passwd", "id", "passwd"},
+		{"windows traversal keeps the base name", `..\..\boot.ini`, "id", "boot.ini"},
+		{"dot-dot alone falls back", "..", "id", "id"},
+		{"dot alone falls back", ".", "id", "id"},
+		{"only dots fall back", "....", "id", "id"},
+		{"traversal ending in dot-dot falls back", "a/b/..", "id", "id"},
+		{"trailing slash keeps the last directory name", "a/b/", "id", "b"},
+		{"empty falls back", "", "id", "id"},
+		{"only slashes fall back", "///", "id", "id"},
+		{"hidden file keeps its dot", ".profile", "id", ".profile"},
+		{"control characters are removed", "re\x00po\nrt\x7f.txt", "id", "report.txt"},
+		{"unicode control characters are removed", "a\u0085b\u200bc.txt", "id", "ab_c.txt"},
+		{"spaces and punctuation become underscores", "my file (1)+final?.txt", "id", "my_file__1__final_.txt"},
+		{"accented letters become one underscore each", "résumé.pdf", "id", "r_sum_.pdf"},
+		{"non-latin script", "отчёт.txt", "id", "_____.txt"},
+		{"emoji is one character", "🚀.bin", "id", "_.bin"},
+		{"invalid UTF-8 is replaced", "a\xffb", "id", "a_b"},
+		{"shell and URL metacharacters", "a;b|c&d$e`f'g\"h<i>j*k%l#m", "id", "a_b_c_d_e_f_g_h_i_j_k_l_m"},
+		{"fallback is sanitised too", "", "../x y", "x_y"},
+		{"unusable fallback gives file", "..", "..", "file"},
+		{"long name is cut to 255 bytes keeping the extension", long + ".csv", "id", long[:251] + ".csv"},
+		{"long name without extension is cut", long, "id", long[:255]},
+		{"long extension is not kept", "a." + long, "id", ("a." + long)[:255]},
+		{"long unicode name is cut to 255 bytes", strings.Repeat("é", 300), "id", strings.Repeat("_", 255)},
+		{"long name of dots keeps its extension", strings.Repeat(".", 300) + "x", "id", strings.Repeat(".", 254) + "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := transport.SafeFilename(tt.in, tt.fallback)
+			if got != tt.want {
+				t.Errorf("SafeFilename(%q, %q) = %q, want %q", tt.in, tt.fallback, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSafeFilenameInvariants(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		name := rapid.OneOf(
+			rapid.String(),
+			rapid.StringOf(rapid.SampledFrom([]rune{'.', '/', '\\', 'a', 'é', 0, '\n', '-'})),
+		).Draw(t, "name")
+		fallback := rapid.String().Draw(t, "fallback")
+		got := transport.SafeFilename(name, fallback)
+		if got == "" || len(got) > transport.MaxFilename || strings.Trim(got, ".") == "" {
+			t.Fatalf("SafeFilename(%q, %q) = %q: empty, too long or only dots", name, fallback, got)
+		}
+		for _, r := range got {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+				t.Fatalf("SafeFilename(%q, %q) = %q: contains %q", name, fallback, got, r)
+			}
+		}
+		if again := transport.SafeFilename(got, fallback); again != got {
+			t.Fatalf("SafeFilename is not idempotent: %q then %q", got, again)
+		}
+	})
+}

@@ -1,0 +1,364 @@
+// Package s3transport delivers transfers to Amazon S3 by server-side copy:
+// each chunk is an UploadPartCopy of a byte range of the source object into a
+// multipart upload on the destination, so payload bytes never pass through
+// ferry.
+//
+// The destination bucket and key prefix come from the route
+// (Request.Destination); the object key is Prefix followed by
+// transport.SafeFilename of the sender's filename (or of the source key's
+// base name), falling back to the transfer id. The object carries the
+// metadata ferry-transfer-id, which lets Complete recognise its own finished
+// upload when it is called again.
+//
+// Chunks other than the last must be at least 5 MiB (S3's smallest part) and
+// a transfer may have at most 10,000 chunks.
+package s3transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport"
+	"github.com/ferryhq/ferry/transport/awserr"
+)
+
+// MetadataTransferID is the user metadata key (x-amz-meta-ferry-transfer-id)
+// holding the transfer id on every delivered object.
+const MetadataTransferID = "ferry-transfer-id"
+
+// S3's multipart limits.
+const (
+	MinPartSize = 5 * domain.MiB
+	MaxPartSize = 5 * 1024 * domain.MiB
+	MaxParts    = 10000
+)
+
+// Transport delivers to S3. It keeps no state between calls and is safe for
+// concurrent use.
+type Transport struct {
+	client *s3.Client
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New returns a transport that uses client for both reading the source and
+// writing the destination. The client's credentials need s3:GetObject (and
+// s3:GetObjectVersion) on sources, and s3:PutObject, s3:ListMultipartUploadParts
+// and s3:GetObject on destinations.
+func New(client *s3.Client) *Transport {
+	return &Transport{client: client}
+}
+
+// Key returns the destination object key of transfer t: the destination
+// prefix followed by the sanitised filename.
+func Key(t domain.State) string {
+	name := t.Request.Filename
+	if name == "" {
+		name = path.Base(t.Request.Source.Key)
+	}
+	return t.Request.Destination.Prefix + transport.SafeFilename(name, t.ID)
+}
+
+// Location returns "s3://bucket/key" for transfer t's destination object.
+func Location(t domain.State) string {
+	return "s3://" + t.Request.Destination.Bucket + "/" + Key(t)
+}
+
+// Begin creates a multipart upload at the destination, tagged with the
+// transfer id, and returns its upload id. It returns KindInvalid if the
+// destination is not an S3 one or the plan breaks S3's multipart limits, and
+// otherwise the classified S3 error (KindNotFound for a missing bucket,
+// KindUnauthorized, KindUnavailable…). Each call creates a new upload;
+// uploads left behind by a crash before Started was recorded are for the
+// bucket's AbortIncompleteMultipartUpload lifecycle rule to remove.
+func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) {
+	if err := checkPlan(t); err != nil {
+		return "", err
+	}
+	out, err := tr.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:   aws.String(t.Request.Destination.Bucket),
+		Key:      aws.String(Key(t)),
+		Metadata: map[string]string{MetadataTransferID: t.ID},
+	})
+	if err != nil {
+		return "", awserr.Classify(fmt.Sprintf("s3: begin upload of %s to %s", t.ID, Location(t)), err)
+	}
+	if aws.ToString(out.UploadId) == "" {
+		return "", domain.Errorf(domain.KindInternal, "s3: begin upload of %s to %s: no upload id returned", t.ID, Location(t))
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+// SendChunk copies chunk c of the source into part c.Index of the upload
+// t.Ref, server side, and returns the part's ETag. Sending the same chunk
+// again replaces the part with the same bytes. When the source's ETag is
+// known the copy is conditional on it, so a source replaced mid-transfer
+// fails with KindConflict (PreconditionFailed) instead of mixing versions.
+// An empty chunk (only an empty file has one) is checked against the
+// source's size and uploaded as an empty part.
+//
+// Errors: KindInvalid for a chunk that is not in t's plan, a transfer not
+// begun, or a source that is not in S3; KindNotFound for a missing source
+// (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); other classified S3
+// errors as awserr.Classify says.
+func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (string, error) {
+	if err := checkPlan(t); err != nil {
+		return "", err
+	}
+	if c.Index < 1 || c.Index > t.Request.Chunks || c != t.Request.Chunk(c.Index) {
+		return "", domain.Errorf(domain.KindInvalid, "s3: chunk %+v is not chunk %d of transfer %s's plan", c, c.Index, t.ID)
+	}
+	if t.Ref == "" {
+		return "", domain.Errorf(domain.KindInvalid, "s3: transfer %s has no upload id: Begin must come first", t.ID)
+	}
+	src := t.Request.Source
+	if src.Kind != "s3" || src.Bucket == "" || src.Key == "" {
+		return "", domain.Errorf(domain.KindInvalid, "s3: transfer %s has source %q s3://%s/%s; only S3 sources can be copied", t.ID, src.Kind, src.Bucket, src.Key)
+	}
+	op := fmt.Sprintf("s3: copy chunk %d of %d of %s from s3://%s/%s to %s", c.Index, t.Request.Chunks, t.ID, src.Bucket, src.Key, Location(t))
+	if c.Length == 0 {
+		return tr.sendEmpty(ctx, t, c, op)
+	}
+	in := &s3.UploadPartCopyInput{
+		Bucket:     aws.String(t.Request.Destination.Bucket),
+		Key:        aws.String(Key(t)),
+		UploadId:   aws.String(t.Ref),
+		PartNumber: aws.Int32(int32(c.Index)),
+		CopySource: aws.String(CopySource(src)),
+	}
+	// A chunk that is the whole file is copied without a range: S3 documents
+	// ranges only for sources over 5 MB.
+	if c.Offset != 0 || c.Length != t.Request.Size {
+		in.CopySourceRange = aws.String(fmt.Sprintf("bytes=%d-%d", c.Offset, c.Offset+c.Length-1))
+	}
+	if src.ETag != "" {
+		in.CopySourceIfMatch = aws.String(src.ETag)
+	}
+	out, err := tr.client.UploadPartCopy(ctx, in)
+	if err != nil {
+		return "", awserr.Classify(op, err)
+	}
+	if out.CopyPartResult == nil {
+		return "", domain.Errorf(domain.KindInternal, "%s: no copy result returned", op)
+	}
+	return aws.ToString(out.CopyPartResult.ETag), nil
+}
+
+// sendEmpty checks the source exists and is still empty, then uploads an
+// empty part.
+func (tr *Transport) sendEmpty(ctx context.Context, t domain.State, c domain.Chunk, op string) (string, error) {
+	src := t.Request.Source
+	head := &s3.HeadObjectInput{Bucket: aws.String(src.Bucket), Key: aws.String(src.Key)}
+	if src.VersionID != "" {
+		head.VersionId = aws.String(src.VersionID)
+	}
+	if src.ETag != "" {
+		head.IfMatch = aws.String(src.ETag)
+	}
+	h, err := tr.client.HeadObject(ctx, head)
+	if err != nil {
+		return "", awserr.Classify(op, err)
+	}
+	if n := aws.ToInt64(h.ContentLength); n != t.Request.Size {
+		return "", domain.Errorf(domain.KindConflict, "%s: the source now has %d bytes, the transfer expects %d", op, n, t.Request.Size)
+	}
+	out, err := tr.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        aws.String(t.Request.Destination.Bucket),
+		Key:           aws.String(Key(t)),
+		UploadId:      aws.String(t.Ref),
+		PartNumber:    aws.Int32(int32(c.Index)),
+		Body:          bytes.NewReader(nil),
+		ContentLength: aws.Int64(0),
+	})
+	if err != nil {
+		return "", awserr.Classify(op, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// Complete lists the upload's parts, checks they are exactly chunks
+// 1..Chunks with the planned sizes, and completes the upload. If the upload
+// no longer exists because an earlier Complete finished it, Complete accepts
+// the destination object when its ferry-transfer-id metadata is t.ID and its
+// size is t's, and returns the same Delivery: Ref is the object's ETag,
+// Location "s3://bucket/key".
+//
+// Errors: KindInvalid when the parts do not match the plan, or when the
+// upload is gone and the object at the key belongs to another transfer or
+// has another size; KindNotFound (NoSuchUpload) when neither the upload nor
+// the object exists; other classified S3 errors.
+func (tr *Transport) Complete(ctx context.Context, t domain.State) (transport.Delivery, error) {
+	if err := checkPlan(t); err != nil {
+		return transport.Delivery{}, err
+	}
+	if t.Ref == "" {
+		return transport.Delivery{}, domain.Errorf(domain.KindInvalid, "s3: transfer %s has no upload id: Begin must come first", t.ID)
+	}
+	op := fmt.Sprintf("s3: complete upload of %s to %s", t.ID, Location(t))
+	parts, err := tr.parts(ctx, t)
+	if isNoSuchUpload(err) {
+		return tr.delivered(ctx, t, op)
+	}
+	if err != nil {
+		return transport.Delivery{}, awserr.Classify(op, err)
+	}
+	if err := checkParts(t, parts); err != nil {
+		return transport.Delivery{}, &domain.Error{Kind: domain.KindInvalid, Message: op, Err: err}
+	}
+	completed := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = types.CompletedPart{PartNumber: p.PartNumber, ETag: p.ETag}
+	}
+	out, err := tr.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(t.Request.Destination.Bucket),
+		Key:             aws.String(Key(t)),
+		UploadId:        aws.String(t.Ref),
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	})
+	if isNoSuchUpload(err) {
+		// Another Complete finished it between our ListParts and ours.
+		return tr.delivered(ctx, t, op)
+	}
+	if err != nil {
+		return transport.Delivery{}, awserr.Classify(op, err)
+	}
+	return transport.Delivery{Ref: aws.ToString(out.ETag), Location: Location(t)}, nil
+}
+
+// parts lists every part of t's upload in part-number order.
+func (tr *Transport) parts(ctx context.Context, t domain.State) ([]types.Part, error) {
+	var parts []types.Part
+	p := s3.NewListPartsPaginator(tr.client, &s3.ListPartsInput{
+		Bucket:   aws.String(t.Request.Destination.Bucket),
+		Key:      aws.String(Key(t)),
+		UploadId: aws.String(t.Ref),
+	}, func(o *s3.ListPartsPaginatorOptions) { o.StopOnDuplicateToken = true })
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, page.Parts...)
+		if len(parts) > MaxParts {
+			return nil, fmt.Errorf("upload lists more than %d parts", MaxParts)
+		}
+	}
+	return parts, nil
+}
+
+// checkParts reports how parts differ from chunks 1..Chunks of t's plan.
+func checkParts(t domain.State, parts []types.Part) error {
+	var errs []error
+	if len(parts) != t.Request.Chunks {
+		errs = append(errs, fmt.Errorf("the upload has %d parts, the plan %d chunks", len(parts), t.Request.Chunks))
+	}
+	for i, p := range parts {
+		n, size := aws.ToInt32(p.PartNumber), aws.ToInt64(p.Size)
+		switch {
+		case int(n) != i+1:
+			errs = append(errs, fmt.Errorf("part %d is listed where part %d should be", n, i+1))
+		case int(n) > t.Request.Chunks:
+			errs = append(errs, fmt.Errorf("part %d is beyond the plan", n))
+		case size != t.Request.Chunk(int(n)).Length:
+			errs = append(errs, fmt.Errorf("part %d has %d bytes, chunk %d has %d", n, size, n, t.Request.Chunk(int(n)).Length))
+		}
+		if len(errs) >= 5 {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// delivered accepts the destination object as t's completed delivery if it
+// carries t's id and size.
+func (tr *Transport) delivered(ctx context.Context, t domain.State, op string) (transport.Delivery, error) {
+	h, err := tr.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(t.Request.Destination.Bucket),
+		Key:    aws.String(Key(t)),
+	})
+	if err != nil {
+		e := awserr.Classify(op, err)
+		if e.Kind == domain.KindNotFound {
+			return transport.Delivery{}, domain.Errorf(domain.KindNotFound, "%s: upload %s does not exist and neither does the object", op, t.Ref).WithCode("NoSuchUpload")
+		}
+		return transport.Delivery{}, e
+	}
+	id := metadata(h.Metadata, MetadataTransferID)
+	size := aws.ToInt64(h.ContentLength)
+	if id != t.ID || size != t.Request.Size {
+		return transport.Delivery{}, domain.Errorf(domain.KindInvalid,
+			"%s: upload %s does not exist and the object there is not this transfer's (transfer id %q, %d bytes; want %q, %d bytes)",
+			op, t.Ref, id, size, t.ID, t.Request.Size).WithCode("NoSuchUpload")
+	}
+	return transport.Delivery{Ref: aws.ToString(h.ETag), Location: Location(t)}, nil
+}
+
+// checkPlan reports, as KindInvalid, a transfer S3 cannot deliver.
+func checkPlan(t domain.State) error {
+	d, r := t.Request.Destination, t.Request
+	switch {
+	case d.Type != "s3" || d.Bucket == "":
+		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has destination type %q bucket %q, want an s3 bucket", t.ID, d.Type, d.Bucket)
+	case r.Chunks < 1 || r.Chunks > MaxParts:
+		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has %d chunks; S3 allows 1 to %d parts", t.ID, r.Chunks, MaxParts)
+	case r.Chunks > 1 && r.ChunkSize < MinPartSize:
+		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has chunks of %d bytes; S3 parts other than the last need at least %d", t.ID, r.ChunkSize, MinPartSize)
+	case r.ChunkSize > MaxPartSize:
+		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has chunks of %d bytes; S3 parts hold at most %d", t.ID, r.ChunkSize, MaxPartSize)
+	}
+	return nil
+}
+
+// CopySource returns the x-amz-copy-source value naming src: bucket and key
+// percent-encoded (keeping '/'), with "?versionId=" when src names a
+// version.
+func CopySource(src domain.Source) string {
+	s := escapePath(src.Bucket + "/" + src.Key)
+	if src.VersionID != "" {
+		s += "?versionId=" + url.QueryEscape(src.VersionID)
+	}
+	return s
+}
+
+// escapePath percent-encodes every byte of p except unreserved characters
+// and '/'.
+func escapePath(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+func isNoSuchUpload(err error) bool {
+	return err != nil && domain.CodeOf(awserr.Classify("", err)) == "NoSuchUpload"
+}
+
+// metadata looks k up in S3 user metadata, whose keys may come back in any
+// case.
+func metadata(m map[string]string, k string) string {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	for mk, v := range m {
+		if strings.EqualFold(mk, k) {
+			return v
+		}
+	}
+	return ""
+}

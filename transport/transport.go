@@ -1,0 +1,47 @@
+// Package transport defines how ferry moves a transfer's bytes to a
+// destination, and the helpers every transport shares.
+//
+// A transport is stateless between calls: everything it needs comes from the
+// transfer's domain.State (the request, and the remote reference Begin
+// returned), so any process may continue a transfer another one started.
+// Implementations live in sub-packages named after what they talk to
+// (transport/s3, transport/null); transporttest holds the contract suite
+// every implementation runs against its real peer.
+package transport
+
+import (
+	"context"
+
+	"github.com/ferryhq/ferry/domain"
+)
+
+// Transport moves one transfer's bytes to one kind of destination.
+//
+// The advance handler calls Begin once, then SendChunk for chunks 1..n in
+// order, then Complete. Any call may be repeated after a crash or a
+// retryable failure, so every call must be safe to repeat for the same
+// input. Every error returned is a *domain.Error whose Kind says whether
+// repeating may help (KindUnavailable) or not (every other kind).
+type Transport interface {
+	// Begin prepares the destination and returns a remote reference later
+	// calls need (e.g. an S3 multipart upload id). May return "".
+	Begin(ctx context.Context, t domain.State) (ref string, err error)
+	// SendChunk delivers chunk c of t's payload. Re-sending the same chunk
+	// index must not corrupt or duplicate the delivery. Returns a per-chunk
+	// reference (e.g. part ETag).
+	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (ref string, err error)
+	// Complete finishes the delivery once every chunk is sent and returns
+	// where the file now is. Calling it again after it succeeded (crash
+	// before recording) must succeed with the same result.
+	Complete(ctx context.Context, t domain.State) (Delivery, error)
+}
+
+// Delivery says where a completed transfer's file now is.
+type Delivery struct {
+	// Ref is the destination's reference for the delivered file (e.g. the
+	// S3 object's ETag, a MESH message id). May be "".
+	Ref string
+	// Location names the delivered file as a URL-like string
+	// ("s3://bucket/key", "null://id"). Never "" on success.
+	Location string
+}
