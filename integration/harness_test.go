@@ -184,7 +184,7 @@ func (e *env) stopLocal(sig syscall.Signal) {
 // upload streams size deterministic pseudo-random bytes to bucket/key with
 // metadata, and returns the transfer id intake will give it and the
 // payload's sha256.
-func (e *env) upload(t *testing.T, key string, size int64, meta map[string]string) (id, sum string) {
+func (e *env) upload(t testing.TB, key string, size int64, meta map[string]string) (id, sum string) {
 	t.Helper()
 	// Generate the payload on disk (hashing it on the way), then upload the
 	// file: a seekable body streams without being held in memory.
@@ -218,7 +218,7 @@ func (e *env) upload(t *testing.T, key string, size int64, meta map[string]strin
 }
 
 // objectSHA256 streams an object and returns its sha256.
-func (e *env) objectSHA256(t *testing.T, bucket, key string) string {
+func (e *env) objectSHA256(t testing.TB, bucket, key string) string {
 	t.Helper()
 	out, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
@@ -234,7 +234,7 @@ func (e *env) objectSHA256(t *testing.T, bucket, key string) string {
 
 // waitFor polls the transfer until cond holds, failing the test after
 // timeout with the transfer's timeline.
-func (e *env) waitFor(t *testing.T, id string, timeout time.Duration, what string, cond func(domain.State) bool) domain.State {
+func (e *env) waitFor(t testing.TB, id string, timeout time.Duration, what string, cond func(domain.State) bool) domain.State {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

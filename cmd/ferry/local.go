@@ -114,7 +114,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		runners = append(runners, qm.Run)
 	}
 	statsPath := filepath.Join(*stateDir, "stats.json")
-	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Logger: log, Func: func(context.Context) error {
+	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: log, Func: func(context.Context) error {
 		return writeStats(statsPath, writes.Count())
 	}}.Run)
 

@@ -1,0 +1,125 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// BenchmarkS3ToS3 moves a 256 MiB file in 16 MiB chunks through ferry local
+// and, as the reference in the same run, makes the same server-side copy
+// (multipart, one UploadPartCopy per chunk) directly with the SDK. It
+// reports both times, their ratio, DynamoDB writes per chunk and the peak
+// RSS of ferry local. Run it with `make bench`.
+func BenchmarkS3ToS3(b *testing.B) {
+	const size, chunk = 256 * mib, 16 * mib
+	const chunks = size / chunk
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		sender := uniq("bench")
+		key := "outbound/" + sender + "/big.bin"
+		writes0 := stack.dynamoWrites(b)
+		start := time.Now()
+		id, _ := stack.upload(b, key, size, map[string]string{"sender": sender, "recipient": "bench"})
+		uploaded := time.Now()
+		b.StartTimer()
+		st := stack.waitFor(b, id, 10*time.Minute, "delivered", delivered)
+		b.StopTimer()
+		ferry := time.Since(uploaded)
+		if st.ChunksSent != chunks {
+			b.Fatalf("chunks sent = %d, want %d", st.ChunksSent, chunks)
+		}
+		time.Sleep(1500 * time.Millisecond) // let publish project the view and stats flush
+		writes := stack.dynamoWrites(b) - writes0
+
+		direct := directCopy(b, key, "bench-direct/"+sender, size, chunk)
+		b.ReportMetric(ferry.Seconds(), "ferry-s")
+		b.ReportMetric(direct.Seconds(), "direct-s")
+		b.ReportMetric(ferry.Seconds()/direct.Seconds(), "ratio")
+		b.ReportMetric(float64(writes)/chunks, "writes/chunk")
+		b.ReportMetric(float64(writes), "writes/transfer")
+		b.ReportMetric(float64(stack.localPeakRSS(b))/mib, "peak-RSS-MiB")
+		b.Logf("upload %s; ferry %s (Requested→Delivered after upload); direct SDK copy %s; ratio %.2f; %d DynamoDB writes for %d chunks",
+			uploaded.Sub(start).Round(time.Millisecond), ferry.Round(time.Millisecond), direct.Round(time.Millisecond), ferry.Seconds()/direct.Seconds(), writes, chunks)
+	}
+}
+
+// directCopy copies the uploaded object the way the s3 transport does, with
+// no ferry in between, and returns how long it took.
+func directCopy(b *testing.B, srcKey, dstKey string, size, chunk int64) time.Duration {
+	ctx := context.Background()
+	c := stack.s3
+	bucket, dst := "ferry-local-delivered", dstKey
+	start := time.Now()
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &dst})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var parts []s3types.CompletedPart
+	for i, off := int32(1), int64(0); off < size; i, off = i+1, off+chunk {
+		end := min(off+chunk, size) - 1
+		out, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: &bucket, Key: &dst, UploadId: up.UploadId, PartNumber: aws.Int32(i),
+			CopySource:      aws.String(stack.res.UploadBucket + "/" + srcKey),
+			CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		parts = append(parts, s3types.CompletedPart{PartNumber: aws.Int32(i), ETag: out.CopyPartResult.ETag})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &bucket, Key: &dst, UploadId: up.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// dynamoWrites reads the DynamoDB write count ferry local keeps.
+func (e *env) dynamoWrites(tb testing.TB) int64 {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join(e.stateDir, "stats.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var s struct {
+		DynamodbWrites int64 `json:"dynamodbWrites"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		tb.Fatal(err)
+	}
+	return s.DynamodbWrites
+}
+
+// localPeakRSS returns ferry local's peak resident set size in bytes.
+func (e *env) localPeakRSS(tb testing.TB) int64 {
+	tb.Helper()
+	e.mu.Lock()
+	pid := e.local.cmd.Process.Pid
+	e.mu.Unlock()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	tb.Fatal("no VmHWM in /proc status")
+	return 0
+}
