@@ -296,7 +296,7 @@ func TestBadUploadsAreRecordedFailed(t *testing.T) {
 	}{
 		{"missing recipient", "outbound/" + sender + "/a.bin", map[string]string{"sender": sender}, "", ""},
 		{"missing sender", "outbound/" + sender + "/b.bin", map[string]string{"recipient": "partner-a"}, "missing metadata: sender", "MISSING_METADATA"},
-		{"invalid sender", "outbound/" + sender + "/c.bin", map[string]string{"sender": "bad sender!", "recipient": "partner-a"}, `metadata sender "bad sender!"`, ""},
+		{"invalid sender", "outbound/" + sender + "/c.bin", map[string]string{"sender": "bad sender!", "recipient": "partner-a"}, `metadata sender "bad sender!"`, "INVALID_METADATA"},
 		{"no route", "outbound/" + sender + "/d.bin", map[string]string{"sender": sender, "recipient": "nobody"}, "no route matches", "NO_ROUTE"},
 	}
 	// Without a recipient no route matches either: the reason says so.

@@ -141,7 +141,7 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 		req.Filename = path.Base(key)
 	}
 	if len(problems) > 0 {
-		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; "))}
+		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}
 	}
 	route, ok := h.Routes.Find(domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow})
 	if !ok {

@@ -87,6 +87,8 @@ func NewDetail(e domain.Event, st domain.State) Detail {
 			t := p.NextAttemptAt.UTC()
 			d.NextAttemptAt = &t
 		}
+	case domain.Retried:
+		d.Attempt = p.Attempt // the attempt now beginning, as the event says
 	case domain.Replayed:
 		d.Actor = p.Actor
 	case domain.Cancelled:

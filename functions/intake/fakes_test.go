@@ -1,0 +1,147 @@
+package intake
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
+)
+
+// memStore is an in-memory Store: version 1 of a transfer can be appended
+// once, as the conditional write of the real store allows.
+type memStore struct {
+	mu        sync.Mutex
+	transfers map[string][]domain.Event
+	appends   int   // Append calls, successful or not
+	err       error // returned by every Append when set
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{transfers: map[string][]domain.Event{}} }
+
+func (s *memStore) Append(_ context.Context, prev domain.State, evs ...domain.Event) (domain.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appends++
+	if s.err != nil {
+		return prev, s.err
+	}
+	if len(evs) == 0 {
+		return prev, domain.Errorf(domain.KindInvalid, "no events")
+	}
+	id := evs[0].TransferID
+	if len(s.transfers[id]) != prev.Version {
+		return prev, fmt.Errorf("append %s v%d: %w", id, evs[0].Seq, store.ErrConflict)
+	}
+	s.transfers[id] = append(s.transfers[id], evs...)
+	return domain.Fold(prev, evs...), nil
+}
+
+// only returns the one transfer stored, failing the test unless there is
+// exactly one.
+func (s *memStore) only(t *testing.T) (string, []domain.Event) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.transfers) != 1 {
+		t.Fatalf("store holds %d transfers, want 1", len(s.transfers))
+	}
+	for id, evs := range s.transfers {
+		return id, evs
+	}
+	return "", nil
+}
+
+func (s *memStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.transfers)
+}
+
+// object is one stored S3 object version.
+type object struct {
+	versionID    string
+	etag         string // as HeadObject returns it, quoted
+	lastModified time.Time
+	size         int64
+	metadata     map[string]string
+}
+
+// fakeObjects answers HeadObject from a map of bucket/key to object, or with
+// err for every call when err is set.
+type fakeObjects struct {
+	mu      sync.Mutex
+	objects map[string]object
+	err     error
+	calls   []s3.HeadObjectInput
+}
+
+var _ Objects = (*fakeObjects)(nil)
+
+func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, *in)
+	if o.err != nil {
+		return nil, o.err
+	}
+	obj, ok := o.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
+	if !ok {
+		return nil, httpError(404, "NotFound", "Not Found")
+	}
+	return &s3.HeadObjectOutput{
+		VersionId:     aws.String(obj.versionID),
+		ETag:          aws.String(obj.etag),
+		LastModified:  aws.Time(obj.lastModified),
+		ContentLength: aws.Int64(obj.size),
+		Metadata:      obj.metadata,
+	}, nil
+}
+
+func (o *fakeObjects) heads() []s3.HeadObjectInput {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]s3.HeadObjectInput(nil), o.calls...)
+}
+
+// httpError is the error chain the AWS SDK returns for an HTTP error
+// response to an operation (HeadObject has no body, so the SDK invents a
+// code from the status).
+func httpError(status int, code, msg string) error {
+	return &smithy.OperationError{
+		ServiceID:     "S3",
+		OperationName: "HeadObject",
+		Err: &awshttp.ResponseError{
+			ResponseError: &smithyhttp.ResponseError{
+				Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{}}},
+				Err:      &smithy.GenericAPIError{Code: code, Message: msg},
+			},
+			RequestID: "4442587FB7D0A2F9",
+		},
+	}
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// failures returns the message ids of a response's batch item failures.
+func failures(resp events.SQSEventResponse) []string {
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	return ids
+}

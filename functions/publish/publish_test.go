@@ -1,0 +1,551 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/schema"
+	"github.com/ferryhq/ferry/store"
+)
+
+var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// Transfer ids (ULIDs, as the schema requires).
+const (
+	idA = "01JNZ0AAAAAAAAAAAAAAAAAAAA"
+	idB = "01JNZ0BBBBBBBBBBBBBBBBBBBB"
+	idC = "01JNZ0CCCCCCCCCCCCCCCCCCCC"
+)
+
+// request is a routed request of 25 bytes in chunks of 10 (3 chunks).
+func request(expectAck bool) domain.Requested {
+	return domain.Requested{
+		Source:      domain.Source{Kind: "s3", Bucket: "ferry-outbound", Key: "outbound/a.csv", VersionID: "v1"},
+		Route:       "to-partner",
+		Destination: domain.Destination{Type: "null"},
+		Sender:      "X26ABC1",
+		Recipient:   "X26ABC2",
+		Workflow:    "MONTHLY_RETURN",
+		Filename:    "a.csv",
+		Size:        25,
+		ChunkSize:   10,
+		ExpectAck:   expectAck,
+	}
+}
+
+// recorded is an event as the stream delivers it: the record, and the
+// event and state it carries.
+type recorded struct {
+	rec   events.DynamoDBEventRecord
+	event domain.Event
+	state domain.State
+}
+
+// decide runs commands on a new transfer id through domain.Decide, an hour
+// apart, and returns the stream records of the resulting events, their
+// sequence numbers starting at seqBase.
+func decide(t *testing.T, id string, seqBase int, cmds ...domain.Command) []recorded {
+	t.Helper()
+	st := domain.State{ID: id}
+	var out []recorded
+	for i, c := range cmds {
+		evs, err := domain.Decide(st, c, t0.Add(time.Duration(i)*time.Hour))
+		if err != nil {
+			t.Fatalf("%s: %T: %v", id, c, err)
+		}
+		for _, e := range evs {
+			st = domain.Evolve(st, e)
+			seqNo := fmt.Sprint(seqBase + len(out))
+			out = append(out, recorded{rec: eventRecord(t, seqNo, e, st), event: e, state: st})
+		}
+	}
+	return out
+}
+
+// everyType returns histories that between them hold every event type: a
+// delivered and acknowledged transfer that was retried once, a rejected
+// upload, and a transfer that failed, was replayed and then cancelled.
+func everyType(t *testing.T) []recorded {
+	t.Helper()
+	req := request(true)
+	var all []recorded
+	all = append(all, decide(t, idA, 100,
+		domain.Request{Requested: req},
+		domain.Start{Ref: "upload-1"},
+		domain.RecordChunk{Index: 1, Bytes: 10, Ref: "e1"},
+		domain.RecordChunk{Index: 2, Bytes: 10, Ref: "e2"},
+		domain.Fail{Err: &domain.Error{Kind: domain.KindUnavailable, Code: "503", Message: "peer down"}},
+		domain.Retry{},
+		domain.RecordChunk{Index: 3, Bytes: 5, Ref: "e3"},
+		domain.Complete{Ref: "final", Location: "null://a.csv"},
+		domain.Acknowledge{By: "X26ABC2", Ref: "ack-1"},
+	)...)
+	unrouted := req
+	unrouted.Route, unrouted.Destination = "", domain.Destination{}
+	all = append(all, decide(t, idB, 200,
+		domain.Reject{Requested: unrouted, Reason: domain.Errorf(domain.KindInvalid, "missing metadata: recipient").WithCode("MISSING_METADATA")},
+	)...)
+	all = append(all, decide(t, idC, 300,
+		domain.Request{Requested: request(false)},
+		domain.Start{},
+		domain.Fail{Err: &domain.Error{Kind: domain.KindUnauthorized, Code: "AccessDenied", Message: "denied"}},
+		domain.Replay{Actor: "ops@example.org", Reason: "key rotated"},
+		domain.Cancel{Actor: "ops@example.org", Reason: "sent another way"},
+	)...)
+	return all
+}
+
+func records(rs []recorded) []events.DynamoDBEventRecord {
+	out := make([]events.DynamoDBEventRecord, len(rs))
+	for i, r := range rs {
+		out[i] = r.rec
+	}
+	return out
+}
+
+type fixture struct {
+	h    *Handler
+	bus  *fakeBus
+	proj *fakeProjector
+}
+
+func newFixture() *fixture {
+	f := &fixture{bus: &fakeBus{}, proj: &fakeProjector{}}
+	f.h = &Handler{Bus: f.bus, BusName: "ferry-events", Projector: f.proj, Log: slog.New(slog.DiscardHandler)}
+	return f
+}
+
+func (f *fixture) handle(t *testing.T, recs ...events.DynamoDBEventRecord) []string {
+	t.Helper()
+	resp, err := f.h.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+	if err != nil {
+		t.Fatalf("Handle returned an error: %v", err)
+	}
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// eventIDs lists the eventIds of details.
+func eventIDs(ds []Detail) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.EventID)
+	}
+	return out
+}
+
+func flatten(calls [][]Detail) []Detail {
+	var out []Detail
+	for _, c := range calls {
+		out = append(out, c...)
+	}
+	return out
+}
+
+func TestGoldenStreamEvent(t *testing.T) {
+	raw, err := os.ReadFile("testdata/dynamodb-stream-event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.DynamoDBEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	f := newFixture()
+	if got := f.handle(t, ev.Records...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	entries := f.bus.entries()
+	if len(entries) != 2 {
+		t.Fatalf("published %d entries, want 2 (the view records are not events)", len(entries))
+	}
+	const id = "01JNZ0TESTTRANSFER00000000"
+	at1 := time.Date(2025, 3, 1, 9, 0, 3, 0, time.UTC)
+	for i, want := range []struct {
+		detailType string
+		at         time.Time
+	}{{"Transfer Requested", at1}, {"Transfer Started", at1.Add(1500 * time.Millisecond)}} {
+		e := entries[i]
+		if got := aws.ToString(e.DetailType); got != want.detailType {
+			t.Errorf("entry %d: detail type %q, want %q", i, got, want.detailType)
+		}
+		if aws.ToString(e.Source) != "ferry" || aws.ToString(e.EventBusName) != "ferry-events" {
+			t.Errorf("entry %d: source %q bus %q, want ferry on ferry-events", i, aws.ToString(e.Source), aws.ToString(e.EventBusName))
+		}
+		if !slices.Equal(e.Resources, []string{"transfer/" + id}) {
+			t.Errorf("entry %d: resources %q", i, e.Resources)
+		}
+		if e.Time == nil || !e.Time.Equal(want.at) {
+			t.Errorf("entry %d: time %v, want %v", i, e.Time, want.at)
+		}
+	}
+	var got Detail
+	if err := json.Unmarshal([]byte(aws.ToString(entries[0].Detail)), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := Detail{
+		TransferID: id, Seq: 1, EventID: id + "/1", Type: "Requested", Status: "IN_PROGRESS",
+		Route: "to-partner", Sender: "X26ABC1", Recipient: "X26ABC2", Filename: "report.csv",
+		Bytes: 25, Chunks: 3, OccurredAt: at1,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("detail:\n got %+v\nwant %+v", got, want)
+	}
+	if p := f.proj.all(); len(p) != 1 || p[0].Version != 1 || p[0].ID != id {
+		t.Errorf("projected %+v, want the state at v1 only", p)
+	}
+}
+
+func TestOneEntryPerEventAtMostTenPerCall(t *testing.T) {
+	// 23 events: Requested, Started and 21 one-byte chunks.
+	cmds := []domain.Command{
+		domain.Request{Requested: domain.Requested{Source: domain.Source{Kind: "s3"}, Destination: domain.Destination{Type: "null"}, Size: 21, ChunkSize: 1}},
+		domain.Start{},
+	}
+	for i := 1; i <= 21; i++ {
+		cmds = append(cmds, domain.RecordChunk{Index: i, Bytes: 1})
+	}
+	rs := decide(t, idA, 1000, cmds...)
+	if len(rs) != 23 {
+		t.Fatalf("built %d records, want 23", len(rs))
+	}
+	f := newFixture()
+	if got := f.handle(t, records(rs)...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	calls := f.bus.details(t)
+	var sizes []int
+	for _, c := range calls {
+		sizes = append(sizes, len(c))
+	}
+	if !slices.Equal(sizes, []int{10, 10, 3}) {
+		t.Errorf("PutEvents entry counts = %v, want [10 10 3]", sizes)
+	}
+	var want []string
+	for _, r := range rs {
+		want = append(want, fmt.Sprintf("%s/%d", idA, r.event.Seq))
+	}
+	if got := eventIDs(flatten(calls)); !slices.Equal(got, want) {
+		t.Errorf("published %v\nwant %v", got, want)
+	}
+}
+
+func TestOnlyFailedEntriesResent(t *testing.T) {
+	rs := everyType(t) // 16 events: a call of 10, then one of 6
+	f := newFixture()
+	retried := map[string]bool{rs[2].state.ID + "/3": true, rs[7].state.ID + "/8": true}
+	f.bus.reject = func(call int, d Detail) string {
+		if call == 1 && retried[d.EventID] {
+			return "ThrottlingException"
+		}
+		return ""
+	}
+	if got := f.handle(t, records(rs)...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	calls := f.bus.details(t)
+	if len(calls) != 3 {
+		t.Fatalf("%d PutEvents calls, want 3", len(calls))
+	}
+	if got, want := eventIDs(calls[1]), []string{idA + "/3", idA + "/8"}; !slices.Equal(got, want) {
+		t.Errorf("resent %v, want only the refused %v", got, want)
+	}
+	if n := len(calls[2]); n != len(rs)-10 {
+		t.Errorf("second batch has %d entries, want %d", n, len(rs)-10)
+	}
+}
+
+func TestEntriesStillFailingAreBatchItemFailures(t *testing.T) {
+	rs := everyType(t)
+	t.Run("refused entries", func(t *testing.T) {
+		f := newFixture()
+		f.h.Attempts = 2
+		doomed := rs[4].event // idA v5
+		f.bus.reject = func(_ int, d Detail) string {
+			if d.EventID == fmt.Sprintf("%s/%d", doomed.TransferID, doomed.Seq) {
+				return "InternalFailure"
+			}
+			return ""
+		}
+		if got := f.handle(t, records(rs)...); !slices.Equal(got, []string{rs[4].rec.Change.SequenceNumber}) {
+			t.Errorf("failures = %v, want [%s]", got, rs[4].rec.Change.SequenceNumber)
+		}
+		if n := len(f.bus.details(t)); n != 3 {
+			t.Errorf("%d PutEvents calls, want 3 (first batch twice, as Attempts says, then the second)", n)
+		}
+	})
+	t.Run("failed calls", func(t *testing.T) {
+		f := newFixture()
+		f.h.Attempts = 2
+		f.bus.callErr = func(_ int, ds []Detail) error {
+			if ds[0].EventID == idA+"/1" {
+				return fmt.Errorf("connection reset")
+			}
+			return nil
+		}
+		var want []string
+		for _, r := range rs[:10] {
+			want = append(want, r.rec.Change.SequenceNumber)
+		}
+		slices.Sort(want)
+		if got := f.handle(t, records(rs)...); !slices.Equal(got, want) {
+			t.Errorf("failures = %v, want the first batch %v", got, want)
+		}
+		calls := f.bus.details(t)
+		if len(calls) != 3 || len(calls[2]) != len(rs)-10 {
+			t.Errorf("calls = %d, want the first batch twice and the second once", len(calls))
+		}
+	})
+}
+
+func TestDetailType(t *testing.T) {
+	for typ, want := range map[domain.EventType]string{
+		domain.TypeRequested:    "Transfer Requested",
+		domain.TypeStarted:      "Transfer Started",
+		domain.TypeChunkSent:    "Transfer Chunk Sent",
+		domain.TypeDelivered:    "Transfer Delivered",
+		domain.TypeFailed:       "Transfer Failed",
+		domain.TypeRetried:      "Transfer Retried",
+		domain.TypeAcknowledged: "Transfer Acknowledged",
+		domain.TypeReplayed:     "Transfer Replayed",
+		domain.TypeCancelled:    "Transfer Cancelled",
+	} {
+		if got := DetailType(typ); got != want {
+			t.Errorf("DetailType(%s) = %q, want %q", typ, got, want)
+		}
+	}
+
+	f := newFixture()
+	rs := everyType(t)
+	f.handle(t, records(rs)...)
+	for i, e := range f.bus.entries() {
+		if got, want := aws.ToString(e.DetailType), DetailType(rs[i].event.Type()); got != want {
+			t.Errorf("entry %d: detail type %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestDetail(t *testing.T) {
+	rs := everyType(t)
+	f := newFixture()
+	f.handle(t, records(rs)...)
+	got := flatten(f.bus.details(t))
+	if len(got) != len(rs) {
+		t.Fatalf("published %d details, want %d", len(got), len(rs))
+	}
+	for i, d := range got {
+		r := rs[i]
+		if d.EventID != fmt.Sprintf("%s/%d", r.event.TransferID, r.event.Seq) || d.TransferID != r.event.TransferID || d.Seq != r.event.Seq {
+			t.Errorf("detail %d: %s v%d eventId %q", i, d.TransferID, d.Seq, d.EventID)
+		}
+		if d.Type != string(r.event.Type()) || d.Status != string(r.state.Status) {
+			t.Errorf("detail %d: type %s status %s, want %s %s", i, d.Type, d.Status, r.event.Type(), r.state.Status)
+		}
+		if !d.OccurredAt.Equal(r.event.At) {
+			t.Errorf("detail %d: occurredAt %v, want %v", i, d.OccurredAt, r.event.At)
+		}
+	}
+	byID := map[string]Detail{}
+	for _, d := range got {
+		byID[d.EventID] = d
+	}
+	if d := byID[idA+"/3"]; d.Chunk != 1 || d.ChunksSent != 1 {
+		t.Errorf("ChunkSent: chunk %d, chunksSent %d; want 1, 1", d.Chunk, d.ChunksSent)
+	}
+	retryAt := t0.Add(4 * time.Hour).Add(domain.DefaultRetryPolicy.Backoff(1))
+	if d := byID[idA+"/5"]; d.Error == nil || *d.Error != (DetailError{Kind: "unavailable", Code: "503", Message: "peer down", Retryable: true}) ||
+		d.Attempt != 1 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(retryAt) || d.Status != "RETRYING" {
+		t.Errorf("retryable Failed: %+v (error %+v), want unavailable/503 retryable, attempt 1, next %v", d, d.Error, retryAt)
+	}
+	if d := byID[idA+"/6"]; d.Type != "Retried" || d.Attempt != 2 || d.Status != "IN_PROGRESS" {
+		t.Errorf("Retried: type %s attempt %d status %s; want Retried, the second attempt, IN_PROGRESS", d.Type, d.Attempt, d.Status)
+	}
+	if d := byID[idB+"/2"]; d.Error == nil || d.Error.Code != "MISSING_METADATA" || d.Error.Retryable || d.NextAttemptAt != nil || d.Status != "FAILED" {
+		t.Errorf("final Failed: %+v (error %+v)", d, d.Error)
+	}
+	if d := byID[idA+"/8"]; d.Location != "null://a.csv" || d.Status != "DELIVERED" || d.ChunksSent != 3 {
+		t.Errorf("Delivered: %+v", d)
+	}
+	if d := byID[idC+"/4"]; d.Actor != "ops@example.org" {
+		t.Errorf("Replayed: actor %q", d.Actor)
+	}
+	if d := byID[idC+"/5"]; d.Actor != "ops@example.org" || d.Status != "CANCELLED" {
+		t.Errorf("Cancelled: %+v", d)
+	}
+	if d := byID[idA+"/1"]; d.Route != "to-partner" || d.Sender != "X26ABC1" || d.Recipient != "X26ABC2" ||
+		d.Workflow != "MONTHLY_RETURN" || d.Filename != "a.csv" || d.Bytes != 25 || d.Chunks != 3 {
+		t.Errorf("Requested: %+v", d)
+	}
+}
+
+func transferSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.TransferEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "https://github.com/ferryhq/ferry/schema/transfer-event.schema.json"
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
+}
+
+func validate(sch *jsonschema.Schema, detail string) error {
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(detail))
+	if err != nil {
+		return err
+	}
+	return sch.Validate(inst)
+}
+
+func TestDetailsMatchSchema(t *testing.T) {
+	sch := transferSchema(t)
+	f := newFixture()
+	f.handle(t, records(everyType(t))...)
+	seen := map[string]bool{}
+	var failed string
+	for _, e := range f.bus.entries() {
+		d := aws.ToString(e.Detail)
+		if err := validate(sch, d); err != nil {
+			t.Errorf("%s detail does not match the schema: %v\n%s", aws.ToString(e.DetailType), err, d)
+		}
+		var typ struct{ Type string }
+		_ = json.Unmarshal([]byte(d), &typ)
+		seen[typ.Type] = true
+		if typ.Type == "Failed" {
+			failed = d
+		}
+	}
+	for _, typ := range []domain.EventType{
+		domain.TypeRequested, domain.TypeStarted, domain.TypeChunkSent, domain.TypeDelivered, domain.TypeFailed,
+		domain.TypeRetried, domain.TypeAcknowledged, domain.TypeReplayed, domain.TypeCancelled,
+	} {
+		if !seen[string(typ)] {
+			t.Errorf("no %s detail was checked", typ)
+		}
+	}
+
+	// The schema has teeth: broken details do not pass.
+	t.Run("rejects", func(t *testing.T) {
+		var m map[string]any
+		for name, edit := range map[string]func(m map[string]any){
+			"Failed without error":   func(m map[string]any) { delete(m, "error") },
+			"occurredAt not a date":  func(m map[string]any) { m["occurredAt"] = "yesterday" },
+			"eventId not id/seq":     func(m map[string]any) { m["eventId"] = m["transferId"] },
+			"unknown property":       func(m map[string]any) { m["payload"] = "bytes" },
+			"status of a new record": func(m map[string]any) { m["status"] = "" },
+		} {
+			if err := json.Unmarshal([]byte(failed), &m); err != nil {
+				t.Fatal(err)
+			}
+			edit(m)
+			b, _ := json.Marshal(m)
+			if err := validate(sch, string(b)); err == nil {
+				t.Errorf("%s: valid, want invalid", name)
+			}
+		}
+	})
+}
+
+func TestProjection(t *testing.T) {
+	rs := everyType(t)
+	f := newFixture()
+	if got := f.handle(t, records(rs)...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	var want []domain.State
+	for _, r := range rs {
+		if typ := r.event.Type(); typ != domain.TypeStarted && typ != domain.TypeChunkSent {
+			want = append(want, r.state)
+		}
+	}
+	got := f.proj.all()
+	if len(got) != len(want) {
+		t.Fatalf("projected %d states, want %d (every event but Started and ChunkSent)", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("projection %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+
+	t.Run("error fails that record", func(t *testing.T) {
+		f := newFixture()
+		doomed := rs[4] // idA v5, Failed
+		f.proj.err = func(st domain.State) error {
+			if st.ID == doomed.state.ID && st.Version == doomed.state.Version {
+				return domain.Errorf(domain.KindUnavailable, "throttled")
+			}
+			return nil
+		}
+		if got := f.handle(t, records(rs)...); !slices.Equal(got, []string{doomed.rec.Change.SequenceNumber}) {
+			t.Errorf("failures = %v, want [%s]", got, doomed.rec.Change.SequenceNumber)
+		}
+		ids := eventIDs(flatten(f.bus.details(t)))
+		if slices.Contains(ids, idA+"/5") {
+			t.Error("published an event whose projection failed; subscribers may query history for it")
+		}
+		if len(ids) != len(rs)-1 {
+			t.Errorf("published %d events, want %d", len(ids), len(rs)-1)
+		}
+	})
+}
+
+func TestUndecodableRecord(t *testing.T) {
+	rs := everyType(t)
+	bad := eventRecord(t, "999", rs[0].event, rs[0].state)
+	bad.Change.NewImage["data"] = events.NewStringAttribute(`{"v":99}`)
+	f := newFixture()
+	if got := f.handle(t, rs[0].rec, bad, rs[1].rec); !slices.Equal(got, []string{"999"}) {
+		t.Errorf("failures = %v, want [999]", got)
+	}
+	if n := len(f.bus.entries()); n != 2 {
+		t.Errorf("published %d entries, want 2", n)
+	}
+}
+
+func TestCustomSource(t *testing.T) {
+	f := newFixture()
+	f.h.Source = "ferry.test"
+	f.handle(t, records(everyType(t)[:1])...)
+	if e := f.bus.entries(); len(e) != 1 || aws.ToString(e[0].Source) != "ferry.test" {
+		t.Errorf("entries %+v, want source ferry.test", e)
+	}
+}
+
+func TestNewImageDecodes(t *testing.T) {
+	for _, r := range everyType(t) {
+		e, st, err := store.DecodeImage(r.rec.Change.NewImage)
+		if err != nil {
+			t.Fatalf("%s v%d: %v", r.event.TransferID, r.event.Seq, err)
+		}
+		if !reflect.DeepEqual(e, r.event) || !reflect.DeepEqual(st, r.state) {
+			t.Errorf("%s v%d: decoded %+v / %+v\nwant %+v / %+v", r.event.TransferID, r.event.Seq, e, st, r.event, r.state)
+		}
+	}
+}

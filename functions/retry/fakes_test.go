@@ -1,0 +1,106 @@
+package retry
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
+)
+
+// fakeSQS records the messages sent; err, when set, fails every send.
+type fakeSQS struct {
+	mu   sync.Mutex
+	sent []sqs.SendMessageInput
+	err  error
+}
+
+var _ Sender = (*fakeSQS)(nil)
+
+func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, *in)
+	if f.err != nil {
+		return nil, f.err
+	}
+	id := fmt.Sprintf("msg-%d", len(f.sent))
+	return &sqs.SendMessageOutput{MessageId: &id}, nil
+}
+
+// memStore is an in-memory Store with the real store's conflict rule.
+type memStore struct {
+	mu        sync.Mutex
+	transfers map[string][]domain.Event
+	loadErr   error
+	appendErr error
+	appended  []domain.Event
+}
+
+var _ Store = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{transfers: map[string][]domain.Event{}} }
+
+func (s *memStore) Load(_ context.Context, id string) (domain.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loadErr != nil {
+		return domain.State{}, s.loadErr
+	}
+	evs, ok := s.transfers[id]
+	if !ok {
+		return domain.State{}, fmt.Errorf("load %s: %w", id, store.ErrNotFound)
+	}
+	return domain.Fold(domain.State{}, evs...), nil
+}
+
+func (s *memStore) Append(_ context.Context, prev domain.State, evs ...domain.Event) (domain.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil {
+		return prev, s.appendErr
+	}
+	id := evs[0].TransferID
+	if len(s.transfers[id]) != prev.Version {
+		return prev, fmt.Errorf("append %s v%d: %w", id, evs[0].Seq, store.ErrConflict)
+	}
+	s.transfers[id] = append(s.transfers[id], evs...)
+	s.appended = append(s.appended, evs...)
+	return domain.Fold(prev, evs...), nil
+}
+
+func (s *memStore) seed(id string, at time.Time, payloads ...domain.Payload) domain.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var evs []domain.Event
+	for i, p := range payloads {
+		evs = append(evs, domain.Event{TransferID: id, Seq: i + 1, At: at.Add(time.Duration(i) * time.Second), Payload: p})
+	}
+	s.transfers[id] = evs
+	return domain.Fold(domain.State{}, evs...)
+}
+
+type scheduled struct {
+	ID      string
+	Version int
+	At      time.Time
+}
+
+type fakeScheduler struct {
+	mu    sync.Mutex
+	calls []scheduled
+	err   error
+}
+
+var _ Scheduler = (*fakeScheduler)(nil)
+
+func (f *fakeScheduler) ScheduleRetry(_ context.Context, id string, version int, at time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, scheduled{id, version, at})
+	return f.err
+}
