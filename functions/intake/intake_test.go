@@ -310,11 +310,13 @@ func TestRejectedUploads(t *testing.T) {
 		{
 			name:      "invalid sender",
 			metadata:  withMD("sender", "bad+sender%21"),
+			wantCode:  "INVALID_METADATA",
 			wantInMsg: []string{"invalid upload", `metadata sender "bad sender!"`},
 		},
 		{
 			name:      "metadata not URL-encoded",
 			metadata:  withMD("subject", "100%"),
+			wantCode:  "INVALID_METADATA",
 			wantInMsg: []string{"metadata subject is not valid URL encoding"},
 		},
 		{
