@@ -143,7 +143,10 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 		if c.Index != s.ChunksSent+1 || c.Index > s.Request.Chunks {
 			return nil, Errorf(KindConflict, "chunk %d is out of order: %d of %d sent", c.Index, s.ChunksSent, s.Request.Chunks)
 		}
-		if want := s.Request.Chunk(c.Index).Length; c.Bytes != want {
+		if c.Bytes < 0 {
+			return nil, Errorf(KindInvalid, "chunk %d has %d bytes", c.Index, c.Bytes)
+		}
+		if want := s.Request.Chunk(c.Index).Length; !s.Request.SourceChunked() && c.Bytes != want {
 			return nil, Errorf(KindInvalid, "chunk %d has %d bytes, the plan says %d", c.Index, c.Bytes, want)
 		}
 		return []Payload{ChunkSent{Index: c.Index, Bytes: c.Bytes, Ref: c.Ref}}, nil
@@ -158,6 +161,11 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 	case Fail:
 		if c.Err == nil {
 			return nil, Errorf(KindInvalid, "fail needs an error")
+		}
+		if s.Status == StatusDelivered {
+			// The far end refused what was delivered (a MESH non-delivery
+			// report): final, whatever the error's kind.
+			return []Payload{failure(c.Err, s.Attempt+1, false, time.Time{})}, nil
 		}
 		if s.Status != StatusInProgress {
 			return nil, Errorf(KindConflict, "cannot fail a transfer that is %s", s.Status)
@@ -213,8 +221,13 @@ func plan(r Requested) (Requested, error) {
 	if r.Size < 0 {
 		return r, Errorf(KindInvalid, "size %d is negative", r.Size)
 	}
-	if r.ChunkSize <= 0 {
+	switch {
+	case r.ChunkSize == 0 && r.Chunks > 0:
+		// Source-chunked: the source says how many chunks, not their sizes.
+	case r.ChunkSize <= 0:
 		return r, Errorf(KindInvalid, "chunk size %d is not positive", r.ChunkSize)
+	default:
+		r.Chunks = ChunkCount(r.Size, r.ChunkSize)
 	}
 	if err := r.Destination.Validate(); err != nil {
 		return r, &Error{Kind: KindInvalid, Message: fmt.Sprintf("route %q", r.Route), Err: err}
@@ -222,6 +235,5 @@ func plan(r Requested) (Requested, error) {
 	if err := r.Retry.Validate(); err != nil {
 		return r, &Error{Kind: KindInvalid, Message: fmt.Sprintf("route %q", r.Route), Err: err}
 	}
-	r.Chunks = ChunkCount(r.Size, r.ChunkSize)
 	return r, nil
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -36,12 +37,47 @@ var (
 	// routing it (invalid metadata, no route): no route, no destination.
 	reqUnrouted = func() Requested { r := req3; r.Route, r.Destination = "", Destination{}; return r }()
 
+	// reqMesh is source-chunked: a MESH message that arrives in three
+	// chunks of lengths only the source knows (Size says nothing about
+	// them); once delivered, the source message must be acknowledged.
+	reqMesh = Requested{
+		Source:      Source{Kind: "mesh", Mailbox: "X26OT001", MessageID: "20250301085900000000_IN0001"},
+		Route:       "mesh-in",
+		Destination: Destination{Type: "null"},
+		Sender:      "X26ABC2",
+		Recipient:   "X26OT001",
+		Workflow:    "WF1",
+		Filename:    "m.dat",
+		Size:        25,
+		ChunkSize:   0,
+		Chunks:      3,
+		AckSource:   true,
+	}
+
 	started   = Started{Ref: "upload-1"}
 	delivered = Delivered{Ref: "final-ref", Location: "null://a.csv"}
 	// retryWait is the pending retry of the retrying fixture.
 	retryWait   = Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: at(time.Minute)}
 	failedFinal = Failed{Kind: KindUnauthorized, Message: "bad key", Attempt: 1}
 )
+
+// meshBytes are the lengths of reqMesh's chunks as the source delivered
+// them: any lengths, an empty chunk among them, not summing to Size.
+var meshBytes = []int64{7, 0, 1 << 33}
+
+// meshMessageID is what MESH returns with the first chunk of the message
+// ferry sends.
+const meshMessageID = "20250301090000000000_OUT001"
+
+// meshSent returns the ChunkSent event for chunk i of reqMesh. MESH returns
+// the message id with chunk 1; later chunks carry their own refs.
+func meshSent(i int) ChunkSent {
+	ref := fmt.Sprintf("chunk-%d", i)
+	if i == 1 {
+		ref = meshMessageID
+	}
+	return ChunkSent{Index: i, Bytes: meshBytes[i-1], Ref: ref}
+}
 
 // sent returns the ChunkSent event for chunk i of req3.
 func sent(i int) ChunkSent {
@@ -175,7 +211,29 @@ var (
 	// hReplayed failed for good after chunk 1; the replay starts afresh.
 	hReplayed        = []Payload{req3, started, sent(1), failedFinal, Replayed{Actor: "ops"}}
 	hReplayedStarted = with(hReplayed, Started{Ref: "upload-2"})
+	// hNonDelivered was delivered, then the far end reported it undelivered
+	// (a MESH non-delivery report): final, although the kind is retryable.
+	hNonDelivered = with(hAwaitingAck, ndr)
+
+	// Source-chunked (MESH) histories. MESH's Start returns no ref.
+	hMeshRequested = []Payload{reqMesh}
+	hMeshStarted   = []Payload{reqMesh, Started{}}
+	hMeshSending   = []Payload{reqMesh, Started{}, meshSent(1)}
+	hMeshAllSent   = []Payload{reqMesh, Started{}, meshSent(1), meshSent(2), meshSent(3)}
+	// hAckingSource is delivered and must acknowledge its source.
+	hAckingSource = with(hMeshAllSent, Delivered{Location: "null://m.dat"})
+	hSourceAcked  = with(hAckingSource, Acknowledged{By: "ferry"})
+	// hMeshDelivered is source-chunked with no acknowledgement to make or
+	// wait for: delivered is the end.
+	hMeshDelivered = func() []Payload {
+		r := reqMesh
+		r.AckSource = false
+		return []Payload{r, Started{}, meshSent(1), meshSent(2), meshSent(3), Delivered{Location: "null://m.dat"}}
+	}()
 )
+
+// ndr is a non-delivery report turned into a failure.
+var ndr = Failed{Kind: KindUnavailable, Code: "NDR", Message: "recipient mailbox inactive", Attempt: 1}
 
 // matrixCommands are well-formed commands of every type. RecordChunk names
 // the next chunk with its planned length, so that only the state decides.
@@ -188,7 +246,10 @@ var matrixCommands = []struct {
 	{"Start", func(State) Command { return Start{Ref: "u"} }},
 	{"RecordChunk", func(s State) Command {
 		i := s.ChunksSent + 1
-		return RecordChunk{Index: i, Bytes: req3.Chunk(i).Length}
+		if s.Request.SourceChunked() {
+			return RecordChunk{Index: i, Bytes: 7}
+		}
+		return RecordChunk{Index: i, Bytes: s.Request.Chunk(i).Length}
 	}},
 	{"Complete", func(State) Command { return Complete{Location: "null://a"} }},
 	{"Fail", func(State) Command { return Fail{Err: Errorf(KindUnavailable, "down")} }},
@@ -219,8 +280,16 @@ func TestDecideMatrix(t *testing.T) {
 		{"replayed", hReplayed, map[string][]EventType{"Start": {TypeStarted}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"replayed and started", hReplayedStarted, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"delivered", hDelivered, nil},
-		{"delivered awaiting ack", hAwaitingAck, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Cancel": {TypeCancelled}}},
+		{"delivered awaiting ack", hAwaitingAck, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"acknowledged", hAcknowledged, nil},
+		{"failed after delivery", hNonDelivered, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked requested", hMeshRequested, map[string][]EventType{"Start": {TypeStarted}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked started", hMeshStarted, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked sending", hMeshSending, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked all chunks sent", hMeshAllSent, map[string][]EventType{"Complete": {TypeDelivered}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"delivered acknowledging the source", hAckingSource, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source acknowledged", hSourceAcked, nil},
+		{"source-chunked delivered without ack", hMeshDelivered, nil},
 		{"failed", hFailed, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
 		{"rejected before routing", hRejected, map[string][]EventType{"Cancel": {TypeCancelled}}},
 		{"rejected after routing", hRejectedLate, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
@@ -273,11 +342,16 @@ func TestDecideRequest(t *testing.T) {
 			{20 * MiB, DefaultChunkSize, 1}, {20*MiB + 1, DefaultChunkSize, 2},
 		} {
 			t.Run(fmt.Sprintf("%d/%d", tc.size, tc.chunkSize), func(t *testing.T) {
-				in := req3
-				in.Size, in.ChunkSize, in.Chunks = tc.size, tc.chunkSize, 99 // the caller's count is ignored
-				want := in
-				want.Chunks = tc.want
-				given(t).when(Request{Requested: in}, t0).then(want)
+				for _, given_ := range []int{99, 1, 0, -1} { // the caller's count is ignored
+					in := req3
+					in.Size, in.ChunkSize, in.Chunks = tc.size, tc.chunkSize, given_
+					want := in
+					want.Chunks = tc.want
+					s := given(t).when(Request{Requested: in}, t0).then(want)
+					if s.Request.SourceChunked() {
+						t.Errorf("a plan with chunk size %d is source-chunked", tc.chunkSize)
+					}
+				}
 			})
 		}
 	})
@@ -291,6 +365,31 @@ func TestDecideRequest(t *testing.T) {
 			t.Errorf("state = %s v%d created %v, want IN_PROGRESS v1 created %v", s.Status, s.Version, s.Created, t0)
 		}
 	})
+	t.Run("source-chunked: the source's chunk count is kept as is", func(t *testing.T) {
+		for _, tc := range []struct {
+			size   int64
+			chunks int
+		}{{25, 3}, {0, 1}, {0, 5}, {1, 1000}, {1 << 40, 1}} {
+			t.Run(fmt.Sprintf("%d bytes in %d chunks", tc.size, tc.chunks), func(t *testing.T) {
+				in := reqMesh
+				in.Size, in.Chunks = tc.size, tc.chunks
+				s := given(t).when(Request{Requested: in}, t0).then(in)
+				if !s.Request.SourceChunked() || s.Request.Chunks != tc.chunks || s.Request.ChunkSize != 0 {
+					t.Errorf("planned %d chunks of %d bytes (source-chunked %t), want %d source-chunked",
+						s.Request.Chunks, s.Request.ChunkSize, s.Request.SourceChunked(), tc.chunks)
+				}
+				for i := 1; i <= tc.chunks && i <= 3; i++ {
+					if got, want := s.Request.Chunk(i), (Chunk{Index: i, Offset: -1, Length: -1}); got != want {
+						t.Errorf("Chunk(%d) = %+v, want %+v: the source decides the lengths", i, got, want)
+					}
+				}
+				s = Fold(State{}, history(s.Request, Started{})...)
+				if got, want := Next(s), (Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}); got != want {
+					t.Errorf("Next after start = %+v, want %+v", got, want)
+				}
+			})
+		}
+	})
 	t.Run("keeps everything it was asked", func(t *testing.T) {
 		in := reqAck
 		in.SHA256 = "abc"
@@ -300,13 +399,26 @@ func TestDecideRequest(t *testing.T) {
 		in.Destination = Destination{Type: "s3", Bucket: "out", Prefix: "p/"}
 		given(t).when(Request{Requested: in}, t0).then(in)
 	})
+	t.Run("keeps everything a MESH transfer was asked", func(t *testing.T) {
+		in := reqMesh
+		in.ExpectAck = true
+		in.Compress = true
+		in.Metadata = map[string]string{"subject": "s", "localid": "L1"}
+		in.Destination = Destination{Type: "mesh"}
+		given(t).when(Request{Requested: in}, t0).then(in)
+	})
 	invalid := []struct {
 		name string
 		edit func(*Requested)
 	}{
 		{"negative size", func(r *Requested) { r.Size = -1 }},
-		{"zero chunk size", func(r *Requested) { r.ChunkSize = 0 }},
+		{"zero chunk size without a chunk count", func(r *Requested) { r.ChunkSize, r.Chunks = 0, 0 }},
+		{"zero chunk size with a negative chunk count", func(r *Requested) { r.ChunkSize, r.Chunks = 0, -3 }},
 		{"negative chunk size", func(r *Requested) { r.ChunkSize = -10 }},
+		{"negative chunk size with a chunk count", func(r *Requested) { r.ChunkSize, r.Chunks = -1, 3 }},
+		{"negative chunk size without a chunk count", func(r *Requested) { r.ChunkSize, r.Chunks = -1, 0 }},
+		{"source-chunked with a negative size", func(r *Requested) { r.ChunkSize, r.Chunks, r.Size = 0, 3, -1 }},
+		{"source-chunked without a destination", func(r *Requested) { r.ChunkSize, r.Chunks, r.Destination = 0, 3, Destination{} }},
 		{"no destination", func(r *Requested) { r.Destination = Destination{} }},
 		{"unknown destination type", func(r *Requested) { r.Destination = Destination{Type: "ftp"} }},
 		{"s3 destination without bucket", func(r *Requested) { r.Destination = Destination{Type: "s3"} }},
@@ -340,11 +452,16 @@ func TestDecideReject(t *testing.T) {
 		}
 	})
 	t.Run("repairs a plan it cannot trust", func(t *testing.T) {
-		in := Requested{Source: Source{Kind: "s3", Bucket: "b", Key: "k"}, Size: -5, ChunkSize: 0, Chunks: 7}
-		want := in
-		want.Size, want.ChunkSize, want.Chunks = 0, DefaultChunkSize, 1
-		given(t).when(Reject{Requested: in, Reason: Errorf(KindInvalid, "bad")}, t0).then(
-			want, Failed{Kind: KindInvalid, Message: "bad", Attempt: 1})
+		for _, bad := range []struct {
+			chunkSize int64
+			chunks    int
+		}{{0, 0}, {-3, 7}, {0, -2}} {
+			in := Requested{Source: Source{Kind: "s3", Bucket: "b", Key: "k"}, Size: -5, ChunkSize: bad.chunkSize, Chunks: bad.chunks}
+			want := in
+			want.Size, want.ChunkSize, want.Chunks = 0, DefaultChunkSize, 1
+			given(t).when(Reject{Requested: in, Reason: Errorf(KindInvalid, "bad")}, t0).then(
+				want, Failed{Kind: KindInvalid, Message: "bad", Attempt: 1})
+		}
 	})
 	t.Run("message falls back to the wrapped error", func(t *testing.T) {
 		reason := &Error{Kind: KindInvalid, Err: errors.New("metadata sender missing")}
@@ -372,7 +489,16 @@ func TestDecideStart(t *testing.T) {
 			t.Errorf("state started=%t ref=%q status=%s chunks=%d", s.Started, s.Ref, s.Status, s.ChunksSent)
 		}
 	})
-	for name, h := range map[string][]Payload{"started": hStarted, "sending": hSending, "retrying": hRetrying, "retrying before start": hRetryBegin, "awaiting ack": hAwaitingAck, "replayed and started": hReplayedStarted} {
+	t.Run("a destination that returns no reference at start (MESH)", func(t *testing.T) {
+		s := given(t, hMeshRequested...).when(Start{}, t0).then(Started{})
+		if !s.Started || s.Ref != "" || Next(s).Kind != ActSendChunk {
+			t.Errorf("state started=%t ref=%q next=%v, want started, no ref, send-chunk", s.Started, s.Ref, Next(s).Kind)
+		}
+	})
+	for name, h := range map[string][]Payload{
+		"started": hStarted, "sending": hSending, "retrying": hRetrying, "retrying before start": hRetryBegin, "awaiting ack": hAwaitingAck,
+		"replayed and started": hReplayedStarted, "source-chunked started": hMeshStarted, "acknowledging the source": hAckingSource,
+	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
 			given(t, h...).when(Start{}, t0).thenError(KindConflict)
 		})
@@ -405,12 +531,36 @@ func TestDecideRecordChunk(t *testing.T) {
 		empty.Size, empty.Chunks = 0, 1
 		given(t, empty, started).when(RecordChunk{Index: 1, Bytes: 0}, t0).then(ChunkSent{Index: 1, Bytes: 0})
 	})
+	t.Run("source-chunked: any length the source gives, summed", func(t *testing.T) {
+		r := reqMesh
+		r.Chunks = 4
+		s := Fold(State{}, history(r, Started{})...)
+		var total int64
+		for i, n := range []int64{0, 1, 1 << 40, math.MaxInt32} {
+			s = spec{t: t, state: s}.when(RecordChunk{Index: i + 1, Bytes: n, Ref: "c"}, t0).then(ChunkSent{Index: i + 1, Bytes: n, Ref: "c"})
+			total += n
+			if s.ChunksSent != i+1 || s.BytesSent != total {
+				t.Errorf("after chunk %d of %d bytes: %d chunks, %d bytes; want %d, %d", i+1, n, s.ChunksSent, s.BytesSent, i+1, total)
+			}
+		}
+		if Next(s).Kind != ActComplete {
+			t.Errorf("Next after the source's last chunk = %v, want complete", Next(s).Kind)
+		}
+	})
 	for _, tc := range []struct {
 		name    string
 		history []Payload
 		cmd     RecordChunk
 		want    Kind
 	}{
+		{"negative bytes", hStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
+		{"source-chunked, negative bytes", hMeshStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
+		{"source-chunked, very negative bytes", hMeshSending, RecordChunk{Index: 2, Bytes: math.MinInt64}, KindInvalid},
+		{"source-chunked, before start", hMeshRequested, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
+		{"source-chunked, skipping ahead", hMeshStarted, RecordChunk{Index: 2, Bytes: 7}, KindConflict},
+		{"source-chunked, repeating a chunk", hMeshSending, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
+		{"source-chunked, beyond the source's count", hMeshAllSent, RecordChunk{Index: 4, Bytes: 7}, KindConflict},
+		{"source-chunked, after delivery", hAckingSource, RecordChunk{Index: 4, Bytes: 7}, KindConflict},
 		{"before start", hRequested, RecordChunk{Index: 1, Bytes: 10}, KindConflict},
 		{"skipping ahead", hStarted, RecordChunk{Index: 2, Bytes: 10}, KindConflict},
 		{"index zero", hStarted, RecordChunk{Index: 0, Bytes: 10}, KindConflict},
@@ -434,6 +584,44 @@ func TestDecideRecordChunk(t *testing.T) {
 	}
 }
 
+// TestRemoteRef: Started sets the remote reference; a destination that
+// returns none at start (MESH) gets it from chunk 1, and nothing later
+// overwrites it.
+func TestRemoteRef(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		history []Payload
+		want    string
+	}{
+		{"set by Started", []Payload{req3, Started{Ref: "upload-1"}}, "upload-1"},
+		{"Started's ref survives chunk 1", []Payload{req3, Started{Ref: "upload-1"}, sent(1)}, "upload-1"},
+		{"Started's ref survives every chunk", hAllSent, "upload-1"},
+		{"none from Started, none yet", hMeshStarted, ""},
+		{"none from Started: chunk 1's", hMeshSending, meshMessageID},
+		{"chunk 1's ref survives later chunks", hMeshAllSent, meshMessageID},
+		{"chunk 1's ref survives delivery", hAckingSource, meshMessageID},
+		{"chunk 1 without a ref: later chunks do not set it", []Payload{reqMesh, Started{}, ChunkSent{Index: 1, Bytes: 1}, ChunkSent{Index: 2, Bytes: 1, Ref: "chunk-2"}}, ""},
+		{"after a replay, the new chunk 1's", []Payload{reqMesh, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "msg-2"},
+		{"after a replay, the new Started's", []Payload{reqMesh, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{Ref: "s-2"}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "s-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fold(State{}, history(tc.history...)...).Ref; got != tc.want {
+				t.Errorf("Ref = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("through Decide", func(t *testing.T) {
+		s := given(t, hMeshStarted...).when(RecordChunk{Index: 1, Bytes: 5, Ref: "msg-1"}, t0).then(ChunkSent{Index: 1, Bytes: 5, Ref: "msg-1"})
+		if s.Ref != "msg-1" {
+			t.Errorf("Ref after chunk 1 = %q, want msg-1", s.Ref)
+		}
+		s = spec{t: t, state: s}.when(RecordChunk{Index: 2, Bytes: 5, Ref: "other"}, t0).then(ChunkSent{Index: 2, Bytes: 5, Ref: "other"})
+		if s.Ref != "msg-1" {
+			t.Errorf("Ref after chunk 2 = %q, want msg-1", s.Ref)
+		}
+	})
+}
+
 func TestDecideComplete(t *testing.T) {
 	t.Run("after every chunk", func(t *testing.T) {
 		s := given(t, hAllSent...).when(Complete{Ref: "r", Location: "s3://out/a.csv"}, t0).then(Delivered{Ref: "r", Location: "s3://out/a.csv"})
@@ -445,6 +633,14 @@ func TestDecideComplete(t *testing.T) {
 		s := given(t, reqAck, started, sent(1), sent(2), sent(3)).when(Complete{Location: "l"}, t0).then(Delivered{Location: "l"})
 		if s.Terminal() {
 			t.Error("delivered transfer awaiting an ack is terminal")
+		}
+	})
+	t.Run("source-chunked, whatever the bytes came to; then acknowledge the source", func(t *testing.T) {
+		s := given(t, hMeshAllSent...).when(Complete{Ref: meshMessageID, Location: "mesh://X26ABC2/" + meshMessageID}, t0).then(
+			Delivered{Ref: meshMessageID, Location: "mesh://X26ABC2/" + meshMessageID})
+		if s.Status != StatusDelivered || s.BytesSent == reqMesh.Size || s.Terminal() || Next(s).Kind != ActAcknowledge {
+			t.Errorf("state = %s after %d bytes terminal=%t next=%v; want DELIVERED, not terminal, acknowledge",
+				s.Status, s.BytesSent, s.Terminal(), Next(s).Kind)
 		}
 	})
 	for _, tc := range []struct {
@@ -459,6 +655,8 @@ func TestDecideComplete(t *testing.T) {
 		{"without a location", hAllSent, Complete{Ref: "r"}, KindInvalid},
 		{"while retrying after the last chunk", []Payload{req3, started, sent(1), sent(2), sent(3), retryWait}, Complete{Location: "l"}, KindConflict},
 		{"twice", hAwaitingAck, Complete{Location: "l"}, KindConflict},
+		{"twice, acknowledging the source", hAckingSource, Complete{Location: "l"}, KindConflict},
+		{"source-chunked, before the source's last chunk", []Payload{reqMesh, Started{}, meshSent(1), meshSent(2)}, Complete{Location: "l"}, KindConflict},
 		{"new transfer", hNew, Complete{Location: "l"}, KindNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -543,6 +741,41 @@ func TestDecideFail(t *testing.T) {
 		given(t, hStarted...).when(Fail{Err: err}, t0).then(
 			Failed{Kind: KindUnavailable, Code: "EOF", Message: "connection reset", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(10 * time.Second)})
 	})
+	// A delivered transfer still owed an acknowledgement can fail: the far
+	// end reported it undelivered (a MESH non-delivery report), or the
+	// source could not be acknowledged. It is final, whatever the kind and
+	// however many attempts the route allows.
+	for name, h := range map[string][]Payload{
+		"awaiting ack":                                hAwaitingAck,
+		"acknowledging the source":                    hAckingSource,
+		"awaiting ack and acknowledging source":       with([]Payload{func() Requested { r := reqMesh; r.ExpectAck = true; return r }()}, hAckingSource[1:]...),
+		"awaiting ack after failures before delivery": {reqAck, started, sent(1), sent(2), sent(3), retryWait, Retried{Attempt: 2}, delivered},
+	} {
+		for _, kind := range allKinds {
+			t.Run("after delivery, "+name+", "+string(kind)+" is final", func(t *testing.T) {
+				before := Fold(State{}, history(h...)...)
+				if before.Status != StatusDelivered || before.Terminal() {
+					t.Fatalf("fixture is %s terminal=%t, want DELIVERED awaiting", before.Status, before.Terminal())
+				}
+				s := given(t, h...).when(Fail{Err: Errorf(kind, "undelivered").WithCode("NDR")}, at(time.Hour)).then(
+					Failed{Kind: kind, Code: "NDR", Message: "undelivered", Retryable: false, Attempt: 1})
+				if s.Status != StatusFailed || !s.Terminal() || !s.NextAttemptAt.IsZero() || Next(s).Kind != ActNone {
+					t.Errorf("state = %s terminal=%t next at %v, action %v; want FAILED, terminal, none", s.Status, s.Terminal(), s.NextAttemptAt, Next(s).Kind)
+				}
+				if s.Location != before.Location || s.ChunksSent != before.ChunksSent {
+					t.Errorf("failing after delivery forgot the delivery: at %q after %d chunks", s.Location, s.ChunksSent)
+				}
+				spec{t: t, state: s}.when(Acknowledge{By: "X26ABC2"}, t0).thenError(KindConflict)
+				spec{t: t, state: s}.when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
+			})
+		}
+	}
+	t.Run("after delivery, even with attempts to spare", func(t *testing.T) {
+		r := reqAck
+		r.Retry.MaxAttempts = 100
+		given(t, r, started, sent(1), sent(2), sent(3), delivered).when(Fail{Err: down}, t0).then(
+			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Attempt: 1})
+	})
 	for _, tc := range []struct {
 		name    string
 		history []Payload
@@ -550,8 +783,15 @@ func TestDecideFail(t *testing.T) {
 		want    Kind
 	}{
 		{"without an error", hStarted, nil, KindInvalid},
+		{"without an error, awaiting ack", hAwaitingAck, nil, KindInvalid},
+		{"without an error, acknowledging the source", hAckingSource, nil, KindInvalid},
 		{"while retrying", hRetrying, down, KindConflict},
-		{"awaiting ack", hAwaitingAck, down, KindConflict},
+		{"delivered without ack", hDelivered, down, KindConflict},
+		{"delivered without ack, final kind", hDelivered, Errorf(KindInvalid, "undelivered"), KindConflict},
+		{"source-chunked delivered without ack", hMeshDelivered, down, KindConflict},
+		{"acknowledged", hAcknowledged, down, KindConflict},
+		{"source acknowledged", hSourceAcked, down, KindConflict},
+		{"failed after delivery", hNonDelivered, down, KindConflict},
 		{"failed", hFailed, down, KindConflict},
 		{"new transfer", hNew, down, KindNotFound},
 	} {
@@ -595,9 +835,17 @@ func TestDecideAcknowledge(t *testing.T) {
 			t.Errorf("state = %s terminal=%t, want ACKNOWLEDGED terminal", s.Status, s.Terminal())
 		}
 	})
+	t.Run("delivered, once the source is acknowledged", func(t *testing.T) {
+		s := given(t, hAckingSource...).when(Acknowledge{By: "ferry", Ref: reqMesh.Source.MessageID}, t0).then(
+			Acknowledged{By: "ferry", Ref: reqMesh.Source.MessageID})
+		if s.Status != StatusAcknowledged || !s.Terminal() || Next(s).Kind != ActNone {
+			t.Errorf("state = %s terminal=%t next=%v, want ACKNOWLEDGED terminal none", s.Status, s.Terminal(), Next(s).Kind)
+		}
+	})
 	for name, h := range map[string][]Payload{
-		"delivered without ack expected": hDelivered, "in progress": hSending, "all chunks sent": hAllSent,
-		"retrying": hRetrying, "acknowledged": hAcknowledged, "failed": hFailed, "cancelled": hCancelled,
+		"delivered without ack expected": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "in progress": hSending, "all chunks sent": hAllSent,
+		"source-chunked, all chunks sent": hMeshAllSent, "retrying": hRetrying, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
+		"failed": hFailed, "failed after delivery": hNonDelivered, "cancelled": hCancelled,
 	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
 			given(t, h...).when(Acknowledge{By: "x"}, t0).thenError(KindConflict)
@@ -657,6 +905,23 @@ func TestDecideReplay(t *testing.T) {
 			t.Errorf("state = %s after %d chunks, %d bytes; want DELIVERED after %d, %d", s.Status, s.ChunksSent, s.BytesSent, req3.Chunks, req3.Size)
 		}
 	})
+	t.Run("source-chunked transfer is sent again from chunk 1", func(t *testing.T) {
+		h := with(hMeshSending, failedFinal)
+		s := given(t, h...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
+		if s.Ref != "" || s.ChunksSent != 0 || s.BytesSent != 0 || !reflect.DeepEqual(s.Request, reqMesh) {
+			t.Errorf("after replay ref=%q chunks=%d bytes=%d request %+v; want a fresh start on the same plan", s.Ref, s.ChunksSent, s.BytesSent, s.Request)
+		}
+		s = spec{t: t, state: s}.when(Start{}, t0).then(Started{})
+		if got, want := Next(s), (Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}); got != want {
+			t.Errorf("Next = %+v, want %+v", got, want)
+		}
+	})
+	t.Run("transfer that failed after delivery is delivered again", func(t *testing.T) {
+		s := given(t, hNonDelivered...).when(Replay{Actor: "ops", Reason: "mailbox back"}, t0).then(Replayed{Actor: "ops", Reason: "mailbox back"})
+		if s.Status != StatusInProgress || s.ChunksSent != 0 || Next(s).Kind != ActBegin {
+			t.Errorf("state = %s after %d chunks, next %v; want IN_PROGRESS, none sent, begin", s.Status, s.ChunksSent, Next(s).Kind)
+		}
+	})
 	t.Run("transfer rejected after routing", func(t *testing.T) {
 		s := given(t, hRejectedLate...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
 		if got := Next(s); got != (Action{Kind: ActBegin}) {
@@ -675,7 +940,8 @@ func TestDecideReplay(t *testing.T) {
 	})
 	for name, h := range map[string][]Payload{
 		"in progress": hSending, "retrying": hRetrying, "delivered": hDelivered, "awaiting ack": hAwaitingAck,
-		"acknowledged": hAcknowledged, "cancelled": hCancelled, "replayed": hReplayed,
+		"acknowledging the source": hAckingSource, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
+		"cancelled": hCancelled, "replayed": hReplayed,
 	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
 			given(t, h...).when(Replay{Actor: "ops"}, t0).thenError(KindConflict)
@@ -689,7 +955,8 @@ func TestDecideReplay(t *testing.T) {
 func TestDecideCancel(t *testing.T) {
 	for name, h := range map[string][]Payload{
 		"requested": hRequested, "sending": hSending, "all chunks sent": hAllSent, "retrying": hRetrying, "replayed": hReplayed,
-		"awaiting ack": hAwaitingAck, "failed": hFailed, "rejected": hRejected, "rejected after routing": hRejectedLate,
+		"awaiting ack": hAwaitingAck, "acknowledging the source": hAckingSource, "source-chunked sending": hMeshSending,
+		"failed": hFailed, "failed after delivery": hNonDelivered, "rejected": hRejected, "rejected after routing": hRejectedLate,
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := given(t, h...).when(Cancel{Actor: "ops", Reason: "sender asked"}, t0).then(Cancelled{Actor: "ops", Reason: "sender asked"})
@@ -714,7 +981,10 @@ func TestDecideCancel(t *testing.T) {
 		given(t, hFailed...).when(Cancel{}, t0).thenError(KindInvalid)
 	})
 	// A delivered transfer with no acknowledgement to wait for is finished.
-	for name, h := range map[string][]Payload{"delivered": hDelivered, "acknowledged": hAcknowledged, "cancelled": hCancelled} {
+	for name, h := range map[string][]Payload{
+		"delivered": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "acknowledged": hAcknowledged,
+		"source acknowledged": hSourceAcked, "cancelled": hCancelled,
+	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
 			given(t, h...).when(Cancel{Actor: "ops"}, t0).thenError(KindConflict)
 		})
@@ -727,7 +997,10 @@ func TestDecideCancel(t *testing.T) {
 // TestTerminalStatesAcceptOnlyOperatorCommands checks the rule from the design:
 // a terminal transfer refuses every non-operator command with KindConflict.
 func TestTerminalStatesAcceptOnlyOperatorCommands(t *testing.T) {
-	terminal := map[string][]Payload{"delivered": hDelivered, "acknowledged": hAcknowledged, "failed": hFailed, "rejected": hRejected, "rejected after routing": hRejectedLate, "cancelled": hCancelled}
+	terminal := map[string][]Payload{
+		"delivered": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
+		"failed": hFailed, "failed after delivery": hNonDelivered, "rejected": hRejected, "rejected after routing": hRejectedLate, "cancelled": hCancelled,
+	}
 	for name, h := range terminal {
 		s := Fold(State{}, history(h...)...)
 		if !s.Terminal() {
@@ -813,6 +1086,9 @@ func TestTerminal(t *testing.T) {
 		{"delivered", hDelivered, true}, {"awaiting ack", hAwaitingAck, false}, {"acknowledged", hAcknowledged, true},
 		{"failed", hFailed, true}, {"rejected", hRejected, true}, {"rejected after routing", hRejectedLate, true},
 		{"cancelled", hCancelled, true}, {"replayed", hReplayed, false},
+		{"source-chunked sending", hMeshSending, false}, {"source-chunked all sent", hMeshAllSent, false},
+		{"delivered acknowledging the source", hAckingSource, false}, {"source acknowledged", hSourceAcked, true},
+		{"source-chunked delivered without ack", hMeshDelivered, true}, {"failed after delivery", hNonDelivered, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Fold(State{}, history(tc.h...)...).Terminal(); got != tc.want {

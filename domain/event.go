@@ -51,33 +51,53 @@ func (e Event) Type() EventType { return e.Payload.EventType() }
 
 // Source says where a transfer's bytes come from.
 type Source struct {
-	Kind      string `json:"kind"` // "s3"
+	Kind      string `json:"kind"` // "s3" or "mesh"
 	Bucket    string `json:"bucket,omitempty"`
 	Key       string `json:"key,omitempty"`
 	VersionID string `json:"versionId,omitempty"`
 	ETag      string `json:"etag,omitempty"`
+	// Mailbox and MessageID name a message in a MESH inbox.
+	Mailbox   string `json:"mailbox,omitempty"`
+	MessageID string `json:"messageId,omitempty"`
 }
 
 // Requested is the first event of every transfer.
 type Requested struct {
-	Source      Source            `json:"source"`
-	Route       string            `json:"route,omitempty"`
-	Destination Destination       `json:"destination"`
-	Sender      string            `json:"sender,omitempty"`
-	Recipient   string            `json:"recipient,omitempty"`
-	Workflow    string            `json:"workflow,omitempty"`
-	Filename    string            `json:"filename,omitempty"`
-	Size        int64             `json:"size"`
-	SHA256      string            `json:"sha256,omitempty"`
-	ChunkSize   int64             `json:"chunkSize"`
-	Chunks      int               `json:"chunks"`
-	Retry       RetryPolicy       `json:"retry,omitzero"`
-	ExpectAck   bool              `json:"expectAck,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	Source      Source      `json:"source"`
+	Route       string      `json:"route,omitempty"`
+	Destination Destination `json:"destination"`
+	Sender      string      `json:"sender,omitempty"`
+	Recipient   string      `json:"recipient,omitempty"`
+	Workflow    string      `json:"workflow,omitempty"`
+	Filename    string      `json:"filename,omitempty"`
+	Size        int64       `json:"size"`
+	SHA256      string      `json:"sha256,omitempty"`
+	ChunkSize   int64       `json:"chunkSize"`
+	Chunks      int         `json:"chunks"`
+	Retry       RetryPolicy `json:"retry,omitzero"`
+	// ExpectAck: after delivery, wait for the far end to acknowledge
+	// receipt (MESH tracking). AckSource: after delivery, acknowledge the
+	// source (a MESH inbox message is acknowledged once the file is safe).
+	ExpectAck bool `json:"expectAck,omitempty"`
+	AckSource bool `json:"ackSource,omitempty"`
+	// Compress asks the transport to compress each chunk (MESH gzip).
+	Compress bool              `json:"compress,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// Chunk returns chunk i (1-based) of the requested payload.
-func (r Requested) Chunk(i int) Chunk { return ChunkAt(r.Size, r.ChunkSize, i) }
+// SourceChunked reports whether the source decides the chunks' lengths
+// (a MESH message arrives in the chunks its sender chose): the plan then
+// knows how many chunks there are, not how long each is.
+func (r Requested) SourceChunked() bool { return r.ChunkSize == 0 }
+
+// Chunk returns chunk i (1-based) of the requested payload. For a
+// source-chunked transfer only the index is known; Offset and Length are -1.
+func (r Requested) Chunk(i int) Chunk {
+	if r.SourceChunked() {
+		return Chunk{Index: i, Offset: -1, Length: -1}
+	}
+	return ChunkAt(r.Size, r.ChunkSize, i)
+}
 
 // Started records that the destination is ready for chunks.
 type Started struct {

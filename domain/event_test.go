@@ -37,6 +37,28 @@ var payloadCases = []struct {
 			`"filename":"a.csv","size":52428800,"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","chunkSize":20971520,"chunks":3,` +
 			`"retry":{"maxAttempts":5,"baseDelay":"30s","maxDelay":"10m0s"},"expectAck":true,"metadata":{"localid":"L-1","subject":"monthly"}}`,
 	},
+	{
+		// A MESH message, delivered in the chunks its sender chose, then
+		// acknowledged in the inbox it came from.
+		Requested{
+			Source:      Source{Kind: "mesh", Mailbox: "X26OT001", MessageID: "20250301085900000000_IN0001"},
+			Route:       "mesh-in",
+			Destination: Destination{Type: "mesh"},
+			Sender:      "X26ABC2",
+			Recipient:   "X26OT001",
+			Workflow:    "TEST_WORKFLOW",
+			Filename:    "m.dat",
+			Size:        1234,
+			ChunkSize:   0,
+			Chunks:      4,
+			ExpectAck:   true,
+			AckSource:   true,
+			Compress:    true,
+		},
+		`{"v":1,"source":{"kind":"mesh","mailbox":"X26OT001","messageId":"20250301085900000000_IN0001"},` +
+			`"route":"mesh-in","destination":{"type":"mesh"},"sender":"X26ABC2","recipient":"X26OT001","workflow":"TEST_WORKFLOW",` +
+			`"filename":"m.dat","size":1234,"chunkSize":0,"chunks":4,"expectAck":true,"ackSource":true,"compress":true}`,
+	},
 	{Started{Ref: "2~upload-id"}, `{"v":1,"ref":"2~upload-id"}`},
 	{ChunkSent{Index: 2, Bytes: 20971520, Ref: "etag-2"}, `{"v":1,"index":2,"bytes":20971520,"ref":"etag-2"}`},
 	{Delivered{Ref: "msg-1", Location: "s3://out/delivered/a.csv"}, `{"v":1,"ref":"msg-1","location":"s3://out/delivered/a.csv"}`},
@@ -217,7 +239,10 @@ func TestMarshalPayloadNotAnObject(t *testing.T) {
 // TestPayloadsRoundTripThroughHistory stores a whole history as a store
 // would (type + versioned payload) and folds it back to the same state.
 func TestPayloadsRoundTripThroughHistory(t *testing.T) {
-	for name, h := range map[string][]Payload{"acknowledged": hAcknowledged, "replayed": hReplayed, "retrying": hRetrying, "cancelled": hCancelled} {
+	for name, h := range map[string][]Payload{
+		"acknowledged": hAcknowledged, "replayed": hReplayed, "retrying": hRetrying, "cancelled": hCancelled,
+		"source acknowledged": hSourceAcked, "failed after delivery": hNonDelivered,
+	} {
 		t.Run(name, func(t *testing.T) {
 			events := history(h...)
 			back := make([]Event, len(events))
@@ -242,7 +267,10 @@ func TestPayloadsRoundTripThroughHistory(t *testing.T) {
 // TestStateJSON: the state is stored beside every event, so it must survive
 // JSON unchanged.
 func TestStateJSON(t *testing.T) {
-	for name, h := range map[string][]Payload{"retrying": hRetrying, "awaiting ack": hAwaitingAck, "new": hNew} {
+	for name, h := range map[string][]Payload{
+		"retrying": hRetrying, "awaiting ack": hAwaitingAck, "new": hNew,
+		"source-chunked sending": hMeshSending, "acknowledging the source": hAckingSource, "failed after delivery": hNonDelivered,
+	} {
 		t.Run(name, func(t *testing.T) {
 			want := Fold(State{}, history(h...)...)
 			data, err := json.Marshal(want)

@@ -7,16 +7,21 @@ type ActionKind int
 
 // The actions.
 const (
-	ActNone      ActionKind = iota // nothing to do: terminal, or waiting on someone else
-	ActBegin                       // prepare the destination, then Start
-	ActSendChunk                   // send Action.Chunk, then RecordChunk
-	ActComplete                    // finish the delivery, then Complete
-	ActWaitRetry                   // wait until Action.At, then Retry
-	ActAwaitAck                    // delivered; wait for the far end's acknowledgement
+	ActNone        ActionKind = iota // nothing to do: terminal, or waiting on someone else
+	ActBegin                         // prepare the destination, then Start
+	ActSendChunk                     // send Action.Chunk, then RecordChunk
+	ActComplete                      // finish the delivery, then Complete
+	ActWaitRetry                     // wait until Action.At, then Retry
+	ActAwaitAck                      // delivered; wait for the far end's acknowledgement
+	ActAcknowledge                   // delivered; acknowledge the source, then Acknowledge
 )
 
 func (k ActionKind) String() string {
-	return [...]string{"none", "begin", "send-chunk", "complete", "wait-retry", "await-ack"}[k]
+	names := [...]string{"none", "begin", "send-chunk", "complete", "wait-retry", "await-ack", "acknowledge"}
+	if int(k) < 0 || int(k) >= len(names) {
+		return "unknown"
+	}
+	return names[k]
 }
 
 // Action is the next step for a transfer.
@@ -41,6 +46,9 @@ func Next(s State) Action {
 	case StatusRetrying:
 		return Action{Kind: ActWaitRetry, At: s.NextAttemptAt}
 	case StatusDelivered:
+		if s.Request.AckSource {
+			return Action{Kind: ActAcknowledge}
+		}
 		if s.Request.ExpectAck {
 			return Action{Kind: ActAwaitAck}
 		}

@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"fmt"
+	"math"
 	"testing"
 	"time"
 )
@@ -25,6 +27,16 @@ func TestNext(t *testing.T) {
 		{"replayed and started: chunk 1 again", hReplayedStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: 0, Length: 10}}},
 		{"delivered", hDelivered, Action{Kind: ActNone}},
 		{"delivered awaiting ack", hAwaitingAck, Action{Kind: ActAwaitAck}},
+		{"source-chunked started: chunk 1, length unknown", hMeshStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}},
+		{"source-chunked sending: chunk 2, length unknown", hMeshSending, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 2, Offset: -1, Length: -1}}},
+		{"source-chunked all chunks sent: complete", hMeshAllSent, Action{Kind: ActComplete}},
+		{"delivered: acknowledge the source", hAckingSource, Action{Kind: ActAcknowledge}},
+		{"delivered: acknowledge the source before awaiting the far end's", with([]Payload{func() Requested { r := reqMesh; r.ExpectAck = true; return r }()}, hAckingSource[1:]...), Action{Kind: ActAcknowledge}},
+		{"delivered planned transfer: acknowledge the source", []Payload{func() Requested { r := req3; r.AckSource = true; return r }(), started, sent(1), sent(2), sent(3), delivered}, Action{Kind: ActAcknowledge}},
+		{"source acknowledged", hSourceAcked, Action{Kind: ActNone}},
+		{"source-chunked delivered without ack", hMeshDelivered, Action{Kind: ActNone}},
+		{"failed after delivery", hNonDelivered, Action{Kind: ActNone}},
+		{"cancelled while acknowledging the source", with(hAckingSource, Cancelled{Actor: "ops"}), Action{Kind: ActNone}},
 		{"acknowledged", hAcknowledged, Action{Kind: ActNone}},
 		{"failed", hFailed, Action{Kind: ActNone}},
 		{"rejected", hRejected, Action{Kind: ActNone}},
@@ -60,10 +72,62 @@ func TestNextCoversEveryStatus(t *testing.T) {
 }
 
 func TestActionKindString(t *testing.T) {
-	want := map[ActionKind]string{ActNone: "none", ActBegin: "begin", ActSendChunk: "send-chunk", ActComplete: "complete", ActWaitRetry: "wait-retry", ActAwaitAck: "await-ack"}
+	want := map[ActionKind]string{
+		ActNone: "none", ActBegin: "begin", ActSendChunk: "send-chunk", ActComplete: "complete", ActWaitRetry: "wait-retry",
+		ActAwaitAck: "await-ack", ActAcknowledge: "acknowledge",
+		ActAcknowledge + 1: "unknown", 100: "unknown", -1: "unknown", math.MinInt: "unknown", math.MaxInt: "unknown",
+	}
 	for k, w := range want {
 		if got := k.String(); got != w {
 			t.Errorf("%d.String() = %q, want %q", int(k), got, w)
+		}
+	}
+	if got := fmt.Sprint(ActAcknowledge); got != "acknowledge" {
+		t.Errorf("fmt.Sprint(ActAcknowledge) = %q, want acknowledge", got)
+	}
+}
+
+// TestNextDeliveredAcks pins how a delivered transfer's acknowledgements
+// decide its next action and whether it has finished.
+func TestNextDeliveredAcks(t *testing.T) {
+	for _, tc := range []struct {
+		expectAck, ackSource bool
+		want                 ActionKind
+	}{
+		{false, false, ActNone},
+		{true, false, ActAwaitAck},
+		{false, true, ActAcknowledge},
+		{true, true, ActAcknowledge}, // the source first; its acknowledgement ends the transfer
+	} {
+		for _, r := range []Requested{req3, reqMesh} {
+			r.ExpectAck, r.AckSource = tc.expectAck, tc.ackSource
+			h := []Payload{r, started}
+			for i := 1; i <= r.Chunks; i++ {
+				if r.SourceChunked() {
+					h = append(h, meshSent(i))
+				} else {
+					h = append(h, sent(i))
+				}
+			}
+			s := Fold(State{}, history(append(h, delivered)...)...)
+			name := fmt.Sprintf("expectAck=%t ackSource=%t source-chunked=%t", tc.expectAck, tc.ackSource, r.SourceChunked())
+			if got := Next(s).Kind; got != tc.want {
+				t.Errorf("%s: Next = %v, want %v", name, got, tc.want)
+			}
+			if got := s.Terminal(); got != (tc.want == ActNone) {
+				t.Errorf("%s: Terminal = %t, want %t", name, got, tc.want == ActNone)
+			}
+			if tc.want == ActNone {
+				continue
+			}
+			// The handler does what Next says, then issues Acknowledge.
+			events, err := Decide(s, Acknowledge{By: "ferry"}, t0)
+			if err != nil {
+				t.Fatalf("%s: Acknowledge: %v", name, err)
+			}
+			if s = Fold(s, events...); s.Status != StatusAcknowledged || !s.Terminal() || Next(s).Kind != ActNone {
+				t.Errorf("%s: after Acknowledge %s terminal=%t next=%v", name, s.Status, s.Terminal(), Next(s).Kind)
+			}
 		}
 	}
 }

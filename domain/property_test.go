@@ -26,31 +26,62 @@ func genPolicy(t *rapid.T) RetryPolicy {
 	return p
 }
 
-// genRequested draws a valid request; Decide plans its chunks.
+// genRequested draws a valid request; Decide plans its chunks. About a third
+// are source-chunked (a MESH message: the source gives the chunk count, not
+// the lengths).
 func genRequested(t *rapid.T) Requested {
-	return Requested{
+	r := Requested{
 		Source:      Source{Kind: "s3", Bucket: "inbound", Key: "k"},
 		Route:       "r",
-		Destination: rapid.SampledFrom([]Destination{{Type: "null"}, {Type: "s3", Bucket: "out", Prefix: "p/"}}).Draw(t, "destination"),
+		Destination: rapid.SampledFrom([]Destination{{Type: "null"}, {Type: "s3", Bucket: "out", Prefix: "p/"}, {Type: "mesh"}}).Draw(t, "destination"),
 		Size:        rapid.OneOf(rapid.Int64Range(0, 3), rapid.Int64Range(0, 300)).Draw(t, "size"),
-		ChunkSize:   rapid.OneOf(rapid.Int64Range(1, 4), rapid.Int64Range(1, 64)).Draw(t, "chunkSize"),
 		Retry:       genPolicy(t),
 		ExpectAck:   rapid.Bool().Draw(t, "expectAck"),
+		AckSource:   rapid.Bool().Draw(t, "ackSource"),
+		Compress:    rapid.Bool().Draw(t, "compress"),
 	}
+	if rapid.IntRange(0, 2).Draw(t, "sourceChunked") == 0 {
+		r.Source = Source{Kind: "mesh", Mailbox: "X26OT001", MessageID: "20250301085900000000_IN0001"}
+		r.Chunks = rapid.IntRange(1, 6).Draw(t, "chunks")
+	} else {
+		r.ChunkSize = rapid.OneOf(rapid.Int64Range(1, 4), rapid.Int64Range(1, 64)).Draw(t, "chunkSize")
+		r.Chunks = rapid.IntRange(-2, 9).Draw(t, "ignoredChunks") // Decide overwrites it
+	}
+	return r
 }
 
 // genAnyRequested draws requests valid or not.
 func genAnyRequested(t *rapid.T) Requested {
 	r := genRequested(t)
-	switch rapid.IntRange(0, 5).Draw(t, "spoil") {
+	switch rapid.IntRange(0, 6).Draw(t, "spoil") {
 	case 1:
 		r.Size = rapid.Int64Range(math.MinInt64, -1).Draw(t, "badSize")
 	case 2:
-		r.ChunkSize = rapid.Int64Range(math.MinInt64, 0).Draw(t, "badChunkSize")
+		r.ChunkSize = rapid.Int64Range(math.MinInt64, -1).Draw(t, "badChunkSize")
 	case 3:
 		r.Destination = rapid.SampledFrom([]Destination{{}, {Type: "s3"}, {Type: "carrier-pigeon"}}).Draw(t, "badDestination")
+	case 4:
+		r.ChunkSize = 0
+		r.Chunks = rapid.IntRange(math.MinInt, 0).Draw(t, "badChunks")
+	case 5:
+		r.ChunkSize = 0 // source-chunked, or not if there is no count
 	}
 	return r
+}
+
+// wantPlan is the model of planning: the request Decide records for r, or
+// false when r must be refused as invalid.
+func wantPlan(r Requested) (Requested, bool) {
+	if r.Size < 0 || r.Destination.Validate() != nil || r.Retry.Validate() != nil {
+		return r, false
+	}
+	switch {
+	case r.ChunkSize > 0:
+		r.Chunks = ChunkCount(r.Size, r.ChunkSize)
+	case r.ChunkSize < 0 || r.Chunks <= 0:
+		return r, false
+	}
+	return r, true
 }
 
 func genError(t *rapid.T) *Error {
@@ -58,6 +89,16 @@ func genError(t *rapid.T) *Error {
 		return nil
 	}
 	return Errorf(rapid.SampledFrom(allKinds).Draw(t, "kind"), "boom")
+}
+
+// genChunkBytes draws the length of chunk c as a perfect transport would
+// report it: the plan's, or for a source-chunked transfer whatever the
+// source gave.
+func genChunkBytes(t *rapid.T, r Requested, c Chunk) int64 {
+	if r.SourceChunked() {
+		return rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(0, 100), rapid.Int64Range(0, math.MaxInt32)).Draw(t, "sourceBytes")
+	}
+	return c.Length
 }
 
 // genCommand draws a command for a transfer in state s: often the one Next
@@ -70,11 +111,11 @@ func genCommand(t *rapid.T, s State) Command {
 	case 1:
 		return Reject{Requested: genAnyRequested(t), Reason: genError(t)}
 	case 2:
-		return Start{Ref: "u"}
+		return Start{Ref: rapid.SampledFrom([]string{"", "u"}).Draw(t, "startRef")}
 	case 3:
 		i := rapid.IntRange(-1, s.Request.Chunks+2).Draw(t, "index")
-		bytes := rapid.OneOf(rapid.Just(ChunkAt(s.Request.Size, max(s.Request.ChunkSize, 1), i).Length), rapid.Int64Range(-1, 70)).Draw(t, "bytes")
-		return RecordChunk{Index: i, Bytes: bytes}
+		bytes := rapid.OneOf(rapid.Just(s.Request.Chunk(i).Length), rapid.Int64Range(-1, 70)).Draw(t, "bytes")
+		return RecordChunk{Index: i, Bytes: bytes, Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef")}
 	case 4:
 		return Complete{Location: rapid.SampledFrom([]string{"", "null://x"}).Draw(t, "location")}
 	case 5:
@@ -92,15 +133,17 @@ func genCommand(t *rapid.T, s State) Command {
 	default:
 		switch a := Next(s); a.Kind {
 		case ActBegin:
-			return Start{Ref: "u"}
+			return Start{Ref: rapid.SampledFrom([]string{"", "u"}).Draw(t, "startRef")}
 		case ActSendChunk:
-			return RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length}
+			return RecordChunk{Index: a.Chunk.Index, Bytes: genChunkBytes(t, s.Request, a.Chunk), Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef")}
 		case ActComplete:
 			return Complete{Location: "null://x"}
 		case ActWaitRetry:
 			return Retry{}
 		case ActAwaitAck:
 			return Acknowledge{By: "peer"}
+		case ActAcknowledge:
+			return Acknowledge{By: "ferry"}
 		default:
 			if s.Status == StatusNew {
 				return Request{Requested: genRequested(t)}
@@ -118,6 +161,10 @@ func isOperator(c Command) bool {
 	return false
 }
 
+// awaitingAck reports whether a delivered transfer with request r still
+// waits for an acknowledgement: the far end's or its own of the source.
+func awaitingAck(r Requested) bool { return r.ExpectAck || r.AckSource }
+
 // replayable reports whether an operator may replay a transfer in state s:
 // it failed for good, and it has somewhere to go (a transfer rejected before
 // routing has no destination).
@@ -133,9 +180,18 @@ func cancellable(s State) bool {
 	case StatusInProgress, StatusRetrying, StatusFailed:
 		return true
 	case StatusDelivered:
-		return s.Request.ExpectAck
+		return awaitingAck(s.Request)
 	}
 	return false
+}
+
+// nextChunkFits reports whether c names the next chunk of a transfer in
+// state s that is ready for it, with a length the plan allows.
+func nextChunkFits(s State, c RecordChunk) bool {
+	if s.Status != StatusInProgress || !s.Started || c.Index != s.ChunksSent+1 || c.Index > s.Request.Chunks || c.Bytes < 0 {
+		return false
+	}
+	return s.Request.SourceChunked() || c.Bytes == s.Request.Chunk(c.Index).Length
 }
 
 func maxAttempts(p RetryPolicy) int {
@@ -172,6 +228,17 @@ func TestPropertyDecide(t *testing.T) {
 			if !reflect.DeepEqual(events, again) || (err == nil) != (err2 == nil) {
 				t.Fatalf("Decide is not deterministic for %#v", c)
 			}
+			if r, ok := c.(Request); ok && s.Status == StatusNew {
+				want, valid := wantPlan(r.Requested)
+				switch {
+				case valid && err != nil:
+					t.Fatalf("valid request %+v refused: %v", r.Requested, err)
+				case !valid && KindOf(err) != KindInvalid:
+					t.Fatalf("invalid request %+v: %v, want invalid", r.Requested, err)
+				case valid && (len(events) != 1 || !reflect.DeepEqual(events[0].Payload, want)):
+					t.Fatalf("request %+v planned as %+v, want %+v", r.Requested, events, want)
+				}
+			}
 			if err != nil {
 				var e *Error
 				if !errors.As(err, &e) {
@@ -202,10 +269,25 @@ func TestPropertyDecide(t *testing.T) {
 					}
 				case Cancel:
 					if c.Actor != "" && cancellable(s) {
-						t.Fatalf("cancel of a %s transfer (ack expected %t) refused: %v", s.Status, s.Request.ExpectAck, err)
+						t.Fatalf("cancel of a %s transfer (ack expected %t, ack source %t) refused: %v", s.Status, s.Request.ExpectAck, s.Request.AckSource, err)
 					}
 					if s.Status != StatusNew && c.Actor != "" && e.Kind != KindConflict {
-						t.Fatalf("cancel of a %s transfer (ack expected %t): %v, want conflict", s.Status, s.Request.ExpectAck, err)
+						t.Fatalf("cancel of a %s transfer (ack expected %t, ack source %t): %v, want conflict", s.Status, s.Request.ExpectAck, s.Request.AckSource, err)
+					}
+				case Fail:
+					if c.Err != nil && (s.Status == StatusInProgress || s.Status == StatusDelivered && awaitingAck(s.Request)) {
+						t.Fatalf("failure of a %s transfer (ack expected %t, ack source %t) refused: %v", s.Status, s.Request.ExpectAck, s.Request.AckSource, err)
+					}
+				case Acknowledge:
+					if s.Status == StatusDelivered && awaitingAck(s.Request) {
+						t.Fatalf("acknowledgement of a delivered transfer (ack expected %t, ack source %t) refused: %v", s.Request.ExpectAck, s.Request.AckSource, err)
+					}
+				case RecordChunk:
+					if nextChunkFits(s, c) {
+						t.Fatalf("chunk %d of %d bytes (source-chunked %t) refused: %v", c.Index, c.Bytes, s.Request.SourceChunked(), err)
+					}
+					if s.Status == StatusInProgress && s.Started && c.Index == s.ChunksSent+1 && c.Index <= s.Request.Chunks && e.Kind != KindInvalid {
+						t.Fatalf("next chunk %d with %d bytes: %v, want invalid", c.Index, c.Bytes, err)
 					}
 				}
 				continue
@@ -247,8 +329,10 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 		if s.Status != StatusNew {
 			t.Fatalf("Requested on a %s transfer", s.Status)
 		}
-		if p.Size < 0 || p.ChunkSize <= 0 || p.Chunks != ChunkCount(p.Size, p.ChunkSize) {
-			t.Fatalf("Requested with a bad plan: size %d chunk size %d chunks %d", p.Size, p.ChunkSize, p.Chunks)
+		planned := p.ChunkSize > 0 && p.Chunks == ChunkCount(p.Size, p.ChunkSize)
+		sourceChunked := p.ChunkSize == 0 && p.Chunks > 0 && p.SourceChunked()
+		if p.Size < 0 || !(planned || sourceChunked && !rejected) {
+			t.Fatalf("Requested with a bad plan: size %d chunk size %d chunks %d (rejected %t)", p.Size, p.ChunkSize, p.Chunks, rejected)
 		}
 		*attempt = 0
 	case Started:
@@ -262,14 +346,22 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 		if p.Index != s.ChunksSent+1 || p.Index > s.Request.Chunks {
 			t.Fatalf("ChunkSent %d after %d of %d", p.Index, s.ChunksSent, s.Request.Chunks)
 		}
-		if p.Bytes != s.Request.Chunk(p.Index).Length {
+		if s.Request.SourceChunked() {
+			if p.Bytes < 0 {
+				t.Fatalf("source-chunked ChunkSent %d with %d bytes", p.Index, p.Bytes)
+			}
+		} else if p.Bytes != s.Request.Chunk(p.Index).Length {
 			t.Fatalf("ChunkSent %d with %d bytes, plan says %d", p.Index, p.Bytes, s.Request.Chunk(p.Index).Length)
 		}
 		*attempt = 0
 	case Delivered:
-		if s.Status != StatusInProgress || s.ChunksSent != s.Request.Chunks || s.BytesSent != s.Request.Size {
-			t.Fatalf("Delivered on %s after %d of %d chunks, %d of %d bytes", s.Status, s.ChunksSent, s.Request.Chunks, s.BytesSent, s.Request.Size)
+		if s.Status != StatusInProgress || s.ChunksSent != s.Request.Chunks {
+			t.Fatalf("Delivered on %s after %d of %d chunks", s.Status, s.ChunksSent, s.Request.Chunks)
 		}
+		if !s.Request.SourceChunked() && s.BytesSent != s.Request.Size {
+			t.Fatalf("Delivered after %d of %d bytes", s.BytesSent, s.Request.Size)
+		}
+		*attempt = 0
 	case Failed:
 		if rejected {
 			if s.Version != 1 || p.Retryable || p.Attempt != 1 || !p.NextAttemptAt.IsZero() {
@@ -277,12 +369,20 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 			}
 			break
 		}
-		if s.Status != StatusInProgress {
-			t.Fatalf("Failed on a %s transfer", s.Status)
-		}
 		*attempt++
 		if p.Attempt != *attempt {
 			t.Fatalf("Failed attempt %d, want %d (failures since the last progress)", p.Attempt, *attempt)
+		}
+		if s.Status == StatusDelivered {
+			// The far end refused the delivery, or the source could not be
+			// acknowledged: final, whatever the kind.
+			if !awaitingAck(s.Request) || p.Retryable || !p.NextAttemptAt.IsZero() {
+				t.Fatalf("Failed %+v after delivery (ack expected %t, ack source %t), want final", p, s.Request.ExpectAck, s.Request.AckSource)
+			}
+			break
+		}
+		if s.Status != StatusInProgress {
+			t.Fatalf("Failed on a %s transfer", s.Status)
 		}
 		wantRetry := p.Kind.Retryable() && p.Attempt < maxAttempts(s.Request.Retry)
 		if p.Retryable != wantRetry {
@@ -299,8 +399,8 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 			t.Fatalf("Retried on %s at %v, due %v", s.Status, now, s.NextAttemptAt)
 		}
 	case Acknowledged:
-		if s.Status != StatusDelivered || !s.Request.ExpectAck {
-			t.Fatalf("Acknowledged on %s, ack expected %t", s.Status, s.Request.ExpectAck)
+		if s.Status != StatusDelivered || !awaitingAck(s.Request) {
+			t.Fatalf("Acknowledged on %s, ack expected %t, ack source %t", s.Status, s.Request.ExpectAck, s.Request.AckSource)
 		}
 	case Replayed:
 		if !replayable(s) {
@@ -309,7 +409,7 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 		*attempt = 0
 	case Cancelled:
 		if !cancellable(s) {
-			t.Fatalf("Cancelled on %s, ack expected %t", s.Status, s.Request.ExpectAck)
+			t.Fatalf("Cancelled on %s, ack expected %t, ack source %t", s.Status, s.Request.ExpectAck, s.Request.AckSource)
 		}
 	default:
 		t.Fatalf("unexpected payload %T", p)
@@ -345,11 +445,14 @@ func checkState(t *rapid.T, s State, hist []Event) {
 				t.Fatalf("chunk %d recorded as the %dth since the last replay", p.Index, chunks)
 			}
 			bytes += p.Bytes
+			if p.Index == 1 && ref == "" {
+				ref = p.Ref // the destination named the remote object only now
+			}
 		case Replayed:
 			chunks, bytes, started, ref = 0, 0, false, ""
 		}
 	}
-	if s.ChunksSent != chunks || s.BytesSent != bytes || chunks > s.Request.Chunks || bytes > s.Request.Size {
+	if s.ChunksSent != chunks || s.BytesSent != bytes || chunks > s.Request.Chunks || (!s.Request.SourceChunked() && bytes > s.Request.Size) {
 		t.Fatalf("state has %d chunks, %d bytes; history %d, %d; plan %d, %d", s.ChunksSent, s.BytesSent, chunks, bytes, s.Request.Chunks, s.Request.Size)
 	}
 	if s.Started != started || s.Ref != ref {
@@ -357,6 +460,18 @@ func checkState(t *rapid.T, s State, hist []Event) {
 	}
 	if e := hist[len(hist)-1]; e.Type() == TypeReplayed && (s.Status != StatusInProgress || s.Attempt != 0 || s.LastFailure != nil || !s.NextAttemptAt.IsZero() || Next(s).Kind != ActBegin) {
 		t.Fatalf("after a replay: %s attempt %d last %+v next %v, action %v; want IN_PROGRESS with no failure, begin", s.Status, s.Attempt, s.LastFailure, s.NextAttemptAt, Next(s).Kind)
+	}
+	if s.Status == StatusDelivered {
+		want := ActNone
+		switch {
+		case s.Request.AckSource:
+			want = ActAcknowledge
+		case s.Request.ExpectAck:
+			want = ActAwaitAck
+		}
+		if Next(s).Kind != want || s.Terminal() != (want == ActNone) {
+			t.Fatalf("delivered (ack expected %t, ack source %t): next %v terminal %t, want %v", s.Request.ExpectAck, s.Request.AckSource, Next(s).Kind, s.Terminal(), want)
+		}
 	}
 	if s.Terminal() && Next(s).Kind != ActNone {
 		t.Fatalf("terminal %s transfer has next action %v", s.Status, Next(s).Kind)
@@ -367,8 +482,9 @@ func checkState(t *rapid.T, s State, hist []Event) {
 }
 
 // drive follows Next from s as a handler with a perfect transport would,
-// failing with a retryable error whenever fail says so. It returns the state
-// it stops in, the chunks it sent and the number of events appended.
+// failing with a retryable error whenever fail says so, acknowledging the
+// source when told to. It returns the state it stops in (delivered or
+// acknowledged), the chunks Next asked for and the number of events appended.
 func drive(t *rapid.T, s State, now time.Time, fail func(State) bool) (State, []Chunk, int) {
 	var chunks []Chunk
 	n := 0
@@ -391,10 +507,10 @@ func drive(t *rapid.T, s State, now time.Time, fail func(State) bool) (State, []
 		}
 		switch a.Kind {
 		case ActBegin:
-			apply(Start{Ref: "upload"})
+			apply(Start{Ref: rapid.SampledFrom([]string{"", "upload"}).Draw(t, "startRef")})
 		case ActSendChunk:
 			chunks = append(chunks, a.Chunk)
-			apply(RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length, Ref: "part"})
+			apply(RecordChunk{Index: a.Chunk.Index, Bytes: genChunkBytes(t, s.Request, a.Chunk), Ref: "part"})
 		case ActComplete:
 			apply(Complete{Location: "null://out"})
 		case ActWaitRetry:
@@ -403,6 +519,11 @@ func drive(t *rapid.T, s State, now time.Time, fail func(State) bool) (State, []
 			}
 			now = a.At
 			apply(Retry{})
+		case ActAcknowledge:
+			if s.Status != StatusDelivered || s.Terminal() || !s.Request.AckSource {
+				t.Fatalf("acknowledge the source of a %s transfer (terminal %t, ack source %t)", s.Status, s.Terminal(), s.Request.AckSource)
+			}
+			apply(Acknowledge{By: "ferry", Ref: s.Request.Source.MessageID})
 		case ActAwaitAck, ActNone:
 			return s, chunks, n
 		default:
@@ -429,10 +550,43 @@ func checkCover(t *rapid.T, chunks []Chunk, size, chunkSize int64) {
 	}
 }
 
+// checkPlanCover checks the chunks Next asked for against request r: the
+// plan's byte ranges, or for a source-chunked transfer the source's count of
+// chunks whose offsets and lengths are unknown.
+func checkPlanCover(t *rapid.T, chunks []Chunk, r Requested) {
+	if !r.SourceChunked() {
+		checkCover(t, chunks, r.Size, r.ChunkSize)
+		return
+	}
+	if len(chunks) != r.Chunks {
+		t.Fatalf("%d chunks sent, the source has %d", len(chunks), r.Chunks)
+	}
+	for i, c := range chunks {
+		if c != (Chunk{Index: i + 1, Offset: -1, Length: -1}) {
+			t.Fatalf("source-chunked chunk %d = %+v, want index %d, offset and length -1", i+1, c, i+1)
+		}
+	}
+}
+
+// checkDelivered checks where drive stopped on a transfer with request r,
+// after n events: delivered in Chunks+2 events (Started, Chunks × ChunkSent,
+// Delivered) plus extra, then acknowledged in one more when the source must
+// be acknowledged.
+func checkDelivered(t *rapid.T, s State, n, extra int, r Requested) {
+	want, status := r.Chunks+2+extra, StatusDelivered
+	if r.AckSource {
+		want, status = want+1, StatusAcknowledged
+	}
+	if s.Status != status || n != want || s.Request.Chunks != r.Chunks {
+		t.Fatalf("reached %s in %d events, want %s in %d (%d chunks, ack source %t)", s.Status, n, status, want, r.Chunks, r.AckSource)
+	}
+}
+
 // TestPropertyFollowingNextDelivers: a handler that does what Next says,
 // with a transport that never fails, delivers in exactly Chunks+2 events
-// after Requested (Started, Chunks × ChunkSent, Delivered), then waits for the
-// acknowledgement when one is expected.
+// after Requested (Started, Chunks × ChunkSent, Delivered); then it
+// acknowledges the source in one more event when asked to, or waits for the
+// far end's acknowledgement when one is expected.
 func TestPropertyFollowingNextDelivers(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		r := genRequested(t)
@@ -440,12 +594,20 @@ func TestPropertyFollowingNextDelivers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("valid request refused: %v", err)
 		}
+		r = events[0].Payload.(Requested)
 		s, chunks, n := drive(t, Fold(State{}, events...), t0, nil)
-		if s.Status != StatusDelivered || n != s.Request.Chunks+2 {
-			t.Fatalf("reached %s in %d events, want DELIVERED in %d", s.Status, n, s.Request.Chunks+2)
+		checkDelivered(t, s, n, 0, r)
+		checkPlanCover(t, chunks, r)
+		if !r.SourceChunked() && s.BytesSent != r.Size {
+			t.Fatalf("sent %d of %d bytes", s.BytesSent, r.Size)
 		}
-		checkCover(t, chunks, r.Size, r.ChunkSize)
-		if !r.ExpectAck {
+		switch {
+		case r.AckSource:
+			if !s.Terminal() || Next(s).Kind != ActNone {
+				t.Fatalf("source acknowledged: terminal %t, next %v", s.Terminal(), Next(s).Kind)
+			}
+			return
+		case !r.ExpectAck:
 			if !s.Terminal() || Next(s).Kind != ActNone {
 				t.Fatalf("delivered without ack expected: terminal %t, next %v", s.Terminal(), Next(s).Kind)
 			}
@@ -476,6 +638,7 @@ func TestPropertyRetriesRecover(t *testing.T) {
 		if err != nil {
 			t.Fatalf("valid request refused: %v", err)
 		}
+		r = events[0].Payload.(Requested)
 		failures := 0
 		s, chunks, n := drive(t, Fold(State{}, events...), t0, func(s State) bool {
 			if s.Attempt+1 >= r.Retry.MaxAttempts || !rapid.Bool().Draw(t, "fail") {
@@ -484,17 +647,16 @@ func TestPropertyRetriesRecover(t *testing.T) {
 			failures++
 			return true
 		})
-		if s.Status != StatusDelivered || n != s.Request.Chunks+2+2*failures {
-			t.Fatalf("reached %s in %d events after %d failures, want DELIVERED in %d", s.Status, n, failures, s.Request.Chunks+2+2*failures)
-		}
-		checkCover(t, chunks, r.Size, r.ChunkSize)
+		checkDelivered(t, s, n, 2*failures, r)
+		checkPlanCover(t, chunks, r)
 	})
 }
 
 // TestPropertyReplayStartsAfresh: a transfer that fails for good part-way,
-// once or more, and is replayed is delivered by sending the whole plan again:
-// after each Replayed come exactly Chunks+2 events (Started, Chunks ×
-// ChunkSent from chunk 1, Delivered), whatever the failed attempt had sent.
+// or after delivery while it awaits an acknowledgement, once or more, and is
+// replayed is delivered by sending the whole plan again: after each Replayed
+// come exactly Chunks+2 events (Started, Chunks × ChunkSent from chunk 1,
+// Delivered), whatever the failed attempt had sent.
 func TestPropertyReplayStartsAfresh(t *testing.T) {
 	finalKinds := []Kind{KindInvalid, KindNotFound, KindConflict, KindUnauthorized, KindInternal}
 	rapid.Check(t, func(t *rapid.T) {
@@ -503,6 +665,7 @@ func TestPropertyReplayStartsAfresh(t *testing.T) {
 		if err != nil {
 			t.Fatalf("valid request refused: %v", err)
 		}
+		r = events[0].Payload.(Requested)
 		s := Fold(State{}, events...)
 		apply := func(c Command) {
 			events, err := Decide(s, c, t0)
@@ -511,41 +674,57 @@ func TestPropertyReplayStartsAfresh(t *testing.T) {
 			}
 			s = Fold(s, events...)
 		}
+		step := func() {
+			switch a := Next(s); a.Kind {
+			case ActBegin:
+				apply(Start{Ref: "upload"})
+			case ActSendChunk:
+				apply(RecordChunk{Index: a.Chunk.Index, Bytes: genChunkBytes(t, s.Request, a.Chunk), Ref: "part"})
+			case ActComplete:
+				apply(Complete{Location: "null://out"})
+			default:
+				t.Fatalf("part-way through, Next = %v", a.Kind)
+			}
+		}
 		for round := rapid.IntRange(1, 3).Draw(t, "rounds"); round > 0; round-- {
-			// Progress part-way: perhaps prepare the destination and send
-			// some chunks, perhaps all of them, but never complete.
-			for steps := rapid.IntRange(0, s.Request.Chunks+1).Draw(t, "progress"); steps > 0; steps-- {
-				switch a := Next(s); a.Kind {
-				case ActBegin:
-					apply(Start{Ref: "upload"})
-				case ActSendChunk:
-					apply(RecordChunk{Index: a.Chunk.Index, Bytes: a.Chunk.Length, Ref: "part"})
-				default:
-					t.Fatalf("part-way through, Next = %v", a.Kind)
+			kind := rapid.SampledFrom(finalKinds).Draw(t, "kind")
+			if awaitingAck(r) && rapid.Bool().Draw(t, "failAfterDelivery") {
+				// Deliver, then hear that the delivery failed (a MESH
+				// non-delivery report): final, even for a retryable kind.
+				for s.Status != StatusDelivered {
+					step()
+				}
+				kind = rapid.SampledFrom(allKinds).Draw(t, "kindAfterDelivery")
+			} else {
+				// Progress part-way: perhaps prepare the destination and
+				// send some chunks, perhaps all of them, but never complete.
+				for steps := rapid.IntRange(0, s.Request.Chunks+1).Draw(t, "progress"); steps > 0; steps-- {
+					step()
 				}
 			}
-			apply(Fail{Err: Errorf(rapid.SampledFrom(finalKinds).Draw(t, "kind"), "broken")})
+			apply(Fail{Err: Errorf(kind, "broken")})
 			if s.Status != StatusFailed {
 				t.Fatalf("final failure left the transfer %s", s.Status)
 			}
 			apply(Replay{Actor: "ops"})
 			if s.Status != StatusInProgress || s.Started || s.Ref != "" || s.ChunksSent != 0 || s.BytesSent != 0 ||
-				s.Attempt != 0 || s.LastFailure != nil || !s.NextAttemptAt.IsZero() {
-				t.Fatalf("after replay: %+v, want a fresh IN_PROGRESS transfer", s)
+				s.Attempt != 0 || s.LastFailure != nil || !s.NextAttemptAt.IsZero() || !reflect.DeepEqual(s.Request, r) {
+				t.Fatalf("after replay: %+v, want a fresh IN_PROGRESS transfer with the same plan", s)
 			}
 			if a := Next(s); a.Kind != ActBegin {
 				t.Fatalf("Next after replay = %v, want begin", a.Kind)
 			}
-			if _, err := Decide(s, RecordChunk{Index: 1, Bytes: s.Request.Chunk(1).Length}, t0); KindOf(err) != KindConflict {
+			if _, err := Decide(s, RecordChunk{Index: 1, Bytes: max(s.Request.Chunk(1).Length, 0)}, t0); KindOf(err) != KindConflict {
 				t.Fatalf("chunk before Start after a replay: %v, want conflict", err)
 			}
 		}
 		s, chunks, n := drive(t, s, t0, nil)
-		if s.Status != StatusDelivered || n != s.Request.Chunks+2 || len(chunks) != s.Request.Chunks || s.BytesSent != r.Size {
-			t.Fatalf("after replay reached %s in %d events, %d chunks, %d bytes; want DELIVERED in %d, %d chunks, %d bytes",
-				s.Status, n, len(chunks), s.BytesSent, s.Request.Chunks+2, s.Request.Chunks, r.Size)
+		checkDelivered(t, s, n, 0, r)
+		if len(chunks) != r.Chunks || s.ChunksSent != r.Chunks || (!r.SourceChunked() && s.BytesSent != r.Size) {
+			t.Fatalf("after replay %d chunks asked for, %d sent, %d bytes; want %d chunks, %d bytes",
+				len(chunks), s.ChunksSent, s.BytesSent, r.Chunks, r.Size)
 		}
-		checkCover(t, chunks, r.Size, r.ChunkSize)
+		checkPlanCover(t, chunks, r)
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 // Destination says where a route delivers. It comes only from route
 // configuration, never from anything a sender supplies.
 type Destination struct {
-	// Type names the transport: "s3", "null" (and later "mesh", "sftp", …).
+	// Type names the transport: "s3", "mesh" or "null".
 	Type string `json:"type"`
 	// Bucket and Prefix locate the delivered object for the s3 transport.
 	Bucket string `json:"bucket,omitempty"`
@@ -29,7 +29,9 @@ func (d Destination) Validate() error {
 		if d.Bucket == "" {
 			errs = append(errs, errors.New("s3 destination needs a bucket"))
 		}
-	case "null":
+	case "null", "mesh":
+		// mesh: the MESH environment and mailboxes are configured in the
+		// "mesh" section; from, to and workflow come with each upload.
 	case "":
 		errs = append(errs, errors.New("destination type is missing"))
 	default:
@@ -77,6 +79,9 @@ func (m Match) matches(u Upload) bool {
 // Routes is an ordered routing table: the first matching route wins.
 type Routes struct {
 	Routes []Route `json:"routes"`
+	// Mesh configures the MESH environment (URL, credentials, mailboxes,
+	// polling). It is opaque here; the mesh transport's configuration reads it.
+	Mesh json.RawMessage `json:"mesh,omitempty"`
 }
 
 // Find returns the first route matching u.

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -48,6 +49,73 @@ func TestParseRoutes(t *testing.T) {
 	}
 }
 
+// TestParseRoutesMesh: a table may carry a "mesh" section, kept verbatim for
+// the mesh transport to read (the domain does not look inside it), and routes
+// may deliver to MESH with no other destination fields.
+func TestParseRoutesMesh(t *testing.T) {
+	const mesh = `{"url": "https://msg.intspineservices.nhs.uk", "mailboxes": [{"id": "X26OT001", "poll": "5m"}], "anything": {"the": ["transport", "decides"]}}`
+	data := `{
+  "routes": [
+    {"name": "to-mesh", "match": {"prefix": "outbound/mesh/"}, "destination": {"type": "mesh"}, "require": ["sender", "recipient", "workflow"], "chunkSize": "1MiB"},
+    {"name": "catch-all", "destination": {"type": "null"}}
+  ],
+  "mesh": ` + mesh + `
+}`
+	got, err := ParseRoutes([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoutes := []Route{
+		{Name: "to-mesh", Match: Match{Prefix: "outbound/mesh/"}, Destination: Destination{Type: "mesh"}, Require: []string{"sender", "recipient", "workflow"}, ChunkSize: 1 * MiB},
+		{Name: "catch-all", Destination: Destination{Type: "null"}},
+	}
+	if !reflect.DeepEqual(got.Routes, wantRoutes) {
+		t.Errorf("routes =\n%+v\nwant\n%+v", got.Routes, wantRoutes)
+	}
+	if string(got.Mesh) != mesh {
+		t.Errorf("Mesh = %s\nwant it verbatim: %s", got.Mesh, mesh)
+	}
+	r, ok := got.Find(Upload{Key: "outbound/mesh/a.csv"})
+	if !ok || r.Destination != (Destination{Type: "mesh"}) {
+		t.Errorf("Find = %+v, %t; want the mesh route", r, ok)
+	}
+	t.Run("round trip", func(t *testing.T) {
+		out, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseRoutes(out)
+		if err != nil {
+			t.Fatalf("ParseRoutes(%s): %v", out, err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, []byte(mesh)); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(again.Routes, got.Routes) || !bytes.Equal(again.Mesh, compact.Bytes()) {
+			t.Errorf("after a round trip:\n got %+v mesh %s\nwant %+v mesh %s", again.Routes, again.Mesh, got.Routes, compact.Bytes())
+		}
+	})
+	t.Run("no mesh section", func(t *testing.T) {
+		rs, err := ParseRoutes([]byte(`{"routes": [{"name": "m", "destination": {"type": "mesh"}}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs.Mesh != nil {
+			t.Errorf("Mesh = %s, want nil", rs.Mesh)
+		}
+		out, err := json.Marshal(rs)
+		if err != nil || strings.Contains(string(out), `"mesh":`) {
+			t.Errorf("Marshal = %s, %v; want no mesh section", out, err)
+		}
+	})
+	t.Run("a broken mesh section is still an error", func(t *testing.T) {
+		if rs, err := ParseRoutes([]byte(`{"routes": [{"name": "m", "destination": {"type": "mesh"}}], "mesh": {"url": }`)); err == nil {
+			t.Errorf("ParseRoutes accepted %+v", rs)
+		}
+	})
+}
+
 // TestParseRoutesReportsEveryProblem: one broken table, every problem in one
 // error, each a separate member of an errors.Join.
 func TestParseRoutesReportsEveryProblem(t *testing.T) {
@@ -57,6 +125,7 @@ func TestParseRoutesReportsEveryProblem(t *testing.T) {
 	  {"name": "a", "destination": {"type": "null"}},
 	  {"name": "no-type", "destination": {}},
 	  {"name": "ftp", "destination": {"type": "ftp"}},
+	  {"name": "mesh-is-fine", "destination": {"type": "mesh"}},
 	  {"name": "s3-no-bucket", "destination": {"type": "s3"}},
 	  {"name": "negative-chunk", "destination": {"type": "null"}, "chunkSize": -1},
 	  {"name": "small-s3-chunk", "destination": {"type": "s3", "bucket": "b"}, "chunkSize": "4MiB"},
@@ -70,13 +139,13 @@ func TestParseRoutesReportsEveryProblem(t *testing.T) {
 		"route 3 (a): name is used twice",
 		"route 4 (no-type): destination type is missing",
 		`route 5 (ftp): unknown destination type "ftp"`,
-		"route 6 (s3-no-bucket): s3 destination needs a bucket",
-		"route 7 (negative-chunk): chunk size must be positive",
-		"route 8 (small-s3-chunk): s3 destinations need chunks of at least 5MiB",
-		`route 9 (bad-require): cannot require unknown metadata field "shoe-size"`,
-		"route 10 (negative-attempts): retry: maxAttempts must not be negative",
-		"route 11 (negative-delay): retry: delays must not be negative",
-		"route 12 (base-over-max): retry: baseDelay is longer than maxDelay",
+		"route 7 (s3-no-bucket): s3 destination needs a bucket",
+		"route 8 (negative-chunk): chunk size must be positive",
+		"route 9 (small-s3-chunk): s3 destinations need chunks of at least 5MiB",
+		`route 10 (bad-require): cannot require unknown metadata field "shoe-size"`,
+		"route 11 (negative-attempts): retry: maxAttempts must not be negative",
+		"route 12 (negative-delay): retry: delays must not be negative",
+		"route 13 (base-over-max): retry: baseDelay is longer than maxDelay",
 	}
 	rs, err := ParseRoutes([]byte(bad))
 	if err == nil {
@@ -223,6 +292,8 @@ func TestDestinationValidate(t *testing.T) {
 		want string // "" for valid
 	}{
 		{Destination{Type: "null"}, ""},
+		{Destination{Type: "mesh"}, ""},
+		{Destination{Type: "MESH"}, `unknown destination type "MESH"`},
 		{Destination{Type: "s3", Bucket: "b"}, ""},
 		{Destination{Type: "s3", Bucket: "b", Prefix: "p/"}, ""},
 		{Destination{Type: "s3"}, "needs a bucket"},

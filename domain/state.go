@@ -50,7 +50,7 @@ func (s State) Terminal() bool {
 	case StatusAcknowledged, StatusFailed, StatusCancelled:
 		return true
 	case StatusDelivered:
-		return !s.Request.ExpectAck
+		return !s.Request.ExpectAck && !s.Request.AckSource
 	}
 	return false
 }
@@ -70,6 +70,11 @@ func Evolve(s State, e Event) State {
 		s.Started = true
 		s.Ref = p.Ref
 	case ChunkSent:
+		if s.Ref == "" && p.Index == 1 {
+			// Some destinations create the remote object with the first
+			// chunk (MESH returns the message id then), not at Start.
+			s.Ref = p.Ref
+		}
 		s.ChunksSent = p.Index
 		s.BytesSent += p.Bytes
 		s.Attempt = 0

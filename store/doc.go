@@ -45,8 +45,11 @@
 // StreamImage converts the DynamoDB Streams API's attribute values into the
 // Lambda event types they accept.
 //
-// Errors are domain errors: ErrConflict (domain.KindConflict) for a lost
-// append race, ErrNotFound (domain.KindNotFound), domain.KindInvalid for
-// bad arguments, domain.KindUnavailable for throttling, timeouts, network
-// and server errors (worth retrying), domain.KindInternal otherwise.
+// Errors are domain errors (*domain.Error in the chain, the AWS error
+// wrapped inside it, its code as the Code): ErrConflict (domain.KindConflict)
+// for a lost append race; ErrNotFound (domain.KindNotFound) for a missing
+// transfer, KindNotFound also for a missing table; domain.KindInvalid for bad
+// arguments and data; domain.KindUnavailable for throttling, timeouts,
+// network and server errors (worth retrying); domain.KindUnauthorized for
+// refused credentials; domain.KindInternal otherwise.
 package store

@@ -59,7 +59,10 @@ var (
 	bySender    = index{name: "bySender", pk: "snd_pk", sk: "snd_sk", prefix: "SND#", month: true}
 	byRecipient = index{name: "byRecipient", pk: "rcp_pk", sk: "rcp_sk", prefix: "RCP#", month: true}
 	byRoute     = index{name: "byRoute", pk: "rt_pk", sk: "rt_sk", prefix: "RT#", month: true}
-	indexes     = []index{byStatus, bySender, byRecipient, byRoute}
+	// byRef finds a transfer by its remote reference (a MESH message id),
+	// e.g. when a non-delivery report names the message it is about.
+	byRef   = index{name: "byRef", pk: "ref_pk", sk: "ref_sk", prefix: "REF#"}
+	indexes = []index{byStatus, bySender, byRecipient, byRoute, byRef}
 )
 
 func indexNamed(name string) (index, bool) {
@@ -238,6 +241,10 @@ func viewItem(st domain.State) map[string]types.AttributeValue {
 	put(attrFilename, r.Filename)
 	if st.LastFailure != nil {
 		put(attrLastError, st.LastFailure.Message)
+	}
+	if st.Ref != "" {
+		item[byRef.pk] = str(byRef.prefix + st.Ref)
+		item[byRef.sk] = str(st.ID)
 	}
 	for _, k := range []struct {
 		ix    index

@@ -72,6 +72,8 @@ func (s *Store) Table() string { return s.table }
 // One event is one conditional PutItem; several are one TransactWriteItems,
 // so they are stored all or none. If any of the versions is already stored,
 // nothing is written and the error satisfies errors.Is(err, ErrConflict).
+// An SDK retry of a write that had in fact succeeded is not a conflict: the
+// PutItem recognises its own item, TransactWriteItems its request token.
 // Throttling and network failures are domain.KindUnavailable.
 func (s *Store) Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error) {
 	if err := checkAppend(prev, events); err != nil {

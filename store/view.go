@@ -85,3 +85,25 @@ func (s *Store) View(ctx context.Context, id string) (Summary, error) {
 	}
 	return summaryOf(out.Item)
 }
+
+// FindByRef returns the id of the transfer whose remote reference (State.Ref,
+// e.g. a MESH message id) is ref, from the read model: a transfer is found
+// once its view with that reference has been projected. It returns
+// ErrNotFound when none has it. One Query on the byRef index.
+func (s *Store) FindByRef(ctx context.Context, ref string) (string, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(byRef.name),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": byRef.pk},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(byRef.prefix + ref)},
+		Limit:                     aws.Int32(1),
+	})
+	if err != nil {
+		return "", wrap("find by ref "+ref, err)
+	}
+	if len(out.Items) == 0 {
+		return "", fmt.Errorf("ref %s: %w", ref, ErrNotFound)
+	}
+	return recordOf(out.Items[0])[byRef.sk], nil // ref_sk holds the id
+}

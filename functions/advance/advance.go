@@ -41,9 +41,18 @@ type Transport interface {
 	Complete(ctx context.Context, t domain.State) (transport.Delivery, error)
 }
 
-// Scheduler arranges for a retrying transfer to be woken at a time.
+// Scheduler arranges for a transfer to be woken at a time: to retry after
+// a retryable failure, or to check whether the far end has acknowledged a
+// delivery.
 type Scheduler interface {
 	ScheduleRetry(ctx context.Context, id string, version int, at time.Time) error
+	ScheduleTrack(ctx context.Context, id string, version int, at time.Time) error
+}
+
+// Acknowledger confirms to a transfer's source that the file is safe (a
+// MESH inbox message is acknowledged, and so leaves the inbox).
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, t domain.State) error
 }
 
 // Budget bounds the work one wake-up does for one transfer.
@@ -57,7 +66,12 @@ type Handler struct {
 	Store      Store
 	Transports map[string]Transport // by destination type
 	Retries    Scheduler
-	Budget     Budget
+	// Acknowledgers by source kind ("mesh").
+	Acknowledgers map[string]Acknowledger
+	// TrackInterval is how long after delivery (and between checks) the
+	// far end's acknowledgement is looked for (default 1 minute).
+	TrackInterval time.Duration
+	Budget        Budget
 	// Concurrency bounds how many transfers of one batch are worked on at
 	// once (default 8).
 	Concurrency int
@@ -161,8 +175,10 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		act := domain.Next(st)
 		var cmd domain.Command
 		switch act.Kind {
-		case domain.ActNone, domain.ActAwaitAck:
+		case domain.ActNone:
 			return nil
+		case domain.ActAwaitAck:
+			return h.scheduleTrack(ctx, st)
 		case domain.ActWaitRetry:
 			if err := h.Retries.ScheduleRetry(ctx, st.ID, st.Version, act.At); err != nil {
 				return fmt.Errorf("schedule retry: %w", err)
@@ -170,8 +186,12 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 			log.InfoContext(ctx, "retry scheduled", "version", st.Version, "at", act.At, "attempt", st.Attempt)
 			return nil
 		}
-		tr, ok := h.Transports[st.Request.Destination.Type]
-		if !ok {
+		if act.Kind == domain.ActAcknowledge {
+			if cmd = h.acknowledge(ctx, st); cmd == nil {
+				log.WarnContext(ctx, "acknowledgement failed; will try again", "version", st.Version)
+				return h.scheduleTrack(ctx, st)
+			}
+		} else if tr, ok := h.Transports[st.Request.Destination.Type]; !ok {
 			cmd = domain.Fail{Err: domain.Errorf(domain.KindInvalid, "no transport for destination type %q", st.Request.Destination.Type)}
 		} else {
 			cmd = h.act(ctx, tr, st, act)
@@ -234,6 +254,37 @@ func (h *Handler) act(ctx context.Context, tr Transport, st domain.State, act do
 		return domain.Complete{Ref: d.Ref, Location: d.Location}
 	}
 	return failed(domain.Errorf(domain.KindInternal, "unexpected action %s", act.Kind))
+}
+
+// acknowledge confirms receipt to the transfer's source. It returns nil
+// when the attempt failed in a way worth repeating later (the retry
+// function's tracking check repeats it); a delivered file is never failed
+// for a passing fault of the acknowledgement.
+func (h *Handler) acknowledge(ctx context.Context, st domain.State) domain.Command {
+	a, ok := h.Acknowledgers[st.Request.Source.Kind]
+	if !ok {
+		return failed(domain.Errorf(domain.KindInvalid, "cannot acknowledge a %q source", st.Request.Source.Kind))
+	}
+	if err := a.Acknowledge(ctx, st); err != nil {
+		if domain.KindOf(err).Retryable() {
+			return nil
+		}
+		return failed(err)
+	}
+	return domain.Acknowledge{By: "ferry", Ref: st.Request.Source.MessageID}
+}
+
+// scheduleTrack arranges the next look at a delivered transfer's
+// acknowledgement.
+func (h *Handler) scheduleTrack(ctx context.Context, st domain.State) error {
+	interval := h.TrackInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	if err := h.Retries.ScheduleTrack(ctx, st.ID, st.Version, h.Now().Add(interval)); err != nil {
+		return fmt.Errorf("schedule tracking: %w", err)
+	}
+	return nil
 }
 
 func failed(err error) domain.Command {

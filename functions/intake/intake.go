@@ -46,8 +46,11 @@ type Handler struct {
 	Store   Store
 	Objects Objects
 	Routes  domain.Routes
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Mesh addresses uploads on routes to MESH; nil when no MESH is
+	// configured (such uploads are then rejected).
+	Mesh *MeshOutbound
+	Now  func() time.Time
+	Log  *slog.Logger
 }
 
 // Handle processes a batch of SQS messages, each holding an S3 event
@@ -130,10 +133,10 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 	md, problems := parseMetadata(head.Metadata)
 	req := domain.Requested{
 		Source:    domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: versionID, ETag: etag},
-		Sender:    md[metaSender],
-		Recipient: md[metaRecipient],
-		Workflow:  md[metaWorkflow],
-		Filename:  md[metaFilename],
+		Sender:    md.first(metaSender, mexFrom),
+		Recipient: md.first(metaRecipient, mexTo),
+		Workflow:  md.first(metaWorkflow, mexWorkflow),
+		Filename:  md.first(metaFilename, mexFilename),
 		Size:      aws.ToInt64(head.ContentLength),
 		Metadata:  md.extra(),
 	}
@@ -153,6 +156,11 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 	req.Retry = route.Retry
 	if miss := md.missing(route.Require); len(miss) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
+	}
+	if route.Destination.Type == "mesh" {
+		if reason := h.Mesh.address(&req, route, head); reason != nil {
+			return domain.Reject{Requested: req, Reason: reason}
+		}
 	}
 	return domain.Request{Requested: req}
 }

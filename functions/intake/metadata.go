@@ -20,6 +20,12 @@ const (
 	metaFilename  = "filename"
 	metaSubject   = "subject"
 	metaLocalID   = "localid"
+
+	// NHS England's MESH client's names for the same things.
+	mexFrom     = "mex-from"
+	mexTo       = "mex-to"
+	mexWorkflow = "mex-workflowid"
+	mexFilename = "mex-filename"
 )
 
 // maxMetadataValue bounds every decoded value; S3 allows 2 KB of user
@@ -53,12 +59,22 @@ func parseMetadata(raw map[string]string) (metadata, []string) {
 		}
 		md[strings.ToLower(k)] = v
 	}
-	for _, k := range []string{metaSender, metaRecipient, metaWorkflow} {
+	for _, k := range []string{metaSender, metaRecipient, metaWorkflow, mexFrom, mexTo, mexWorkflow} {
 		if v, ok := md[k]; ok && !partyRE.MatchString(v) {
 			problems = append(problems, fmt.Sprintf("metadata %s %q must be 1-128 letters, digits or . _ @ : -", k, v))
 		}
 	}
 	return md, problems
+}
+
+// first returns the first non-empty value among keys.
+func (md metadata) first(keys ...string) string {
+	for _, k := range keys {
+		if v := strings.TrimSpace(md[k]); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // missing returns the required fields md lacks.
@@ -77,7 +93,7 @@ func (md metadata) extra() map[string]string {
 	out := map[string]string{}
 	for k, v := range md {
 		switch k {
-		case metaSender, metaRecipient, metaWorkflow, metaFilename:
+		case metaSender, metaRecipient, metaWorkflow, metaFilename, mexFrom, mexTo, mexWorkflow, mexFilename:
 			continue
 		}
 		out[k] = v

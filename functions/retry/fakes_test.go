@@ -91,12 +91,20 @@ type scheduled struct {
 }
 
 type fakeScheduler struct {
-	mu    sync.Mutex
-	calls []scheduled
-	err   error
+	mu     sync.Mutex
+	calls  []scheduled
+	tracks []scheduled
+	err    error
 }
 
 var _ Scheduler = (*fakeScheduler)(nil)
+
+func (f *fakeScheduler) ScheduleTrack(_ context.Context, id string, version int, at time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tracks = append(f.tracks, scheduled{id, version, at})
+	return f.err
+}
 
 func (f *fakeScheduler) ScheduleRetry(_ context.Context, id string, version int, at time.Time) error {
 	f.mu.Lock()

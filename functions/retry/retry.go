@@ -26,10 +26,19 @@ const maxDelay = 15 * time.Minute
 
 // Message is the body of a retry queue message.
 type Message struct {
+	// Kind is "retry" (the default: resume after a retryable failure) or
+	// "track" (look for the acknowledgement of a delivered transfer).
+	Kind       string    `json:"kind,omitempty"`
 	TransferID string    `json:"transferId"`
 	Version    int       `json:"version"`
 	At         time.Time `json:"at"`
 }
+
+// Message kinds.
+const (
+	KindRetry = "retry"
+	KindTrack = "track"
+)
 
 // Sender is what Queue needs of SQS.
 type Sender interface {
@@ -46,7 +55,18 @@ type Queue struct {
 // ScheduleRetry sends a message that becomes visible at at (or in 15
 // minutes, whichever is sooner). Errors are classified *domain.Error values.
 func (q *Queue) ScheduleRetry(ctx context.Context, id string, version int, at time.Time) error {
-	body, err := json.Marshal(Message{TransferID: id, Version: version, At: at})
+	return q.schedule(ctx, Message{Kind: KindRetry, TransferID: id, Version: version, At: at})
+}
+
+// ScheduleTrack sends a message that asks, at at, whether delivered
+// transfer id has been acknowledged (or acknowledges its source again).
+func (q *Queue) ScheduleTrack(ctx context.Context, id string, version int, at time.Time) error {
+	return q.schedule(ctx, Message{Kind: KindTrack, TransferID: id, Version: version, At: at})
+}
+
+func (q *Queue) schedule(ctx context.Context, m Message) error {
+	at := m.At
+	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -68,17 +88,43 @@ type Store interface {
 	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)
 }
 
-// Scheduler re-arms a retry that is not due yet.
+// Scheduler re-arms a retry or a tracking check that is not due yet.
 type Scheduler interface {
 	ScheduleRetry(ctx context.Context, id string, version int, at time.Time) error
+	ScheduleTrack(ctx context.Context, id string, version int, at time.Time) error
+}
+
+// Tracker asks a destination whether the far end acknowledged a delivery.
+type Tracker interface {
+	Track(ctx context.Context, t domain.State) (Tracking, error)
+}
+
+// Tracking is what a Tracker learnt. Neither field set means: not yet.
+type Tracking struct {
+	Acknowledged bool
+	By           string        // who acknowledged
+	Failure      *domain.Error // the far end refused the delivery
+}
+
+// Acknowledger confirms to a transfer's source that the file is safe.
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, t domain.State) error
 }
 
 // Handler is the retry Lambda.
 type Handler struct {
 	Store     Store
 	Scheduler Scheduler
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Trackers by destination type, Acknowledgers by source kind.
+	Trackers      map[string]Tracker
+	Acknowledgers map[string]Acknowledger
+	// TrackInterval is the wait between tracking checks (default 1
+	// minute); TrackFor is how long after delivery to keep looking
+	// (default 5 days, MESH's inbox expiry).
+	TrackInterval time.Duration
+	TrackFor      time.Duration
+	Now           func() time.Time
+	Log           *slog.Logger
 }
 
 // Handle processes retry messages. A message about a transfer that has
@@ -105,6 +151,9 @@ func (h *Handler) one(ctx context.Context, m events.SQSMessage) error {
 		return fmt.Errorf("load %s: %w", msg.TransferID, err)
 	}
 	log := h.Log.With("transfer", st.ID, "version", st.Version)
+	if msg.Kind == KindTrack {
+		return h.track(ctx, log, st, msg)
+	}
 	if st.Version != msg.Version || st.Status != domain.StatusRetrying {
 		log.InfoContext(ctx, "retry no longer needed", "status", st.Status)
 		return nil
@@ -125,4 +174,83 @@ func (h *Handler) one(ctx context.Context, m events.SQSMessage) error {
 		log.InfoContext(ctx, "retrying", "attempt", st.Attempt+1)
 	}
 	return err
+}
+
+// track looks for the acknowledgement of a delivered transfer (or repeats
+// the acknowledgement of its source) and records what it finds; otherwise
+// it looks again later, until TrackFor has passed since delivery.
+func (h *Handler) track(ctx context.Context, log *slog.Logger, st domain.State, msg Message) error {
+	if st.Version != msg.Version || st.Status != domain.StatusDelivered {
+		log.InfoContext(ctx, "tracking no longer needed", "status", st.Status)
+		return nil
+	}
+	now := h.Now()
+	if now.Before(msg.At) {
+		return h.Scheduler.ScheduleTrack(ctx, st.ID, st.Version, msg.At)
+	}
+	var cmd domain.Command
+	var err error
+	switch {
+	case st.Request.AckSource:
+		a, ok := h.Acknowledgers[st.Request.Source.Kind]
+		if !ok {
+			return domain.Errorf(domain.KindInvalid, "cannot acknowledge a %q source", st.Request.Source.Kind)
+		}
+		if err = a.Acknowledge(ctx, st); err == nil {
+			cmd = domain.Acknowledge{By: "ferry", Ref: st.Request.Source.MessageID}
+		}
+	case st.Request.ExpectAck:
+		t, ok := h.Trackers[st.Request.Destination.Type]
+		if !ok {
+			return domain.Errorf(domain.KindInvalid, "cannot track a %q destination", st.Request.Destination.Type)
+		}
+		var got Tracking
+		if got, err = t.Track(ctx, st); err == nil {
+			switch {
+			case got.Failure != nil:
+				cmd = domain.Fail{Err: got.Failure}
+			case got.Acknowledged:
+				cmd = domain.Acknowledge{By: got.By, Ref: st.Ref}
+			}
+		}
+	default:
+		return nil
+	}
+	if err != nil && !domain.KindOf(err).Retryable() {
+		// Tracking refused for good (e.g. credentials): record it.
+		cmd = domain.Fail{Err: &domain.Error{Kind: domain.KindOf(err), Code: domain.CodeOf(err), Message: err.Error()}}
+	}
+	if cmd == nil {
+		if now.Sub(st.Updated) > h.trackFor() {
+			log.WarnContext(ctx, "stopped looking for an acknowledgement", "deliveredAt", st.Updated)
+			return nil
+		}
+		if err != nil {
+			log.WarnContext(ctx, "tracking check failed; will look again", "error", err)
+		}
+		return h.Scheduler.ScheduleTrack(ctx, st.ID, st.Version, now.Add(h.trackInterval()))
+	}
+	evs, err := domain.Decide(st, cmd, now)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Store.Append(ctx, st, evs...); err != nil && domain.KindOf(err) != domain.KindConflict {
+		return err
+	}
+	log.InfoContext(ctx, "tracking recorded", "event", evs[0].Type())
+	return nil
+}
+
+func (h *Handler) trackInterval() time.Duration {
+	if h.TrackInterval > 0 {
+		return h.TrackInterval
+	}
+	return time.Minute
+}
+
+func (h *Handler) trackFor() time.Duration {
+	if h.TrackFor > 0 {
+		return h.TrackFor
+	}
+	return 5 * 24 * time.Hour
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
@@ -46,6 +48,7 @@ func Run(t *testing.T, h Harness) {
 		{"load is one request whatever the history length", testLoadOneRequest},
 		{"concurrent appends of one version: exactly one wins", testRace},
 		{"a multi-event append is atomic", testAtomic},
+		{"a resent append that had succeeded is not a conflict", testResend},
 		{"an older view never overwrites a newer one", testProjectOrder},
 		{"history by status over days, paged", testHistoryByStatus},
 		{"history by sender, recipient and route", testHistoryByParty},
@@ -350,6 +353,46 @@ func testAtomic(t *testing.T, h Harness) {
 	}
 	if got, err := s.Load(ctx, st.ID); err != nil || got.Version != st.Version+1 {
 		t.Errorf("load: got v%d, %v, want v%d", got.Version, err, st.Version+1)
+	}
+}
+
+// resend is client middleware that sends every PutItem twice and returns
+// the second response, as the SDK does when a response is lost and it retries.
+func resend(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("storetestResend",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			if middleware.GetOperationName(ctx) != "PutItem" {
+				return next.HandleFinalize(ctx, in)
+			}
+			if _, _, err := next.HandleFinalize(ctx, in); err != nil {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+			}
+			req, ok := in.Request.(*smithyhttp.Request)
+			if !ok {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("unexpected request %T", in.Request)
+			}
+			if err := req.RewindStream(); err != nil {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+			}
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+}
+
+func testResend(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := h.NewStore(t, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, resend) })
+	st := started(t, s, 3)
+	next, err := s.Append(ctx, st, chunk(t, st, base)...)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	checkEvents(t, s, st.ID, st.Version+1)
+	// A different append of the same version still conflicts.
+	if _, err := s.Append(ctx, st, chunk(t, st, base)...); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second append: err = %v, want ErrConflict", err)
+	}
+	if got, err := s.Load(ctx, st.ID); err != nil || !reflect.DeepEqual(got, next) {
+		t.Errorf("load: got %+v, %v, want %+v", got, err, next)
 	}
 }
 
