@@ -94,4 +94,3 @@ func redact(s string) string {
 	}
 	return s[:4] + "…"
 }
-
