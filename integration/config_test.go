@@ -38,7 +38,7 @@ func TestRoutesLoadFromSSMAndS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rs.Routes) != 3 || rs.Routes[1].Name != "to-partner-a" || rs.Routes[1].Destination.Bucket != "ferry-local-delivered" {
+			if len(rs.Routes) != 4 || rs.Routes[2].Name != "to-partner-a" || rs.Routes[2].Destination.Bucket != "ferry-local-delivered" || rs.Mesh == nil {
 				t.Fatalf("routes = %+v", rs.Routes)
 			}
 		})

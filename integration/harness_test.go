@@ -117,7 +117,11 @@ func (e *env) startLocal() (*localProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--state-dir", e.stateDir)
+	seed, err := filepath.Abs("testdata/seed.json")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir)
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",

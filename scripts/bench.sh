@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# Runs the benchmarks against a local stack started on a free port.
+# Runs the benchmarks against a local stack started on free ports.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$root/scripts/install.sh"
+start_stack "$(free_port)" "$(free_port)"
 
-port=$(free_port)
-endpoint=$("$root/scripts/stack.sh" start "$port")
-trap '"$root/scripts/stack.sh" stop "$port"' EXIT
-
-export FERRY_AWS_ENDPOINT=$endpoint
 export FERRY_BIN="$root/bin/ferry"
 cd "$root"
-go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m ./integration/
+go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m ./integration/ ./transport/mesh/

@@ -32,3 +32,14 @@ PY
     sleep 0.2
   done
 }
+
+# start_stack MOTO_PORT MESH_PORT starts moto and the MESH sandbox, exports
+# what tests and ferry need to reach them, and stops both on exit.
+start_stack() {
+  local moto_port=$1 mesh_port=$2
+  export FERRY_AWS_ENDPOINT FERRY_MESH_URL FERRY_MESH_PORT=$mesh_port
+  export FERRY_TLS_DIR="$cache/tls" FERRY_MESH_CA="$cache/tls/ca.pem" FERRY_ROOT="$root"
+  trap '"$root/scripts/stack.sh" stop '"$moto_port"'; "$root/scripts/mesh-sandbox.sh" reset '"$mesh_port" EXIT
+  FERRY_AWS_ENDPOINT=$("$root/scripts/stack.sh" start "$moto_port")
+  FERRY_MESH_URL=$("$root/scripts/mesh-sandbox.sh" start "$mesh_port")
+}

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# Runs the integration tests against a local stack started on free ports,
-# so it never collides with a running `make run`. Stops what it started.
+# Runs the integration tests against a local stack (moto and the MESH
+# sandbox) started on free ports, so it never collides with a running
+# `make run`. Stops what it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$root/scripts/install.sh"
+start_stack "$(free_port)" "$(free_port)"
 
-port=$(free_port)
-endpoint=$("$root/scripts/stack.sh" start "$port")
-trap '"$root/scripts/stack.sh" stop "$port"' EXIT
-
-export FERRY_AWS_ENDPOINT=$endpoint
 export FERRY_BIN="$root/bin/ferry"
 cd "$root"
-go test -tags integration -count=1 -timeout 20m "$@" ./...
+# -p 1: the packages share one MESH sandbox, whose inboxes ferry local polls.
+go test -tags integration -count=1 -p 1 -timeout 25m "$@" ./...

@@ -11,6 +11,7 @@ package transport
 
 import (
 	"context"
+	"io"
 
 	"github.com/ferryhq/ferry/domain"
 )
@@ -27,13 +28,35 @@ type Transport interface {
 	// calls need (e.g. an S3 multipart upload id). May return "".
 	Begin(ctx context.Context, t domain.State) (ref string, err error)
 	// SendChunk delivers chunk c of t's payload. Re-sending the same chunk
-	// index must not corrupt or duplicate the delivery. Returns a per-chunk
-	// reference (e.g. part ETag).
-	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (ref string, err error)
+	// index must not corrupt or duplicate the delivery. It returns the
+	// chunk's reference (e.g. part ETag) and its length, which only the
+	// source knows when the source chose the chunks (a MESH message).
+	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (Sent, error)
 	// Complete finishes the delivery once every chunk is sent and returns
 	// where the file now is. Calling it again after it succeeded (crash
 	// before recording) must succeed with the same result.
 	Complete(ctx context.Context, t domain.State) (Delivery, error)
+}
+
+// Source reads one chunk of a transfer's payload from where it came from,
+// for destinations that cannot copy from the source themselves (an inbound
+// MESH message delivered to S3). The reader streams; the caller closes it.
+type Source interface {
+	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
+}
+
+// Tracking is what a destination says about a delivery's acknowledgement.
+// Neither field set means: not yet.
+type Tracking struct {
+	Acknowledged bool
+	By           string        // who acknowledged
+	Failure      *domain.Error // the far end refused the delivery
+}
+
+// Sent describes a chunk that reached the destination.
+type Sent struct {
+	Ref   string // per-chunk reference, e.g. an S3 part ETag; may be ""
+	Bytes int64  // the chunk's length
 }
 
 // Delivery says where a completed transfer's file now is.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ferryhq/ferry/internal/app"
 	"github.com/ferryhq/ferry/internal/esm"
@@ -31,6 +34,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("local", e.stderr)
 	routes := fs.String("routes", firstNonEmpty(e.cfg.Routes, "infra/local/routes.json"), "routing table (file, ssm:NAME or s3://B/K)")
 	stateDir := fs.String("state-dir", ".ferry", "where stream checkpoints and stats are kept")
+	seedFile := fs.String("seed", "infra/local/seed.json", "parameters and secrets to put in the emulator first (${VAR} expands, @PATH reads a file); empty for none")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -68,6 +72,15 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	}, res)
 	if err != nil {
 		return fmt.Errorf("set up local resources: %w", err)
+	}
+	if *seedFile != "" {
+		seed, err := readSeed(*seedFile, e.getenv)
+		if err != nil {
+			return err
+		}
+		if err := seed.Store(ctx, secretsmanager.NewFromConfig(awsCfg), ssm.NewFromConfig(awsCfg)); err != nil {
+			return err
+		}
 	}
 	streamARN, err := st.StreamARN(ctx)
 	if err != nil {
@@ -112,6 +125,16 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		runners = append(runners, qm.Run)
+	}
+	if a.MeshPoll != nil {
+		every := time.Duration(a.Mesh.Config.Inbound.PollInterval)
+		for mailbox := range a.MeshPoll.Mailboxes {
+			runners = append(runners, esm.Ticker{Name: "meshpoll " + mailbox, Interval: every, Immediate: true, Logger: log,
+				Func: func(ctx context.Context) error {
+					_, err := a.MeshPoll.Poll(ctx, mailbox)
+					return err
+				}}.Run)
+		}
 	}
 	statsPath := filepath.Join(*stateDir, "stats.json")
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: log, Func: func(context.Context) error {
@@ -172,4 +195,38 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// readSeed reads a seed file, expanding ${VAR} from the environment and
+// replacing "@PATH" values with the file's contents.
+func readSeed(path string, getenv func(string) string) (localstack.Seed, error) {
+	var seed localstack.Seed
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return seed, fmt.Errorf("seed: %w", err)
+	}
+	if err := json.Unmarshal(data, &seed); err != nil {
+		return seed, fmt.Errorf("seed %s: %w", path, err)
+	}
+	expand := func(kind string, m map[string]string) error {
+		for k, v := range m {
+			v = os.Expand(v, getenv)
+			if rest, ok := strings.CutPrefix(v, "@"); ok {
+				b, err := os.ReadFile(rest)
+				if err != nil {
+					return fmt.Errorf("seed %s %s: %w", kind, k, err)
+				}
+				v = string(b)
+			}
+			if v == "" {
+				return fmt.Errorf("seed %s %s is empty (is its environment variable set?)", kind, k)
+			}
+			m[k] = v
+		}
+		return nil
+	}
+	if err := expand("parameter", seed.Parameters); err != nil {
+		return seed, err
+	}
+	return seed, expand("secret", seed.Secrets)
 }

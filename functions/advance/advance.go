@@ -37,7 +37,7 @@ type Store interface {
 // package transport for the contract.
 type Transport interface {
 	Begin(ctx context.Context, t domain.State) (string, error)
-	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (string, error)
+	SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (transport.Sent, error)
 	Complete(ctx context.Context, t domain.State) (transport.Delivery, error)
 }
 
@@ -241,11 +241,11 @@ func (h *Handler) act(ctx context.Context, tr Transport, st domain.State, act do
 		}
 		return domain.Start{Ref: ref}
 	case domain.ActSendChunk:
-		ref, err := tr.SendChunk(ctx, st, act.Chunk)
+		sent, err := tr.SendChunk(ctx, st, act.Chunk)
 		if err != nil {
 			return failed(err)
 		}
-		return domain.RecordChunk{Index: act.Chunk.Index, Bytes: act.Chunk.Length, Ref: ref}
+		return domain.RecordChunk{Index: act.Chunk.Index, Bytes: sent.Bytes, Ref: sent.Ref}
 	case domain.ActComplete:
 		d, err := tr.Complete(ctx, st)
 		if err != nil {

@@ -154,14 +154,14 @@ func (f *fakeTransport) Begin(ctx context.Context, t domain.State) (string, erro
 	return "upload-" + t.ID, nil
 }
 
-func (f *fakeTransport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (string, error) {
+func (f *fakeTransport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (transport.Sent, error) {
 	if want := t.Request.Chunk(c.Index); c != want {
-		return "", domain.Errorf(domain.KindInternal, "chunk %+v is not the plan's %+v", c, want)
+		return transport.Sent{}, domain.Errorf(domain.KindInternal, "chunk %+v is not the plan's %+v", c, want)
 	}
 	if err := f.call(ctx, "send", t.ID, c.Index); err != nil {
-		return "", err
+		return transport.Sent{}, err
 	}
-	return fmt.Sprintf("etag-%d", c.Index), nil
+	return transport.Sent{Ref: fmt.Sprintf("etag-%d", c.Index), Bytes: c.Length}, nil
 }
 
 func (f *fakeTransport) Complete(ctx context.Context, t domain.State) (transport.Delivery, error) {

@@ -1,6 +1,7 @@
 // Command bootstrap is the single binary of every ferry Lambda. It chooses
 // the handler by the function's Handler setting (the _HANDLER variable of a
-// provided.al2023 runtime): intake, advance, publish or retry.
+// provided.al2023 runtime): intake, advance, publish, retry or meshpoll
+// (scheduled once per mailbox with input {"mailbox": "X26ABC1"}).
 package main
 
 import (
@@ -50,8 +51,13 @@ func run(log *slog.Logger) error {
 		lambda.Start(a.Publish.Handle)
 	case "retry":
 		lambda.Start(a.Retry.Handle)
+	case "meshpoll":
+		if a.MeshPoll == nil {
+			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
+		}
+		lambda.Start(a.MeshPoll.Handle)
 	default:
-		return fmt.Errorf("unknown handler %q: want intake, advance, publish or retry", h)
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry or meshpoll", h)
 	}
 	return nil
 }

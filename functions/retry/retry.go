@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/awserr"
 )
 
@@ -99,12 +100,8 @@ type Tracker interface {
 	Track(ctx context.Context, t domain.State) (Tracking, error)
 }
 
-// Tracking is what a Tracker learnt. Neither field set means: not yet.
-type Tracking struct {
-	Acknowledged bool
-	By           string        // who acknowledged
-	Failure      *domain.Error // the far end refused the delivery
-}
+// Tracking is what a Tracker learnt.
+type Tracking = transport.Tracking
 
 // Acknowledger confirms to a transfer's source that the file is safe.
 type Acknowledger interface {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,9 +19,11 @@ import (
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/advance"
 	"github.com/ferryhq/ferry/functions/intake"
+	"github.com/ferryhq/ferry/functions/meshpoll"
 	"github.com/ferryhq/ferry/functions/publish"
 	"github.com/ferryhq/ferry/functions/retry"
 	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
 )
@@ -95,6 +98,10 @@ type App struct {
 	Advance *advance.Handler
 	Publish *publish.Handler
 	Retry   *retry.Handler
+	// Mesh is nil when the routing file has no mesh section.
+	Mesh *Mesh
+	// MeshPoll polls MESH inboxes; nil without MESH.
+	MeshPoll *meshpoll.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -112,7 +119,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	}
 	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	queue := &retry.Queue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.RetryQueueURL, Now: now}
-	return &App{
+	s3t := s3transport.New(s3c)
+	a := &App{
 		Store:  st,
 		S3:     s3c,
 		Routes: routes,
@@ -120,7 +128,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Advance: &advance.Handler{
 			Store: st,
 			Transports: map[string]advance.Transport{
-				"s3":   s3transport.New(s3c),
+				"s3":   s3t,
 				"null": null.New(),
 			},
 			Retries: queue,
@@ -130,5 +138,41 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		},
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
-	}, nil
+	}
+	if routes.Mesh == nil {
+		return a, nil
+	}
+	mc, err := ParseMeshConfig(routes.Mesh)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMesh(ctx, mc, NewSecrets(awsCfg))
+	if err != nil {
+		return nil, err
+	}
+	m.Outbound = &mesh.Outbound{Clients: m.Clients, Source: s3transport.NewReader(s3c), Now: now}
+	s3t.WithSource("mesh", m.Inbound)
+	a.Mesh = m
+	a.Intake.Mesh = m.Intake
+	a.Advance.Transports["mesh"] = m.Outbound
+	a.Advance.Acknowledgers = map[string]advance.Acknowledger{"mesh": m.Inbound}
+	a.Advance.TrackInterval = time.Duration(mc.TrackInterval)
+	a.Retry.Trackers = map[string]retry.Tracker{"mesh": m.Outbound}
+	a.Retry.Acknowledgers = map[string]retry.Acknowledger{"mesh": m.Inbound}
+	a.Retry.TrackInterval = time.Duration(mc.TrackInterval)
+	inboxes := map[string]meshpoll.Inbox{}
+	for _, id := range mc.Inbound.Mailboxes {
+		inboxes[strings.ToUpper(id)] = m.Clients[strings.ToUpper(id)]
+	}
+	a.MeshPoll = &meshpoll.Handler{
+		Store:     st,
+		Mailboxes: inboxes,
+		Config: meshpoll.Config{
+			Bucket: mc.Inbound.Bucket, Prefix: mc.Inbound.Prefix, PageLimit: mc.Inbound.PageLimit,
+			UseSenderFilename: mc.Inbound.UseSenderFilename,
+		},
+		Now: now,
+		Log: log.With("fn", "meshpoll"),
+	}
+	return a, nil
 }

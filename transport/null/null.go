@@ -21,9 +21,10 @@ func New() *Transport { return &Transport{} }
 // Begin returns "" and no error.
 func (*Transport) Begin(context.Context, domain.State) (string, error) { return "", nil }
 
-// SendChunk discards the chunk and returns "" and no error.
-func (*Transport) SendChunk(context.Context, domain.State, domain.Chunk) (string, error) {
-	return "", nil
+// SendChunk discards the chunk and reports it sent (with its planned
+// length, or 0 when the source decides lengths).
+func (*Transport) SendChunk(_ context.Context, _ domain.State, c domain.Chunk) (transport.Sent, error) {
+	return transport.Sent{Bytes: max(c.Length, 0)}, nil
 }
 
 // Complete returns Location "null://<transfer id>" and no error, however

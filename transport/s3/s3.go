@@ -19,7 +19,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 
@@ -46,7 +48,8 @@ const (
 // Transport delivers to S3. It keeps no state between calls and is safe for
 // concurrent use.
 type Transport struct {
-	client *s3.Client
+	client  *s3.Client
+	sources map[string]transport.Source
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -57,6 +60,17 @@ var _ transport.Transport = (*Transport)(nil)
 // and s3:GetObject on destinations.
 func New(client *s3.Client) *Transport {
 	return &Transport{client: client}
+}
+
+// WithSource makes tr accept transfers whose source is of kind (e.g.
+// "mesh"): their chunks are read from src and uploaded, since S3 can copy
+// server side only from S3. It returns tr.
+func (tr *Transport) WithSource(kind string, src transport.Source) *Transport {
+	if tr.sources == nil {
+		tr.sources = map[string]transport.Source{}
+	}
+	tr.sources[kind] = src
+	return tr
 }
 
 // Key returns the destination object key of transfer t: the destination
@@ -88,7 +102,7 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 	out, err := tr.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(t.Request.Destination.Bucket),
 		Key:      aws.String(Key(t)),
-		Metadata: map[string]string{MetadataTransferID: t.ID},
+		Metadata: objectMetadata(t),
 	})
 	if err != nil {
 		return "", awserr.Classify(fmt.Sprintf("s3: begin upload of %s to %s", t.ID, Location(t)), err)
@@ -111,23 +125,27 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 // begun, or a source that is not in S3; KindNotFound for a missing source
 // (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); other classified S3
 // errors as awserr.Classify says.
-func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (string, error) {
+func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (transport.Sent, error) {
 	if err := checkPlan(t); err != nil {
-		return "", err
+		return transport.Sent{}, err
 	}
 	if c.Index < 1 || c.Index > t.Request.Chunks || c != t.Request.Chunk(c.Index) {
-		return "", domain.Errorf(domain.KindInvalid, "s3: chunk %+v is not chunk %d of transfer %s's plan", c, c.Index, t.ID)
+		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "s3: chunk %+v is not chunk %d of transfer %s's plan", c, c.Index, t.ID)
 	}
 	if t.Ref == "" {
-		return "", domain.Errorf(domain.KindInvalid, "s3: transfer %s has no upload id: Begin must come first", t.ID)
+		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "s3: transfer %s has no upload id: Begin must come first", t.ID)
 	}
 	src := t.Request.Source
+	if reader, ok := tr.sources[src.Kind]; ok && src.Kind != "s3" {
+		return tr.upload(ctx, t, c, reader)
+	}
 	if src.Kind != "s3" || src.Bucket == "" || src.Key == "" {
-		return "", domain.Errorf(domain.KindInvalid, "s3: transfer %s has source %q s3://%s/%s; only S3 sources can be copied", t.ID, src.Kind, src.Bucket, src.Key)
+		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "s3: transfer %s has source %q s3://%s/%s; only S3 sources can be copied", t.ID, src.Kind, src.Bucket, src.Key)
 	}
 	op := fmt.Sprintf("s3: copy chunk %d of %d of %s from s3://%s/%s to %s", c.Index, t.Request.Chunks, t.ID, src.Bucket, src.Key, Location(t))
 	if c.Length == 0 {
-		return tr.sendEmpty(ctx, t, c, op)
+		ref, err := tr.sendEmpty(ctx, t, c, op)
+		return transport.Sent{Ref: ref}, err
 	}
 	in := &s3.UploadPartCopyInput{
 		Bucket:     aws.String(t.Request.Destination.Bucket),
@@ -146,12 +164,69 @@ func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chu
 	}
 	out, err := tr.client.UploadPartCopy(ctx, in)
 	if err != nil {
-		return "", awserr.Classify(op, err)
+		return transport.Sent{}, awserr.Classify(op, err)
 	}
 	if out.CopyPartResult == nil {
-		return "", domain.Errorf(domain.KindInternal, "%s: no copy result returned", op)
+		return transport.Sent{}, domain.Errorf(domain.KindInternal, "%s: no copy result returned", op)
 	}
-	return aws.ToString(out.CopyPartResult.ETag), nil
+	return transport.Sent{Ref: aws.ToString(out.CopyPartResult.ETag), Bytes: c.Length}, nil
+}
+
+// upload reads chunk c from a non-S3 source and uploads it as part c.Index.
+// The chunk is spooled to a temporary file first: S3 needs a part's length
+// up front, a decompressed MESH chunk's length is known only at its end,
+// and the chunk must never be held in memory.
+func (tr *Transport) upload(ctx context.Context, t domain.State, c domain.Chunk, src transport.Source) (transport.Sent, error) {
+	op := fmt.Sprintf("s3: upload chunk %d of %d of %s from %s %s to %s", c.Index, t.Request.Chunks, t.ID, t.Request.Source.Kind, t.Request.Source.MessageID, Location(t))
+	rc, err := src.OpenChunk(ctx, t, c)
+	if err != nil {
+		return transport.Sent{}, err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp("", "ferry-chunk-")
+	if err != nil {
+		return transport.Sent{}, &domain.Error{Kind: domain.KindUnavailable, Message: op + ": spool", Err: err}
+	}
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	n, err := io.Copy(f, rc)
+	if err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return transport.Sent{}, err
+		}
+		return transport.Sent{}, &domain.Error{Kind: domain.KindUnavailable, Message: op + ": spool", Err: err}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return transport.Sent{}, &domain.Error{Kind: domain.KindInternal, Message: op + ": spool", Err: err}
+	}
+	out, err := tr.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        aws.String(t.Request.Destination.Bucket),
+		Key:           aws.String(Key(t)),
+		UploadId:      aws.String(t.Ref),
+		PartNumber:    aws.Int32(int32(c.Index)),
+		Body:          f,
+		ContentLength: aws.Int64(n),
+	})
+	if err != nil {
+		return transport.Sent{}, awserr.Classify(op, err)
+	}
+	return transport.Sent{Ref: aws.ToString(out.ETag), Bytes: n}, nil
+}
+
+// objectMetadata is the delivered object's user metadata: the transfer id,
+// and for a MESH source its mex-* headers, values quote_plus-encoded as NHS
+// England's MESH client writes them.
+func objectMetadata(t domain.State) map[string]string {
+	md := map[string]string{MetadataTransferID: t.ID}
+	if t.Request.Source.Kind == "s3" {
+		return md
+	}
+	for k, v := range t.Request.Metadata {
+		if strings.HasPrefix(strings.ToLower(k), "mex-") {
+			md[strings.ToLower(k)] = url.QueryEscape(v)
+		}
+	}
+	return md
 }
 
 // sendEmpty checks the source exists and is still empty, then uploads an
@@ -269,7 +344,7 @@ func checkParts(t domain.State, parts []types.Part) error {
 			errs = append(errs, fmt.Errorf("part %d is listed where part %d should be", n, i+1))
 		case int(n) > t.Request.Chunks:
 			errs = append(errs, fmt.Errorf("part %d is beyond the plan", n))
-		case size != t.Request.Chunk(int(n)).Length:
+		case !t.Request.SourceChunked() && size != t.Request.Chunk(int(n)).Length:
 			errs = append(errs, fmt.Errorf("part %d has %d bytes, chunk %d has %d", n, size, n, t.Request.Chunk(int(n)).Length))
 		}
 		if len(errs) >= 5 {
@@ -295,10 +370,14 @@ func (tr *Transport) delivered(ctx context.Context, t domain.State, op string) (
 	}
 	id := metadata(h.Metadata, MetadataTransferID)
 	size := aws.ToInt64(h.ContentLength)
-	if id != t.ID || size != t.Request.Size {
+	want := t.Request.Size
+	if t.Request.SourceChunked() {
+		want = t.BytesSent
+	}
+	if id != t.ID || size != want {
 		return transport.Delivery{}, domain.Errorf(domain.KindInvalid,
 			"%s: upload %s does not exist and the object there is not this transfer's (transfer id %q, %d bytes; want %q, %d bytes)",
-			op, t.Ref, id, size, t.ID, t.Request.Size).WithCode("NoSuchUpload")
+			op, t.Ref, id, size, t.ID, want).WithCode("NoSuchUpload")
 	}
 	return transport.Delivery{Ref: aws.ToString(h.ETag), Location: Location(t)}, nil
 }
@@ -311,6 +390,8 @@ func checkPlan(t domain.State) error {
 		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has destination type %q bucket %q, want an s3 bucket", t.ID, d.Type, d.Bucket)
 	case r.Chunks < 1 || r.Chunks > MaxParts:
 		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has %d chunks; S3 allows 1 to %d parts", t.ID, r.Chunks, MaxParts)
+	case r.SourceChunked():
+		// The source chose the chunks; S3 checks part sizes at Complete.
 	case r.Chunks > 1 && r.ChunkSize < MinPartSize:
 		return domain.Errorf(domain.KindInvalid, "s3: transfer %s has chunks of %d bytes; S3 parts other than the last need at least %d", t.ID, r.ChunkSize, MinPartSize)
 	case r.ChunkSize > MaxPartSize:

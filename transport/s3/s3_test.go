@@ -262,8 +262,8 @@ func TestSendChunkWholeFileHasNoRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ref != `"e1"` {
-		t.Errorf("ref = %q, want %q", ref, `"e1"`)
+	if ref.Ref != `"e1"` || ref.Bytes != 1000 {
+		t.Errorf("sent = %+v, want ref %q and 1000 bytes", ref, `"e1"`)
 	}
 	if got := s.reqs[0].Header.Get("X-Amz-Copy-Source-Range"); got != "" {
 		t.Errorf("x-amz-copy-source-range = %q, want none", got)

@@ -202,9 +202,12 @@ func (x *transfer) send(t *testing.T, indices ...int) {
 	t.Helper()
 	for _, i := range indices {
 		c := x.st.Request.Chunk(i)
-		ref, err := x.h.Transport.SendChunk(context.Background(), x.st, c)
+		sent, err := x.h.Transport.SendChunk(context.Background(), x.st, c)
 		checkErr(t, fmt.Sprintf("SendChunk %d", i), err)
-		x.sent[i] = ref
+		if sent.Bytes != c.Length {
+			t.Fatalf("SendChunk %d reported %d bytes, the chunk has %d", i, sent.Bytes, c.Length)
+		}
+		x.sent[i] = sent.Ref
 		for {
 			next := x.st.ChunksSent + 1
 			ref, ok := x.sent[next]

@@ -1,0 +1,325 @@
+// Package meshpoll turns messages waiting in MESH inboxes into inbound
+// transfers. It runs on a schedule, once per mailbox (in `ferry local`, a
+// ticker). Each message becomes one transfer, identified by the mailbox and
+// MESH message id, so listing the same message again changes nothing; the
+// advance function then downloads it chunk by chunk into S3 at
+// inbound/{mailbox}/{message_id}.dat (reports as .ctl) and acknowledges it
+// once the object is complete.
+//
+// A non-delivery report about a message ferry sent fails that outbound
+// transfer with the report's status code.
+package meshpoll
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport/mesh"
+)
+
+// Store is what meshpoll needs of the event store.
+type Store interface {
+	Load(ctx context.Context, id string) (domain.State, error)
+	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)
+	// FindByRef returns the transfer whose remote reference is ref.
+	FindByRef(ctx context.Context, ref string) (string, error)
+}
+
+// Inbox is what meshpoll needs of one mailbox's MESH client.
+type Inbox interface {
+	Handshake(ctx context.Context) error
+	Inbox(ctx context.Context, maxResults int, continueFrom string) (mesh.InboxPage, error)
+	Head(ctx context.Context, id string) (mesh.Head, error)
+}
+
+// Config says where inbound messages land and how hard to poll.
+type Config struct {
+	Bucket string // inbound bucket
+	Prefix string // key prefix; the mailbox id and "/" follow (default "inbound/")
+	// PageLimit is max_results per inbox listing (default 500).
+	PageLimit int
+	// MaxPages bounds the listings of one poll when pages keep coming back
+	// full (default 10).
+	MaxPages int
+	// Concurrency bounds the messages registered at once (default 4).
+	Concurrency int
+	// UseSenderFilename lands files under the sender's mex-FileName
+	// (sanitised) instead of {message_id}.dat.
+	UseSenderFilename bool
+	// ReportGrace is how long a report about a message ferry cannot find
+	// yet is left in the inbox before it is landed anyway (default 10m).
+	ReportGrace time.Duration
+}
+
+// Handler is the meshpoll Lambda.
+type Handler struct {
+	Store     Store
+	Mailboxes map[string]Inbox // by mailbox id
+	Config    Config
+	Now       func() time.Time
+	Log       *slog.Logger
+
+	mu         sync.Mutex
+	handshakes map[string]time.Time
+}
+
+// Input is the scheduled event's payload: which mailbox to poll.
+type Input struct {
+	Mailbox string `json:"mailbox"`
+}
+
+// Result counts what one poll did.
+type Result struct {
+	Listed     int `json:"listed"`
+	Created    int `json:"created"`
+	Known      int `json:"known"`
+	Failed     int `json:"failed"`
+	ReportsFor int `json:"reportsFor"` // outbound transfers failed by a report
+}
+
+// Handle polls the mailbox named in the input.
+func (h *Handler) Handle(ctx context.Context, in Input) (Result, error) {
+	return h.Poll(ctx, in.Mailbox)
+}
+
+// Poll lists the mailbox's inbox and registers every message not yet
+// known. A message that could not be registered stays in the inbox and is
+// tried on the next poll; Poll returns an error only when the inbox could
+// not be listed.
+func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
+	var res Result
+	inbox, ok := h.Mailboxes[mailbox]
+	if !ok {
+		return res, domain.Errorf(domain.KindInvalid, "mailbox %s is not configured", mailbox)
+	}
+	log := h.Log.With("mailbox", mailbox)
+	if err := h.handshake(ctx, mailbox, inbox); err != nil {
+		return res, err
+	}
+	cfg := h.config()
+	from := ""
+	for range cfg.MaxPages {
+		page, err := inbox.Inbox(ctx, cfg.PageLimit, from)
+		if err != nil {
+			return res, err
+		}
+		res.Listed += len(page.MessageIDs)
+		h.register(ctx, log, mailbox, inbox, page.MessageIDs, &res)
+		if len(page.MessageIDs) < cfg.PageLimit {
+			break
+		}
+		from = page.ContinueFrom // "" when MESH gives no next link: list again
+	}
+	log.InfoContext(ctx, "inbox polled", "listed", res.Listed, "created", res.Created, "known", res.Known, "failed", res.Failed)
+	return res, nil
+}
+
+func (h *Handler) config() Config {
+	c := h.Config
+	if c.Prefix == "" {
+		c.Prefix = "inbound/"
+	}
+	if c.PageLimit <= 0 {
+		c.PageLimit = 500
+	}
+	if c.MaxPages <= 0 {
+		c.MaxPages = 10
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.ReportGrace <= 0 {
+		c.ReportGrace = 10 * time.Minute
+	}
+	return c
+}
+
+// handshake tells MESH about this client at most once a day per mailbox.
+func (h *Handler) handshake(ctx context.Context, mailbox string, inbox Inbox) error {
+	h.mu.Lock()
+	last := h.handshakes[mailbox]
+	h.mu.Unlock()
+	if !last.IsZero() && h.Now().Sub(last) < 24*time.Hour {
+		return nil
+	}
+	if err := inbox.Handshake(ctx); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	if h.handshakes == nil {
+		h.handshakes = map[string]time.Time{}
+	}
+	h.handshakes[mailbox] = h.Now()
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *Handler) register(ctx context.Context, log *slog.Logger, mailbox string, inbox Inbox, ids []string, res *Result) {
+	var mu sync.Mutex
+	sem := make(chan struct{}, h.config().Concurrency)
+	var wg sync.WaitGroup
+	for _, msgID := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			outcome, err := h.message(ctx, mailbox, inbox, msgID)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Failed++
+				log.WarnContext(ctx, "message not registered; it stays in the inbox", "messageId", msgID, "error", err)
+			case outcome == known:
+				res.Known++
+			default:
+				res.Created++
+				if outcome == createdAfterReport {
+					res.ReportsFor++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+type outcome int
+
+const (
+	known outcome = iota
+	created
+	createdAfterReport
+)
+
+// message registers one inbox message as a transfer.
+func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgID string) (outcome, error) {
+	id := TransferID(mailbox, msgID)
+	if _, err := h.Store.Load(ctx, id); err == nil {
+		return known, nil
+	} else if domain.KindOf(err) != domain.KindNotFound {
+		return known, err
+	}
+	head, err := inbox.Head(ctx, msgID)
+	if err != nil {
+		return known, err
+	}
+	out := created
+	if head.Headers.MessageType == mesh.MessageTypeReport {
+		failedOne, err := h.report(ctx, head.Headers)
+		if err != nil {
+			return known, err
+		}
+		if failedOne {
+			out = createdAfterReport
+		}
+	}
+	cfg := h.config()
+	req := domain.Requested{
+		Source:      domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: msgID},
+		Route:       "mesh-inbound",
+		Destination: domain.Destination{Type: "s3", Bucket: cfg.Bucket, Prefix: cfg.Prefix + mailbox + "/"},
+		Sender:      head.Headers.From,
+		Recipient:   mailbox,
+		Workflow:    head.Headers.WorkflowID,
+		Filename:    msgID + ".dat",
+		ChunkSize:   0, // MESH chose the chunks
+		Chunks:      max(head.Total, 1),
+		AckSource:   true,
+		Metadata:    head.Headers.All,
+	}
+	switch {
+	case head.Headers.MessageType == mesh.MessageTypeReport:
+		req.Filename = msgID + ".ctl"
+	case cfg.UseSenderFilename && head.Headers.FileName != "":
+		req.Filename = head.Headers.FileName
+	}
+	fresh := domain.State{ID: id}
+	evs, err := domain.Decide(fresh, domain.Request{Requested: req}, h.Now())
+	if err != nil {
+		return known, err
+	}
+	if _, err := h.Store.Append(ctx, fresh, evs...); err != nil {
+		if domain.KindOf(err) == domain.KindConflict {
+			return known, nil
+		}
+		return known, err
+	}
+	h.Log.InfoContext(ctx, "inbound transfer requested", "transfer", id, "version", 1, "mailbox", mailbox, "messageId", msgID, "chunks", req.Chunks, "type", head.Headers.MessageType)
+	return out, nil
+}
+
+// errReportEarly holds back a report whose outbound transfer is not
+// findable yet (the read model lags the event store a little).
+var errReportEarly = errors.New("report names a message ferry cannot find yet")
+
+// report fails the outbound transfer a non-delivery report is about. It
+// reports whether it failed one.
+func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, error) {
+	if hd.LinkedMsgID == "" || hd.StatusCode == "00" {
+		return false, nil
+	}
+	tid, err := h.Store.FindByRef(ctx, hd.LinkedMsgID)
+	if domain.KindOf(err) == domain.KindNotFound {
+		if ts := parseMeshTime(hd.StatusTimestamp); !ts.IsZero() && h.Now().Sub(ts) > h.config().ReportGrace {
+			return false, nil // not ours, or too old to wait for: land it anyway
+		}
+		return false, errReportEarly
+	}
+	if err != nil {
+		return false, err
+	}
+	st, err := h.Store.Load(ctx, tid)
+	if err != nil {
+		return false, err
+	}
+	if st.Status != domain.StatusDelivered {
+		return false, nil // already acknowledged, failed or cancelled
+	}
+	reason := &domain.Error{Kind: domain.KindInvalid, Code: hd.StatusCode,
+		Message: fmt.Sprintf("MESH non-delivery report %s: %s (event %s)", hd.MessageID, hd.StatusDescription, hd.StatusEvent)}
+	evs, err := domain.Decide(st, domain.Fail{Err: reason}, h.Now())
+	if err != nil {
+		return false, err
+	}
+	if _, err := h.Store.Append(ctx, st, evs...); err != nil && domain.KindOf(err) != domain.KindConflict {
+		return false, err
+	}
+	h.Log.WarnContext(ctx, "outbound transfer failed by a non-delivery report", "transfer", tid, "version", st.Version+1, "code", hd.StatusCode)
+	return true, nil
+}
+
+// parseMeshTime reads MESH's yyyyMMddHHmmss timestamps.
+func parseMeshTime(s string) time.Time {
+	if len(s) < 14 {
+		return time.Time{}
+	}
+	t, err := time.Parse("20060102150405", s[:14])
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// TransferID derives the id of the inbound transfer of a MESH message: a
+// ULID whose time is the message's (MESH ids begin yyyyMMddHHmmss) and
+// whose random part hashes the mailbox and message id. Listing the message
+// again yields the same id, so it is registered once.
+func TransferID(mailbox, msgID string) string {
+	h := sha256.Sum256([]byte("mesh\x00" + mailbox + "\x00" + msgID))
+	var id ulid.ULID
+	if t := parseMeshTime(msgID); !t.IsZero() {
+		_ = id.SetTime(ulid.Timestamp(t))
+	}
+	if err := id.SetEntropy(h[:10]); err != nil {
+		panic(err)
+	}
+	return id.String()
+}

@@ -1,0 +1,7 @@
+package mesh
+
+import "encoding/pem"
+
+func certPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
