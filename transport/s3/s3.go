@@ -196,6 +196,12 @@ func (tr *Transport) upload(ctx context.Context, t domain.State, c domain.Chunk,
 		}
 		return transport.Sent{}, &domain.Error{Kind: domain.KindUnavailable, Message: op + ": spool", Err: err}
 	}
+	if c.Index < t.Request.Chunks && n < MinPartSize {
+		// S3 would refuse the whole upload at Complete; say why now.
+		return transport.Sent{}, domain.Errorf(domain.KindInvalid,
+			"%s: chunk %d has %d bytes; S3 needs every part but the last to have at least %d (MESH asks senders for chunks over 5 MB)",
+			op, c.Index, n, MinPartSize).WithCode("ChunkTooSmall")
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return transport.Sent{}, &domain.Error{Kind: domain.KindInternal, Message: op + ": spool", Err: err}
 	}
