@@ -6,16 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/ferryhq/ferry/domain"
 )
 
 // BenchmarkS3ToS3 moves a 256 MiB file in 16 MiB chunks through ferry local
@@ -28,6 +32,7 @@ func BenchmarkS3ToS3(b *testing.B) {
 	const chunks = size / chunk
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
+		restartLocal(b) // a fresh process, so its peak RSS is this transfer's
 		sender := uniq("bench")
 		key := "outbound/" + sender + "/big.bin"
 		writes0 := stack.dynamoWrites(b)
@@ -122,4 +127,77 @@ func (e *env) localPeakRSS(tb testing.TB) int64 {
 	}
 	tb.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// BenchmarkMeshSend sends a 100 MiB file to the MESH sandbox in 20 MiB
+// chunks through ferry local (read from S3 in ranges, streamed to MESH)
+// and, as the reference in the same run, has NHS England's mesh-client send
+// the same file to the same sandbox with the same chunk size. Neither
+// compresses. It reports both times, their ratio, and the peak RSS of each.
+func BenchmarkMeshSend(b *testing.B) {
+	const size = 100 * mib
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		restartLocal(b) // a fresh process, so its peak RSS is this transfer's
+		local := uniq("bench")
+		key := "outbound/mesh-bench/" + local + "/big.bin"
+		id, _ := stack.upload(b, key, size, map[string]string{
+			"mex-from": mbFerry, "mex-to": mbPeer, "mex-workflowid": workflow, "mex-localid": local, "mex-content-compress": "N",
+		})
+		uploaded := time.Now()
+		st := stack.waitFor(b, id, 10*time.Minute, "delivered", isDone)
+		ferry := time.Since(uploaded)
+		if st.Status == domain.StatusFailed || st.ChunksSent != 5 {
+			b.Fatalf("transfer %s with %d chunks sent: %+v", st.Status, st.ChunksSent, st.LastFailure)
+		}
+		ferryRSS := stack.localPeakRSS(b)
+
+		// The same bytes from a file, sent by mesh-client.
+		path := filepath.Join(b.TempDir(), "big.bin")
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := stack.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(stack.res.UploadBucket), Key: &key})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(f, out.Body); err != nil {
+			b.Fatal(err)
+		}
+		out.Body.Close()
+		f.Close()
+		res := meshClient(b, mbFerry, fmt.Sprintf(`
+import resource, time
+data = open(%q, "rb").read()
+start = time.monotonic()
+mid = client.send_message(%q, data, workflow_id=%q, local_id="bench-reference", max_chunk_size=20*1024*1024, compress=False)
+elapsed = time.monotonic() - start
+print(json.dumps({"id": mid, "seconds": elapsed, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+`, path, mbPeer, workflow), nil)
+		var ref struct {
+			ID        string  `json:"id"`
+			Seconds   float64 `json:"seconds"`
+			MaxRSSKiB int64   `json:"maxrss_kib"`
+		}
+		if err := json.Unmarshal([]byte(res), &ref); err != nil || ref.ID == "" {
+			b.Fatalf("mesh-client printed %q: %v", res, err)
+		}
+		b.ReportMetric(ferry.Seconds(), "ferry-s")
+		b.ReportMetric(ref.Seconds, "mesh-client-s")
+		b.ReportMetric(ferry.Seconds()/ref.Seconds, "ratio")
+		b.ReportMetric(float64(ferryRSS)/mib, "ferry-peak-RSS-MiB")
+		b.ReportMetric(float64(ref.MaxRSSKiB)/1024, "mesh-client-peak-RSS-MiB")
+		b.Logf("100 MiB to MESH: ferry %s (after upload, Requested→Delivered), mesh-client %.2fs (send_message only); ratio %.2f; peak RSS ferry local %d MiB, mesh-client %d MiB",
+			ferry.Round(time.Millisecond), ref.Seconds, ferry.Seconds()/ref.Seconds, ferryRSS/mib, ref.MaxRSSKiB/1024)
+	}
+}
+
+// restartLocal replaces ferry local with a fresh process.
+func restartLocal(tb testing.TB) {
+	tb.Helper()
+	stack.stopLocal(syscall.SIGTERM)
+	if _, err := stack.startLocal(); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -38,7 +38,7 @@ func TestRoutesLoadFromSSMAndS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rs.Routes) != 4 || rs.Routes[2].Name != "to-partner-a" || rs.Routes[2].Destination.Bucket != "ferry-local-delivered" || rs.Mesh == nil {
+			if len(rs.Routes) != 5 || rs.Routes[3].Name != "to-partner-a" || rs.Routes[3].Destination.Bucket != "ferry-local-delivered" || rs.Mesh == nil {
 				t.Fatalf("routes = %+v", rs.Routes)
 			}
 		})

@@ -43,7 +43,7 @@ const (
 
 // meshClient runs a Python snippet with mesh_client.MeshClient bound to
 // `client` for mailbox, over the sandbox's mutual TLS, and returns stdout.
-func meshClient(t *testing.T, mailbox, script string, stdin []byte) string {
+func meshClient(t testing.TB, mailbox, script string, stdin []byte) string {
 	t.Helper()
 	root, tlsDir := os.Getenv("FERRY_ROOT"), os.Getenv("FERRY_TLS_DIR")
 	if root == "" || tlsDir == "" || os.Getenv("FERRY_MESH_URL") == "" {
