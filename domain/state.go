@@ -44,6 +44,15 @@ type State struct {
 	Location      string    `json:"location,omitempty"`
 }
 
+// Size is the payload's size as far as it is known: the planned size, or
+// for a source-chunked transfer (a MESH message) the bytes received so far.
+func (s State) Size() int64 {
+	if s.Request.SourceChunked() {
+		return s.BytesSent
+	}
+	return s.Request.Size
+}
+
 // Terminal reports whether the transfer accepts only operator commands.
 func (s State) Terminal() bool {
 	switch s.Status {

@@ -221,7 +221,7 @@ func viewItem(st domain.State) map[string]types.AttributeValue {
 		attrID:         str(st.ID),
 		attrSeq:        num(int64(st.Version)),
 		attrStatus:     str(string(st.Status)),
-		attrSize:       num(r.Size),
+		attrSize:       num(st.Size()),
 		attrChunks:     num(int64(r.Chunks)),
 		attrChunksSent: num(int64(st.ChunksSent)),
 		attrCreated:    str(formatTime(st.Created)),

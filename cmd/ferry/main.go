@@ -41,9 +41,9 @@ type command struct {
 }
 
 var commands = []command{
-	{"send", "send FILE --key outbound/NAME [--bucket B] [--meta k=v]... [--watch]", runSend},
+	{"send", "send FILE [--key outbound/NAME] [--bucket B] [--meta k=v]... [--watch [--until acknowledged]]", runSend},
 	{"show", "show ID [--json]", runShow},
-	{"watch", "watch ID [--observe-queue URL] [--timeout D]", runWatch},
+	{"watch", "watch ID [--until delivered|acknowledged] [--observe-queue URL] [--timeout D]", runWatch},
 	{"history", "history --status S [--since D] [--until D] [--sender M] [--recipient M] [--route R] [--limit N] [--cursor C] [--json]", runHistory},
 	{"local", "local [--routes FILE] [--state-dir DIR]", runLocal},
 }

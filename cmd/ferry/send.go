@@ -35,12 +35,16 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	fs.Var(meta, "meta", "upload metadata key=value (sender, recipient, workflow, filename, subject, localid); repeatable")
 	watch := fs.Bool("watch", false, "print the transfer's timeline until it finishes")
 	observe := fs.String("observe-queue", "", "with --watch: also wait for the Transfer Delivered event on this SQS queue (an EventBridge rule target)")
+	until := fs.String("until", "delivered", "with --watch: stop at delivered or acknowledged")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one file")
+	}
+	if *until != "delivered" && *until != "acknowledged" {
+		return usagef("--until must be delivered or acknowledged")
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
@@ -83,5 +87,5 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	if !*watch {
 		return nil
 	}
-	return watchTransfer(ctx, e, id, *observe, 0)
+	return watchTransfer(ctx, e, id, *observe, 0, *until == "acknowledged")
 }

@@ -51,7 +51,7 @@ func runShow(ctx context.Context, e *env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(e.stdout, "transfer %s  status %s  %d/%d chunks  %d bytes\n", state.ID, state.Status, state.ChunksSent, state.Request.Chunks, state.Request.Size)
+	fmt.Fprintf(e.stdout, "transfer %s  status %s  %d/%d chunks  %d bytes\n", state.ID, state.Status, state.ChunksSent, state.Request.Chunks, state.Size())
 	for _, ev := range events {
 		printEvent(e.stdout, ev)
 	}

@@ -19,6 +19,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("watch", e.stderr)
 	observe := fs.String("observe-queue", "", "also wait for the Transfer Delivered event on this SQS queue (an EventBridge rule target)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	until := fs.String("until", "delivered", "stop at delivered or acknowledged")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -26,14 +27,17 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one transfer id")
 	}
-	return watchTransfer(ctx, e, pos[0], *observe, *timeout)
+	if *until != "delivered" && *until != "acknowledged" {
+		return usagef("--until must be delivered or acknowledged")
+	}
+	return watchTransfer(ctx, e, pos[0], *observe, *timeout, *until == "acknowledged")
 }
 
 // watchTransfer prints a transfer's timeline as it grows until it is
-// delivered or has ended, and (with a queue) until its Transfer Delivered
-// event has arrived there. A transfer that ends failed or cancelled is an
-// error.
-func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.Duration) error {
+// delivered (or, with untilAck, acknowledged) or has ended, and (with a
+// queue) until its Transfer Delivered event has arrived there. A transfer
+// that ends failed or cancelled is an error.
+func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.Duration, untilAck bool) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
 	}
@@ -78,7 +82,11 @@ func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.D
 				}
 			case domain.TypeCancelled:
 				return fmt.Errorf("transfer %s was cancelled", id)
-			case domain.TypeDelivered, domain.TypeAcknowledged:
+			case domain.TypeDelivered:
+				if published && !untilAck {
+					return nil
+				}
+			case domain.TypeAcknowledged:
 				if published {
 					return nil
 				}

@@ -171,6 +171,10 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		maxTime = 2 * time.Minute
 	}
 	start := h.Now()
+	// appended is true once this wake has recorded an event: that event's
+	// record wakes us again, so a tracking check (which reschedules
+	// itself) is left to that wake, or there would be two.
+	appended := false
 	for chunks := 0; ; {
 		act := domain.Next(st)
 		var cmd domain.Command
@@ -178,6 +182,9 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		case domain.ActNone:
 			return nil
 		case domain.ActAwaitAck:
+			if appended {
+				return nil
+			}
 			return h.scheduleTrack(ctx, st)
 		case domain.ActWaitRetry:
 			if err := h.Retries.ScheduleRetry(ctx, st.ID, st.Version, act.At); err != nil {
@@ -189,6 +196,9 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		if act.Kind == domain.ActAcknowledge {
 			if cmd = h.acknowledge(ctx, st); cmd == nil {
 				log.WarnContext(ctx, "acknowledgement failed; will try again", "version", st.Version)
+				if appended {
+					return nil
+				}
 				return h.scheduleTrack(ctx, st)
 			}
 		} else if tr, ok := h.Transports[st.Request.Destination.Type]; !ok {
@@ -213,7 +223,7 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		st = next
+		st, appended = next, true
 		last := evs[len(evs)-1]
 		attrs := []any{"version", st.Version, "event", last.Type(), "status", st.Status}
 		if f, ok := last.Payload.(domain.Failed); ok {

@@ -119,12 +119,15 @@ func (s *memStore) loadCount(id string) int {
 }
 
 // fakeTransport records its calls in the journal. fail, when set, returns
-// the error a call should fail with; hook runs at the start of every call.
+// the error a call should fail with; hook runs at the start of every call;
+// bytes, when set, says how long chunk i is (as only the source knows for a
+// source-chunked transfer), else the plan's length is reported.
 type fakeTransport struct {
-	log  *journal
-	mu   sync.Mutex
-	fail func(op string, id string, chunk int) error
-	hook func(ctx context.Context, op string, id string, chunk int)
+	log   *journal
+	mu    sync.Mutex
+	fail  func(op string, id string, chunk int) error
+	hook  func(ctx context.Context, op string, id string, chunk int)
+	bytes func(chunk int) int64
 }
 
 var _ Transport = (*fakeTransport)(nil)
@@ -161,7 +164,11 @@ func (f *fakeTransport) SendChunk(ctx context.Context, t domain.State, c domain.
 	if err := f.call(ctx, "send", t.ID, c.Index); err != nil {
 		return transport.Sent{}, err
 	}
-	return transport.Sent{Ref: fmt.Sprintf("etag-%d", c.Index), Bytes: c.Length}, nil
+	n := c.Length
+	if f.bytes != nil {
+		n = f.bytes(c.Index)
+	}
+	return transport.Sent{Ref: fmt.Sprintf("etag-%d", c.Index), Bytes: n}, nil
 }
 
 func (f *fakeTransport) Complete(ctx context.Context, t domain.State) (transport.Delivery, error) {
@@ -205,4 +212,35 @@ func (f *fakeScheduler) all() []scheduled {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]scheduled(nil), f.calls...)
+}
+
+func (f *fakeScheduler) allTracks() []scheduled {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]scheduled(nil), f.tracks...)
+}
+
+// fakeAcknowledger records its calls in the journal ("ack ID") and fails
+// them with err when set.
+type fakeAcknowledger struct {
+	log   *journal
+	mu    sync.Mutex
+	err   error
+	calls []domain.State
+}
+
+var _ Acknowledger = (*fakeAcknowledger)(nil)
+
+func (a *fakeAcknowledger) Acknowledge(_ context.Context, t domain.State) error {
+	a.log.add("ack %s", t.ID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, t)
+	return a.err
+}
+
+func (a *fakeAcknowledger) acknowledged() []domain.State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]domain.State(nil), a.calls...)
 }

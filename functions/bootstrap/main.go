@@ -37,12 +37,13 @@ func run(log *slog.Logger) error {
 		RetryQueueURL: os.Getenv("FERRY_RETRY_QUEUE_URL"),
 		Routes:        os.Getenv("FERRY_ROUTES"),
 		S3PathStyle:   os.Getenv("FERRY_S3_PATH_STYLE") == "true",
+		Handler:       os.Getenv("_HANDLER"),
 	}
 	a, err := app.New(ctx, awsCfg, cfg, log)
 	if err != nil {
 		return err
 	}
-	switch h := os.Getenv("_HANDLER"); h {
+	switch h := cfg.Handler; h {
 	case "intake":
 		lambda.Start(a.Intake.Handle)
 	case "advance":

@@ -79,6 +79,8 @@ type object struct {
 	lastModified time.Time
 	size         int64
 	metadata     map[string]string
+	// contentEncoding is the object's Content-Encoding ("" for none).
+	contentEncoding string
 }
 
 // fakeObjects answers HeadObject from a map of bucket/key to object, or with
@@ -103,13 +105,17 @@ func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ..
 	if !ok {
 		return nil, httpError(404, "NotFound", "Not Found")
 	}
-	return &s3.HeadObjectOutput{
+	out := &s3.HeadObjectOutput{
 		VersionId:     aws.String(obj.versionID),
 		ETag:          aws.String(obj.etag),
 		LastModified:  aws.Time(obj.lastModified),
 		ContentLength: aws.Int64(obj.size),
 		Metadata:      obj.metadata,
-	}, nil
+	}
+	if obj.contentEncoding != "" {
+		out.ContentEncoding = aws.String(obj.contentEncoding)
+	}
+	return out, nil
 }
 
 func (o *fakeObjects) heads() []s3.HeadObjectInput {

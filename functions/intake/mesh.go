@@ -1,7 +1,6 @@
 package intake
 
 import (
-	"path"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,8 +32,8 @@ func (m *MeshOutbound) address(req *domain.Requested, route domain.Route, head *
 		return reasonf("route %s sends to MESH, but no MESH environment is configured", route.Name).WithCode("NO_MESH")
 	}
 	if req.Sender == "" {
-		folder, _, _ := strings.Cut(strings.TrimPrefix(req.Source.Key, route.Match.Prefix), "/")
-		if maps := m.Mailboxes[strings.ToUpper(folder)]; len(maps) > 0 && folder != path.Base(req.Source.Key) {
+		folder, _, inFolder := strings.Cut(strings.TrimPrefix(req.Source.Key, route.Match.Prefix), "/")
+		if maps := m.Mailboxes[strings.ToUpper(folder)]; len(maps) > 0 && inFolder {
 			req.Sender = strings.ToUpper(folder)
 			if req.Recipient == "" {
 				req.Recipient = maps[0].To

@@ -77,11 +77,14 @@ func (md metadata) first(keys ...string) string {
 	return ""
 }
 
-// missing returns the required fields md lacks.
+// aliases are the MESH client's names for ferry's fields.
+var aliases = map[string]string{metaSender: mexFrom, metaRecipient: mexTo, metaWorkflow: mexWorkflow, metaFilename: mexFilename}
+
+// missing returns the required fields md lacks under either name.
 func (md metadata) missing(required []string) []string {
 	var out []string
 	for _, f := range required {
-		if strings.TrimSpace(md[f]) == "" {
+		if md.first(f, aliases[f]) == "" {
 			out = append(out, f)
 		}
 	}

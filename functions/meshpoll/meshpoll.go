@@ -280,8 +280,10 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	if err != nil {
 		return false, err
 	}
-	if st.Status != domain.StatusDelivered {
-		return false, nil // already acknowledged, failed or cancelled
+	if st.Status != domain.StatusDelivered || !st.Request.ExpectAck {
+		// Already acknowledged, failed or cancelled; or delivered without
+		// waiting for an acknowledgement, and so final: nothing to fail.
+		return false, nil
 	}
 	reason := &domain.Error{Kind: domain.KindInvalid, Code: hd.StatusCode,
 		Message: fmt.Sprintf("MESH non-delivery report %s: %s (event %s)", hd.MessageID, hd.StatusDescription, hd.StatusEvent)}

@@ -70,7 +70,7 @@ func NewDetail(e domain.Event, st domain.State) Detail {
 		Recipient:  r.Recipient,
 		Workflow:   r.Workflow,
 		Filename:   r.Filename,
-		Bytes:      r.Size,
+		Bytes:      st.Size(),
 		Chunks:     r.Chunks,
 		ChunksSent: st.ChunksSent,
 		Attempt:    st.Attempt,

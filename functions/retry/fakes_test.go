@@ -112,3 +112,36 @@ func (f *fakeScheduler) ScheduleRetry(_ context.Context, id string, version int,
 	f.calls = append(f.calls, scheduled{id, version, at})
 	return f.err
 }
+
+// fakeTracker answers Track with got, or err when set, and counts calls.
+type fakeTracker struct {
+	mu    sync.Mutex
+	got   Tracking
+	err   error
+	calls []domain.State
+}
+
+var _ Tracker = (*fakeTracker)(nil)
+
+func (f *fakeTracker) Track(_ context.Context, t domain.State) (Tracking, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, t)
+	return f.got, f.err
+}
+
+// fakeAcknowledger records its calls and fails them with err when set.
+type fakeAcknowledger struct {
+	mu    sync.Mutex
+	err   error
+	calls []domain.State
+}
+
+var _ Acknowledger = (*fakeAcknowledger)(nil)
+
+func (f *fakeAcknowledger) Acknowledge(_ context.Context, t domain.State) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, t)
+	return f.err
+}

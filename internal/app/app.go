@@ -37,7 +37,11 @@ type Config struct {
 	RetryQueueURL string // retry queue (FERRY_RETRY_QUEUE_URL)
 	Routes        string // where the routing table is (FERRY_ROUTES): ssm:NAME, s3://B/K or a file
 	S3PathStyle   bool   // path-style S3 addressing, for emulators (FERRY_S3_PATH_STYLE)
-	Budget        advance.Budget
+	// Handler names the one handler this process runs (the Lambda's
+	// _HANDLER), or "" for all of them (ferry local). Only the handlers
+	// that talk to MESH read its credentials.
+	Handler string
+	Budget  advance.Budget
 }
 
 // Defaults returns the configuration used for fields left empty.
@@ -146,7 +150,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMesh(ctx, mc, NewSecrets(awsCfg))
+	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll"
+	m, err := newMesh(ctx, mc, NewSecrets(awsCfg), clients)
 	if err != nil {
 		return nil, err
 	}

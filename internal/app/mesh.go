@@ -130,8 +130,25 @@ type Mesh struct {
 	Intake   *intake.MeshOutbound
 }
 
-// newMesh resolves the credentials and builds a client per mailbox.
-func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets) (*Mesh, error) {
+// newMesh builds the MESH side: the intake's addressing always, and, when
+// clients is true, a client per mailbox with its credentials resolved (only
+// the functions that talk to MESH read the secrets).
+func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets, clients bool) (*Mesh, error) {
+	m := &Mesh{Config: c, Clients: map[string]*mesh.Client{}, Intake: &intake.MeshOutbound{
+		Mailboxes: map[string][]intake.MeshMapping{},
+		Compress:  mesh.CompressOptions{Threshold: int64(c.CompressThreshold), Never: c.NeverCompress},
+	}}
+	for _, mb := range c.Mailboxes {
+		var maps []intake.MeshMapping
+		for _, mp := range mb.OutboundMappings {
+			maps = append(maps, intake.MeshMapping{To: strings.ToUpper(mp.To), Workflow: mp.Workflow})
+		}
+		m.Intake.Mailboxes[strings.ToUpper(mb.ID)] = maps
+	}
+	m.Inbound = &mesh.Inbound{Clients: m.Clients, MaxConcurrency: c.Inbound.MaxConcurrency}
+	if !clients {
+		return m, nil
+	}
 	get := func(ref string) ([]byte, error) {
 		if ref == "" {
 			return nil, nil
@@ -154,10 +171,6 @@ func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets) (*Mesh, error)
 	if err != nil {
 		return nil, fmt.Errorf("mesh CA: %w", err)
 	}
-	m := &Mesh{Config: c, Clients: map[string]*mesh.Client{}, Intake: &intake.MeshOutbound{
-		Mailboxes: map[string][]intake.MeshMapping{},
-		Compress:  mesh.CompressOptions{Threshold: int64(c.CompressThreshold), Never: c.NeverCompress},
-	}}
 	for _, mb := range c.Mailboxes {
 		pw, err := get(mb.Password)
 		if err != nil {
@@ -179,15 +192,8 @@ func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets) (*Mesh, error)
 		if err != nil {
 			return nil, fmt.Errorf("mesh mailbox %s: %w", mb.ID, err)
 		}
-		id := strings.ToUpper(mb.ID)
-		m.Clients[id] = cl
-		var maps []intake.MeshMapping
-		for _, mp := range mb.OutboundMappings {
-			maps = append(maps, intake.MeshMapping{To: strings.ToUpper(mp.To), Workflow: mp.Workflow})
-		}
-		m.Intake.Mailboxes[id] = maps
+		m.Clients[strings.ToUpper(mb.ID)] = cl
 	}
-	m.Inbound = &mesh.Inbound{Clients: m.Clients, MaxConcurrency: c.Inbound.MaxConcurrency}
 	return m, nil
 }
 
