@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -72,18 +73,18 @@ func (c *clock) advance(d time.Duration) {
 
 type fixture struct {
 	h     *Handler
-	log   *journal
-	store *memStore
+	log   *memstore.Journal
+	store *memstore.Store
 	tr    *fakeTransport
 	sched *fakeScheduler
 	clock *clock
 }
 
 func newFixture(budget Budget) *fixture {
-	log := &journal{}
+	log := &memstore.Journal{}
 	f := &fixture{
 		log:   log,
-		store: newMemStore(log),
+		store: &memstore.Store{Log: log},
 		tr:    &fakeTransport{log: log},
 		sched: &fakeScheduler{},
 		clock: &clock{t: now},
@@ -102,9 +103,9 @@ func newFixture(budget Budget) *fixture {
 // seed stores a history for id and returns the stream record of its head.
 func (f *fixture) seed(t *testing.T, id, seqNo string, payloads ...domain.Payload) events.DynamoDBEventRecord {
 	t.Helper()
-	evs, states := f.store.seed(id, t0, payloads...)
+	evs, states := f.store.Seed(id, t0, payloads...)
 	last := len(evs) - 1
-	return eventRecord(t, seqNo, evs[last], states[last])
+	return memstore.EventRecord(t, seqNo, evs[last], states[last])
 }
 
 func (f *fixture) handle(t *testing.T, records ...events.DynamoDBEventRecord) []string {
@@ -129,7 +130,7 @@ func handleCtx(t *testing.T, ctx context.Context, h *Handler, records ...events.
 // appended returns the types of id's events after version from.
 func (f *fixture) appended(id string, from int) []domain.EventType {
 	var ts []domain.EventType
-	for _, e := range f.store.history(id)[from:] {
+	for _, e := range f.store.History(id)[from:] {
 		ts = append(ts, e.Type())
 	}
 	return ts
@@ -138,7 +139,7 @@ func (f *fixture) appended(id string, from int) []domain.EventType {
 // ops returns the journal entries that mention id.
 func (f *fixture) ops(id string) []string {
 	var out []string
-	for _, e := range f.log.all() {
+	for _, e := range f.log.All() {
 		if strings.Contains(e, " "+id) {
 			out = append(out, strings.Replace(e, " "+id, "", 1))
 		}
@@ -158,7 +159,7 @@ func TestNewImageDecodes(t *testing.T) {
 	} {
 		e := domain.Event{TransferID: idA, Seq: i + 1, At: t0.Add(time.Duration(i)*time.Second + 123456789), Payload: p}
 		st = domain.Evolve(st, e)
-		img := newImage(t, e, st)
+		img := memstore.NewImage(t, e, st)
 		if !store.IsEventImage(img) {
 			t.Fatalf("%s: store.IsEventImage = false", e.Type())
 		}
@@ -240,7 +241,7 @@ func TestGoldenStreamEvent(t *testing.T) {
 	})
 
 	t.Run("the helper writes the same image", func(t *testing.T) {
-		img := newImage(t, want[1], wantState)
+		img := memstore.NewImage(t, want[1], wantState)
 		golden := ev.Records[1].Change.NewImage
 		for k, v := range golden {
 			if k == "wid" {
@@ -257,7 +258,7 @@ func TestGoldenStreamEvent(t *testing.T) {
 
 	t.Run("handled", func(t *testing.T) {
 		f := newFixture(Budget{MaxChunks: 8})
-		f.store.seed(goldenID, at1, want[0].Payload, want[1].Payload)
+		f.store.Seed(goldenID, at1, want[0].Payload, want[1].Payload)
 		if got := f.handle(t, ev.Records...); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
 		}
@@ -267,7 +268,7 @@ func TestGoldenStreamEvent(t *testing.T) {
 		}; !slices.Equal(got, want) {
 			t.Errorf("ops = %q, want %q", got, want)
 		}
-		if n := f.store.loadCount(goldenID); n != 1 {
+		if n := f.store.Loads(goldenID); n != 1 {
 			t.Errorf("loaded %d times, want 1 (one wake for the newest record)", n)
 		}
 	})
@@ -276,18 +277,18 @@ func TestGoldenStreamEvent(t *testing.T) {
 func TestStaleRecordIgnored(t *testing.T) {
 	f := newFixture(Budget{})
 	r := request(3, "null")
-	evs, states := f.store.seed(idA, t0, r, domain.Started{Ref: "u"}, sent(r, 1))
+	evs, states := f.store.Seed(idA, t0, r, domain.Started{Ref: "u"}, sent(r, 1))
 	got := f.handle(t,
-		eventRecord(t, "101", evs[0], states[0]),
-		eventRecord(t, "102", evs[1], states[1]),
+		memstore.EventRecord(t, "101", evs[0], states[0]),
+		memstore.EventRecord(t, "102", evs[1], states[1]),
 	)
 	if len(got) != 0 {
 		t.Errorf("failures: %v, want none", got)
 	}
-	if ops := f.log.all(); len(ops) != 0 {
+	if ops := f.log.All(); len(ops) != 0 {
 		t.Errorf("a stale record caused %q, want nothing", ops)
 	}
-	if n := f.store.loadCount(idA); n != 1 {
+	if n := f.store.Loads(idA); n != 1 {
 		t.Errorf("loaded %d times, want 1", n)
 	}
 }
@@ -311,7 +312,7 @@ func TestNothingToDo(t *testing.T) {
 			if got := f.handle(t, rec); len(got) != 0 {
 				t.Errorf("failures: %v", got)
 			}
-			if ops := f.log.all(); len(ops) != 0 {
+			if ops := f.log.All(); len(ops) != 0 {
 				t.Errorf("ops = %q, want none", ops)
 			}
 			if calls := f.sched.all(); len(calls) != 0 {
@@ -335,7 +336,7 @@ func TestBeginSendComplete(t *testing.T) {
 	}; !slices.Equal(got, want) {
 		t.Errorf("ops = %q\nwant %q", got, want)
 	}
-	hist := f.store.history(idA)
+	hist := f.store.History(idA)
 	wantPayloads := []domain.Payload{
 		domain.Started{Ref: "upload-" + idA},
 		sent(r, 1), sent(r, 2), sent(r, 3),
@@ -366,9 +367,9 @@ func TestChunkBudget(t *testing.T) {
 	}
 
 	// The record of the last ChunkSent wakes the next step.
-	hist := f.store.history(idA)
+	hist := f.store.History(idA)
 	head := hist[len(hist)-1]
-	rec = eventRecord(t, "104", head, domain.Fold(domain.State{}, hist...))
+	rec = memstore.EventRecord(t, "104", head, domain.Fold(domain.State{}, hist...))
 	if got := f.handle(t, rec); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
@@ -383,7 +384,7 @@ func TestDefaultChunkBudget(t *testing.T) {
 	r := request(20, "null")
 	rec := f.seed(t, idA, "101", r, domain.Started{Ref: "u"})
 	f.handle(t, rec)
-	if got := f.store.history(idA); len(got) != 2+8 {
+	if got := f.store.History(idA); len(got) != 2+8 {
 		t.Errorf("%d chunks sent in one wake, want the default budget of 8", len(got)-2)
 	}
 }
@@ -432,7 +433,7 @@ func TestTransportFailure(t *testing.T) {
 			if got := f.ops(idA); !slices.Equal(got, want) {
 				t.Errorf("ops = %q, want %q (no transport call after a failure)", got, want)
 			}
-			hist := f.store.history(idA)
+			hist := f.store.History(idA)
 			fl, ok := hist[len(hist)-1].Payload.(domain.Failed)
 			if !ok {
 				t.Fatalf("last event is %T, want Failed", hist[len(hist)-1].Payload)
@@ -495,7 +496,7 @@ func TestRetryingHeadSchedulesRetry(t *testing.T) {
 	if got, want := f.sched.all(), []scheduled{{idA, 4, next}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("scheduled %v, want %v", got, want)
 	}
-	if ops := f.log.all(); len(ops) != 0 {
+	if ops := f.log.All(); len(ops) != 0 {
 		t.Errorf("ops = %q, want none while retrying", ops)
 	}
 
@@ -516,7 +517,7 @@ func TestUnknownDestination(t *testing.T) {
 	if got, want := f.ops(idA), []string{"append Failed"}; !slices.Equal(got, want) {
 		t.Fatalf("ops = %q, want %q", got, want)
 	}
-	hist := f.store.history(idA)
+	hist := f.store.History(idA)
 	fl := hist[len(hist)-1].Payload.(domain.Failed)
 	if fl.Retryable || fl.Kind != domain.KindInvalid || !strings.Contains(fl.Message, `"carrier-pigeon"`) {
 		t.Errorf("Failed = %+v, want final, invalid, naming the destination type", fl)
@@ -533,9 +534,7 @@ func TestAppendConflict(t *testing.T) {
 	// Another worker records chunk 1 while this one is sending it.
 	f.tr.hook = func(_ context.Context, op, id string, chunk int) {
 		if op == "send" && chunk == 1 {
-			f.store.mu.Lock()
-			f.store.transfers[id] = append(f.store.transfers[id], domain.Event{TransferID: id, Seq: 3, At: now, Payload: sent(r, 1)})
-			f.store.mu.Unlock()
+			f.store.Put(domain.Event{TransferID: id, Seq: 3, At: now, Payload: sent(r, 1)})
 		}
 	}
 	if got := f.handle(t, rec); len(got) != 0 {
@@ -547,10 +546,10 @@ func TestAppendConflict(t *testing.T) {
 
 	t.Run("Step returns no error", func(t *testing.T) {
 		f := newFixture(Budget{})
-		f.store.appendErr = func(prev domain.State, _ []domain.Event) error {
+		f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 			return fmt.Errorf("append %s v%d: %w", prev.ID, prev.Version+1, store.ErrConflict)
 		}
-		f.store.seed(idA, t0, r)
+		f.store.Seed(idA, t0, r)
 		st, _ := f.store.Load(context.Background(), idA)
 		if err := f.h.Step(context.Background(), st); err != nil {
 			t.Errorf("Step = %v, want nil", err)
@@ -560,7 +559,7 @@ func TestAppendConflict(t *testing.T) {
 
 func TestAppendErrorIsBatchItemFailure(t *testing.T) {
 	f := newFixture(Budget{})
-	f.store.appendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
+	f.store.AppendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 	rec := f.seed(t, idA, "101", request(1, "null"))
 	if got := f.handle(t, rec); !slices.Equal(got, []string{"101"}) {
 		t.Errorf("failures = %v, want [101]", got)
@@ -573,7 +572,12 @@ func TestLoadErrorFailsOnlyThatRecord(t *testing.T) {
 	recA := f.seed(t, idA, "101", r, domain.Started{})
 	recB := f.seed(t, idB, "201", r, domain.Started{})
 	recC := f.seed(t, idC, "301", r, domain.Started{})
-	f.store.loadErr[idB] = domain.Errorf(domain.KindUnavailable, "throttled")
+	f.store.LoadErr = func(id string) error {
+		if id == idB {
+			return domain.Errorf(domain.KindUnavailable, "throttled")
+		}
+		return nil
+	}
 	if got := f.handle(t, recA, recB, recC); !slices.Equal(got, []string{"201"}) {
 		t.Errorf("failures = %v, want [201]", got)
 	}
@@ -591,23 +595,23 @@ func TestUndecodableRecord(t *testing.T) {
 	f := newFixture(Budget{MaxChunks: 1})
 	r := request(2, "null")
 	recA := f.seed(t, idA, "101", r, domain.Started{})
-	evsB, statesB := f.store.seed(idB, t0, r, domain.Started{})
+	evsB, statesB := f.store.Seed(idB, t0, r, domain.Started{})
 
-	badType := newImage(t, evsB[1], statesB[1])
+	badType := memstore.NewImage(t, evsB[1], statesB[1])
 	badType["type"] = events.NewStringAttribute("Teleported")
-	badState := newImage(t, evsB[1], statesB[1])
+	badState := memstore.NewImage(t, evsB[1], statesB[1])
 	badState["state"] = events.NewStringAttribute("{not json")
-	badSeq := newImage(t, evsB[1], statesB[1])
+	badSeq := memstore.NewImage(t, evsB[1], statesB[1])
 	badSeq["seq"] = events.NewNumberAttribute("two")
 
-	got := f.handle(t, insert("201", badType), recA, insert("202", badState), insert("203", badSeq))
+	got := f.handle(t, memstore.Insert("201", badType), recA, memstore.Insert("202", badState), memstore.Insert("203", badSeq))
 	if want := []string{"201", "202", "203"}; !slices.Equal(got, want) {
 		t.Errorf("failures = %v, want %v", got, want)
 	}
 	if got, want := f.ops(idA), []string{"send 1", "append ChunkSent"}; !slices.Equal(got, want) {
 		t.Errorf("%s: ops = %q, want %q", idA, got, want)
 	}
-	if n := f.store.loadCount(idB); n != 0 {
+	if n := f.store.Loads(idB); n != 0 {
 		t.Errorf("loaded %s %d times from undecodable records", idB, n)
 	}
 }
@@ -615,15 +619,15 @@ func TestUndecodableRecord(t *testing.T) {
 func TestOtherRecordsIgnored(t *testing.T) {
 	f := newFixture(Budget{})
 	r := request(1, "null")
-	evs, states := f.store.seed(idA, t0, r)
-	img := newImage(t, evs[0], states[0])
+	evs, states := f.store.Seed(idA, t0, r)
+	img := memstore.NewImage(t, evs[0], states[0])
 
-	modify := insert("102", img)
+	modify := memstore.Insert("102", img)
 	modify.EventName = string(events.DynamoDBOperationTypeModify)
-	remove := insert("103", nil)
+	remove := memstore.Insert("103", nil)
 	remove.EventName = string(events.DynamoDBOperationTypeRemove)
 	remove.Change.Keys = map[string]events.DynamoDBAttributeValue{"pk": img["pk"], "sk": img["sk"]}
-	view := insert("104", map[string]events.DynamoDBAttributeValue{
+	view := memstore.Insert("104", map[string]events.DynamoDBAttributeValue{
 		"pk":     events.NewStringAttribute("T#" + idA),
 		"sk":     events.NewStringAttribute("VIEW"),
 		"seq":    events.NewNumberAttribute("1"),
@@ -632,7 +636,7 @@ func TestOtherRecordsIgnored(t *testing.T) {
 	if got := f.handle(t, modify, remove, view); len(got) != 0 {
 		t.Errorf("failures: %v, want none", got)
 	}
-	if n := f.store.loadCount(idA); n != 0 {
+	if n := f.store.Loads(idA); n != 0 {
 		t.Errorf("loaded %d times, want 0", n)
 	}
 }
@@ -640,15 +644,15 @@ func TestOtherRecordsIgnored(t *testing.T) {
 func TestSeveralRecordsOfOneTransferWakeOnce(t *testing.T) {
 	f := newFixture(Budget{MaxChunks: 1})
 	r := request(3, "null")
-	evs, states := f.store.seed(idA, t0, r, domain.Started{}, sent(r, 1))
+	evs, states := f.store.Seed(idA, t0, r, domain.Started{}, sent(r, 1))
 	rec := func(i int) events.DynamoDBEventRecord {
-		return eventRecord(t, fmt.Sprintf("10%d", i+1), evs[i], states[i])
+		return memstore.EventRecord(t, fmt.Sprintf("10%d", i+1), evs[i], states[i])
 	}
 	// Out of order, as a parallelization factor above 1 allows.
 	if got := f.handle(t, rec(0), rec(2), rec(1)); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if n := f.store.loadCount(idA); n != 1 {
+	if n := f.store.Loads(idA); n != 1 {
 		t.Errorf("loaded %d times, want 1", n)
 	}
 	if got, want := f.ops(idA), []string{"send 2", "append ChunkSent"}; !slices.Equal(got, want) {
@@ -657,9 +661,14 @@ func TestSeveralRecordsOfOneTransferWakeOnce(t *testing.T) {
 
 	t.Run("a failed wake reports the newest record", func(t *testing.T) {
 		f := newFixture(Budget{})
-		evs, states := f.store.seed(idA, t0, r, domain.Started{})
-		f.store.loadErr[idA] = domain.Errorf(domain.KindUnavailable, "throttled")
-		got := f.handle(t, eventRecord(t, "102", evs[1], states[1]), eventRecord(t, "101", evs[0], states[0]))
+		evs, states := f.store.Seed(idA, t0, r, domain.Started{})
+		f.store.LoadErr = func(id string) error {
+			if id == idA {
+				return domain.Errorf(domain.KindUnavailable, "throttled")
+			}
+			return nil
+		}
+		got := f.handle(t, memstore.EventRecord(t, "102", evs[1], states[1]), memstore.EventRecord(t, "101", evs[0], states[0]))
 		if !slices.Equal(got, []string{"102"}) {
 			t.Errorf("failures = %v, want [102]", got)
 		}
@@ -709,7 +718,7 @@ func TestCancelledDuringTransportCall(t *testing.T) {
 		if got := handleCtx(t, ctx, f.h, rec); !slices.Equal(got, []string{"101"}) {
 			t.Errorf("failures = %v, want [101]", got)
 		}
-		hist := f.store.history(idA)
+		hist := f.store.History(idA)
 		for _, e := range hist {
 			if e.Type() == domain.TypeFailed {
 				t.Errorf("a cancelled call was recorded as %+v", e.Payload)

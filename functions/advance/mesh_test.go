@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 const meshMsg = "20250301085900123456_A1B2C3"
@@ -56,7 +57,7 @@ func TestAcknowledgeSource(t *testing.T) {
 	if got, want := f.appended(idA, 4), []domain.EventType{domain.TypeAcknowledged}; !slices.Equal(got, want) {
 		t.Errorf("appended %v, want %v", got, want)
 	}
-	hist := f.store.history(idA)
+	hist := f.store.History(idA)
 	last := hist[len(hist)-1]
 	if want := (domain.Acknowledged{By: "ferry", Ref: meshMsg}); last.Payload != want || last.Seq != 5 || !last.At.Equal(now) {
 		t.Errorf("last event v%d %+v at %v, want v5 %+v at %v", last.Seq, last.Payload, last.At, want, now)
@@ -124,7 +125,7 @@ func TestAcknowledgeSourceFails(t *testing.T) {
 			if got := f.handle(t, rec); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
-			hist := f.store.history(idA)
+			hist := f.store.History(idA)
 			if len(hist) != 5 {
 				t.Fatalf("%d events, want a Failed after the 4", len(hist))
 			}
@@ -157,7 +158,7 @@ func TestDeliveredAwaitingAckSchedulesTracking(t *testing.T) {
 	if got, want := f.sched.allTracks(), []scheduled{{idA, 4, now.Add(2 * time.Second)}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("tracking scheduled %v, want %v", got, want)
 	}
-	if ops := f.log.all(); len(ops) != 0 {
+	if ops := f.log.All(); len(ops) != 0 {
 		t.Errorf("ops = %q, want none", ops)
 	}
 
@@ -189,7 +190,7 @@ func TestSourceChunkedTransfer(t *testing.T) {
 	}; !slices.Equal(got, want) {
 		t.Errorf("ops = %q\nwant %q", got, want)
 	}
-	hist := f.store.history(idA)
+	hist := f.store.History(idA)
 	for i := 1; i <= 3; i++ {
 		e := hist[1+i]
 		if want := (domain.ChunkSent{Index: i, Bytes: lengths[i], Ref: fmt.Sprintf("etag-%d", i)}); e.Payload != want {
@@ -230,9 +231,9 @@ func TestOneTrackingChainPerDelivery(t *testing.T) {
 				t.Errorf("the delivering wake scheduled %v; the Delivered record's wake does that", tracks)
 			}
 			// The Delivered record wakes the next step.
-			hist := f.store.history(idA)
+			hist := f.store.History(idA)
 			f.clock.advance(time.Second)
-			if got := f.handle(t, eventRecord(t, "104", hist[len(hist)-1], domain.Fold(domain.State{}, hist...))); len(got) != 0 {
+			if got := f.handle(t, memstore.EventRecord(t, "104", hist[len(hist)-1], domain.Fold(domain.State{}, hist...))); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
 			if got, want := f.sched.allTracks(), []scheduled{{idA, 4, now.Add(time.Second + time.Minute)}}; !reflect.DeepEqual(got, want) {

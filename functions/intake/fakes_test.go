@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -17,59 +16,20 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
-// memStore is an in-memory Store: version 1 of a transfer can be appended
-// once, as the conditional write of the real store allows.
-type memStore struct {
-	mu        sync.Mutex
-	transfers map[string][]domain.Event
-	appends   int   // Append calls, successful or not
-	err       error // returned by every Append when set
-}
-
-var _ Store = (*memStore)(nil)
-
-func newMemStore() *memStore { return &memStore{transfers: map[string][]domain.Event{}} }
-
-func (s *memStore) Append(_ context.Context, prev domain.State, evs ...domain.Event) (domain.State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.appends++
-	if s.err != nil {
-		return prev, s.err
-	}
-	if len(evs) == 0 {
-		return prev, domain.Errorf(domain.KindInvalid, "no events")
-	}
-	id := evs[0].TransferID
-	if len(s.transfers[id]) != prev.Version {
-		return prev, fmt.Errorf("append %s v%d: %w", id, evs[0].Seq, store.ErrConflict)
-	}
-	s.transfers[id] = append(s.transfers[id], evs...)
-	return domain.Fold(prev, evs...), nil
-}
+var _ Store = (*memstore.Store)(nil)
 
 // only returns the one transfer stored, failing the test unless there is
 // exactly one.
-func (s *memStore) only(t *testing.T) (string, []domain.Event) {
+func only(t *testing.T, s *memstore.Store) (string, []domain.Event) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.transfers) != 1 {
-		t.Fatalf("store holds %d transfers, want 1", len(s.transfers))
+	ids := s.IDs()
+	if len(ids) != 1 {
+		t.Fatalf("store holds %d transfers, want 1", len(ids))
 	}
-	for id, evs := range s.transfers {
-		return id, evs
-	}
-	return "", nil
-}
-
-func (s *memStore) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.transfers)
+	return ids[0], s.History(ids[0])
 }
 
 // object is one stored S3 object version.

@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 // lastModified is when the test objects were uploaded (HTTP dates have whole
@@ -63,14 +64,14 @@ func goodMetadata() map[string]string {
 
 type fixture struct {
 	h       *Handler
-	store   *memStore
+	store   *memstore.Store
 	objects *fakeObjects
 }
 
 // newFixture returns a handler whose bucket holds key (version, etag) with
 // metadata md.
 func newFixture(md map[string]string) fixture {
-	st := newMemStore()
+	st := memstore.New()
 	objs := &fakeObjects{objects: map[string]object{
 		bucket + "/" + key: {versionID: version, etag: etag, lastModified: lastModified, size: size, metadata: md},
 	}}
@@ -170,7 +171,7 @@ func TestGoldenNotification(t *testing.T) {
 		if len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("failures: %v", failures(resp))
 		}
-		id, evs := f.store.only(t)
+		id, evs := only(t, f.store)
 		if want := TransferID(bucket, key, version, etag, lastModified); id != want {
 			t.Errorf("transfer id = %s, want %s", id, want)
 		}
@@ -193,7 +194,7 @@ func TestObjectCreatedRequestsTransfer(t *testing.T) {
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))
 	}
-	id, evs := f.store.only(t)
+	id, evs := only(t, f.store)
 	if len(evs) != 1 {
 		t.Fatalf("events = %v, want [Requested]", eventTypes(evs))
 	}
@@ -230,7 +231,7 @@ func TestRouteDefaults(t *testing.T) {
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))
 	}
-	id, evs := f.store.only(t)
+	id, evs := only(t, f.store)
 	r := evs[0].Payload.(domain.Requested)
 	if r.Route != "discard" || r.ChunkSize != domain.DefaultChunkSize || r.Chunks != 1 {
 		t.Errorf("route %q, chunk size %d, chunks %d; want discard, %d, 1", r.Route, r.ChunkSize, r.Chunks, domain.DefaultChunkSize)
@@ -257,8 +258,8 @@ func TestTestEventIgnored(t *testing.T) {
 	if n := len(f.objects.heads()); n != 0 {
 		t.Errorf("HeadObject called %d times, want 0", n)
 	}
-	if f.store.appends != 0 {
-		t.Errorf("Append called %d times, want 0", f.store.appends)
+	if f.store.Appends() != 0 {
+		t.Errorf("Append called %d times, want 0", f.store.Appends())
 	}
 }
 
@@ -266,8 +267,8 @@ func TestOtherS3EventsIgnored(t *testing.T) {
 	f := newFixture(goodMetadata())
 	body := strings.Replace(notification(t, keyURL, version), "ObjectCreated:Put", "ObjectRemoved:Delete", 1)
 	resp := handle(t, f.h, message("m1", body))
-	if len(resp.BatchItemFailures) != 0 || len(f.objects.heads()) != 0 || f.store.count() != 0 {
-		t.Errorf("failures %v, %d heads, %d transfers; want an ObjectRemoved notification ignored", failures(resp), len(f.objects.heads()), f.store.count())
+	if len(resp.BatchItemFailures) != 0 || len(f.objects.heads()) != 0 || len(f.store.IDs()) != 0 {
+		t.Errorf("failures %v, %d heads, %d transfers; want an ObjectRemoved notification ignored", failures(resp), len(f.objects.heads()), len(f.store.IDs()))
 	}
 }
 
@@ -349,7 +350,7 @@ func TestRejectedUploads(t *testing.T) {
 			if len(resp.BatchItemFailures) != 0 {
 				t.Fatalf("failures: %v; a rejected upload is a recorded outcome, not a failure", failures(resp))
 			}
-			id, evs := f.store.only(t)
+			id, evs := only(t, f.store)
 			if got, want := eventTypes(evs), []domain.EventType{domain.TypeRequested, domain.TypeFailed}; !slices.Equal(got, want) {
 				t.Fatalf("events = %v, want %v", got, want)
 			}
@@ -399,8 +400,8 @@ func TestHeadObjectErrorsAreBatchItemFailures(t *testing.T) {
 			if got := failures(resp); !slices.Equal(got, []string{"m1"}) {
 				t.Errorf("failures = %v, want [m1]", got)
 			}
-			if f.store.appends != 0 {
-				t.Errorf("Append called %d times; a transient error must record nothing", f.store.appends)
+			if f.store.Appends() != 0 {
+				t.Errorf("Append called %d times; a transient error must record nothing", f.store.Appends())
 			}
 		})
 	}
@@ -421,7 +422,7 @@ func TestMalformedMessageFailsOnlyItself(t *testing.T) {
 	if want := []string{"bad-key", "not-json", "not-s3"}; !slices.Equal(got, want) {
 		t.Errorf("failures = %v, want %v", got, want)
 	}
-	if n := f.store.count(); n != 2 {
+	if n := len(f.store.IDs()); n != 2 {
 		t.Errorf("%d transfers created, want 2 (the good messages around the bad ones)", n)
 	}
 }
@@ -438,16 +439,18 @@ func TestDuplicateNotification(t *testing.T) {
 		if len(resp.BatchItemFailures) != 0 {
 			t.Errorf("failures: %v, want none", failures(resp))
 		}
-		if _, evs := f.store.only(t); len(evs) != 1 {
+		if _, evs := only(t, f.store); len(evs) != 1 {
 			t.Errorf("%d events, want 1", len(evs))
 		}
-		if f.store.appends != 3 {
-			t.Errorf("Append called %d times, want 3", f.store.appends)
+		if f.store.Appends() != 3 {
+			t.Errorf("Append called %d times, want 3", f.store.Appends())
 		}
 	})
 	t.Run("store reports a conflict", func(t *testing.T) {
 		f := newFixture(goodMetadata())
-		f.store.err = &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+		f.store.AppendErr = func(domain.State, []domain.Event) error {
+			return &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+		}
 		resp := handle(t, f.h, message("m1", notification(t, keyURL, version)))
 		if len(resp.BatchItemFailures) != 0 {
 			t.Errorf("failures: %v, want none", failures(resp))
@@ -455,7 +458,7 @@ func TestDuplicateNotification(t *testing.T) {
 	})
 	t.Run("store unavailable is a failure", func(t *testing.T) {
 		f := newFixture(goodMetadata())
-		f.store.err = domain.Errorf(domain.KindUnavailable, "throttled")
+		f.store.AppendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		resp := handle(t, f.h, message("m1", notification(t, keyURL, version)))
 		if got := failures(resp); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
@@ -535,7 +538,7 @@ func TestNotificationWithSeveralRecords(t *testing.T) {
 	if got := failures(resp); !slices.Equal(got, []string{"m1"}) {
 		t.Errorf("failures = %v, want [m1]", got)
 	}
-	if n := f.store.count(); n != 1 {
+	if n := len(f.store.IDs()); n != 1 {
 		t.Errorf("%d transfers, want 1: a bad record does not stop the good one beside it", n)
 	}
 }

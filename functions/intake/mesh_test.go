@@ -50,7 +50,7 @@ func meshUpload(t *testing.T, m *MeshOutbound, k string, obj object) []domain.Ev
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))
 	}
-	_, evs := f.store.only(t)
+	_, evs := only(t, f.store)
 	return evs
 }
 
@@ -278,7 +278,7 @@ func TestS3RouteWithMexMetadata(t *testing.T) {
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))
 	}
-	_, evs := f.store.only(t)
+	_, evs := only(t, f.store)
 	r := requestOf(t, evs)
 	if r.Sender != "X26ABC1" || r.Recipient != "X26ABC2" || r.Workflow != "W" {
 		t.Errorf("from, to, workflow = %q, %q, %q; want the mex-* values", r.Sender, r.Recipient, r.Workflow)

@@ -16,6 +16,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
@@ -58,15 +59,15 @@ func (c *clock) advance(d time.Duration) {
 
 type fixture struct {
 	h       *Handler
-	log     *journal
-	store   *memStore
+	log     *memstore.Journal
+	store   *memstore.Store
 	inboxes map[string]*fakeInbox
 	clock   *clock
 }
 
 func newFixture(cfg Config) *fixture {
-	log := &journal{}
-	f := &fixture{log: log, store: newMemStore(log), clock: &clock{t: now}, inboxes: map[string]*fakeInbox{}}
+	log := &memstore.Journal{}
+	f := &fixture{log: log, store: &memstore.Store{Log: log}, clock: &clock{t: now}, inboxes: map[string]*fakeInbox{}}
 	boxes := map[string]Inbox{}
 	for _, id := range []string{mailbox, other} {
 		f.inboxes[id] = newInbox(id, log)
@@ -93,7 +94,7 @@ func (f *fixture) poll(t *testing.T, mb string) Result {
 func (f *fixture) requested(t *testing.T, mb, msgID string) domain.Requested {
 	t.Helper()
 	id := TransferID(mb, msgID)
-	evs := f.store.history(id)
+	evs := f.store.History(id)
 	if len(evs) != 1 {
 		t.Fatalf("transfer of %s/%s has %d events, want [Requested]", mb, msgID, len(evs))
 	}
@@ -170,7 +171,7 @@ func TestPollRegistersOneTransferPerMessage(t *testing.T) {
 	if want := (Result{Listed: 2, Created: 2}); res != want {
 		t.Errorf("result = %+v, want %+v", res, want)
 	}
-	if n := f.store.count(); n != 2 {
+	if n := len(f.store.IDs()); n != 2 {
 		t.Fatalf("%d transfers, want 2", n)
 	}
 	got := f.requested(t, mailbox, msg1)
@@ -196,7 +197,7 @@ func TestPollRegistersOneTransferPerMessage(t *testing.T) {
 	if r := f.requested(t, mailbox, msg2); r.Chunks != 1 || r.Source.MessageID != msg2 || r.Filename != msg2+".dat" {
 		t.Errorf("second message: chunks %d, message %s, filename %s", r.Chunks, r.Source.MessageID, r.Filename)
 	}
-	if st := domain.Fold(domain.State{}, f.store.history(TransferID(mailbox, msg1))...); st.Status != domain.StatusInProgress || domain.Next(st).Kind != domain.ActBegin {
+	if st := domain.Fold(domain.State{}, f.store.History(TransferID(mailbox, msg1))...); st.Status != domain.StatusInProgress || domain.Next(st).Kind != domain.ActBegin {
 		t.Errorf("status %s, next %s; want a transfer ready to begin", st.Status, domain.Next(st).Kind)
 	}
 }
@@ -242,7 +243,7 @@ func TestLandingPlace(t *testing.T) {
 func TestKnownMessages(t *testing.T) {
 	t.Run("a known message costs no Head", func(t *testing.T) {
 		f := newFixture(Config{})
-		f.store.seed(TransferID(mailbox, msg1), now.Add(-time.Minute), domain.Requested{
+		f.store.Seed(TransferID(mailbox, msg1), now.Add(-time.Minute), domain.Requested{
 			Source: domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: msg1}, Destination: domain.Destination{Type: "s3", Bucket: bucket}, Chunks: 1, AckSource: true,
 		})
 		f.inboxes[mailbox].put(dataHead(msg1, 1), dataHead(msg2, 1))
@@ -253,7 +254,7 @@ func TestKnownMessages(t *testing.T) {
 		if got := f.inboxes[mailbox].headsAsked(); !slices.Equal(got, []string{msg2}) {
 			t.Errorf("Head(%v), want only the new message's", got)
 		}
-		if n := len(f.store.history(TransferID(mailbox, msg1))); n != 1 {
+		if n := len(f.store.History(TransferID(mailbox, msg1))); n != 1 {
 			t.Errorf("known transfer has %d events, want its 1", n)
 		}
 	})
@@ -270,7 +271,7 @@ func TestKnownMessages(t *testing.T) {
 		if n := len(f.inboxes[mailbox].headsAsked()); n != 1 {
 			t.Errorf("Head called %d times, want 1", n)
 		}
-		if n := f.store.count(); n != 1 {
+		if n := len(f.store.IDs()); n != 1 {
 			t.Errorf("%d transfers, want 1", n)
 		}
 	})
@@ -278,7 +279,7 @@ func TestKnownMessages(t *testing.T) {
 	t.Run("an append conflict counts as known", func(t *testing.T) {
 		// Another poller registered the message between Load and Append.
 		f := newFixture(Config{})
-		f.store.appendErr = func(prev domain.State, _ []domain.Event) error {
+		f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 			return fmt.Errorf("append %s v1: %w", prev.ID, store.ErrConflict)
 		}
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
@@ -306,7 +307,7 @@ func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 	unavailable := domain.Errorf(domain.KindUnavailable, "throttled")
 	t.Run("load", func(t *testing.T) {
 		f := newFixture(Config{})
-		f.store.loadErr = unavailable
+		f.store.LoadErr = func(string) error { return unavailable }
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 			t.Errorf("result = %+v, want the message failed", res)
@@ -317,7 +318,7 @@ func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 	})
 	t.Run("append", func(t *testing.T) {
 		f := newFixture(Config{})
-		f.store.appendErr = func(domain.State, []domain.Event) error { return unavailable }
+		f.store.AppendErr = func(domain.State, []domain.Event) error { return unavailable }
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 			t.Errorf("result = %+v, want the message failed", res)
@@ -334,7 +335,7 @@ func TestHeadErrorLeavesMessageForNextPoll(t *testing.T) {
 	if want := (Result{Listed: 2, Created: 1, Failed: 1}); res != want {
 		t.Errorf("first poll = %+v, want %+v", res, want)
 	}
-	if got := f.store.history(TransferID(mailbox, msg1)); len(got) != 0 {
+	if got := f.store.History(TransferID(mailbox, msg1)); len(got) != 0 {
 		t.Errorf("failed message has events %v", got)
 	}
 
@@ -356,7 +357,7 @@ func TestListingErrorFailsThePoll(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUnauthorized {
 		t.Errorf("Poll = %v, want the listing's unauthorized error", err)
 	}
-	if f.store.count() != 0 {
+	if len(f.store.IDs()) != 0 {
 		t.Errorf("transfers created after a failed listing")
 	}
 }
@@ -421,13 +422,11 @@ func TestPaging(t *testing.T) {
 			}
 		}
 		// Every listed message is already known: Head is never needed.
-		f.store.mu.Lock()
 		for _, p := range in.pages {
 			for _, id := range p.MessageIDs {
-				f.store.transfers[TransferID(mailbox, id)] = []domain.Event{{TransferID: TransferID(mailbox, id), Seq: 1, At: now, Payload: domain.Requested{}}}
+				f.store.Put(domain.Event{TransferID: TransferID(mailbox, id), Seq: 1, At: now, Payload: domain.Requested{}})
 			}
 		}
-		f.store.mu.Unlock()
 		res := f.poll(t, mailbox)
 		if want := (Result{Listed: 5000, Known: 5000}); res != want {
 			t.Errorf("result = %+v, want %+v (10 pages of 500)", res, want)
@@ -446,7 +445,7 @@ func TestHandshake(t *testing.T) {
 	if a.handshakeCount() != 1 {
 		t.Fatalf("%d handshakes on the first poll, want 1", a.handshakeCount())
 	}
-	if got := f.log.all(); len(got) < 2 || got[0] != "handshake "+mailbox || !strings.HasPrefix(got[1], "list ") {
+	if got := f.log.All(); len(got) < 2 || got[0] != "handshake "+mailbox || !strings.HasPrefix(got[1], "list ") {
 		t.Errorf("journal = %q, want the handshake before the listing", got)
 	}
 	f.clock.advance(23*time.Hour + 59*time.Minute)
@@ -540,17 +539,17 @@ func outbound(expectAck bool) []domain.Payload {
 
 func TestReportFailsTheOutboundTransfer(t *testing.T) {
 	f := newFixture(Config{})
-	f.store.seed(outID, now.Add(-time.Hour), outbound(true)...)
+	f.store.Seed(outID, now.Add(-time.Hour), outbound(true)...)
 	f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 	res := f.poll(t, mailbox)
 	if want := (Result{Listed: 1, Created: 1, ReportsFor: 1}); res != want {
 		t.Errorf("result = %+v, want %+v", res, want)
 	}
-	if got := f.store.findCalls(); !slices.Equal(got, []string{outMsg}) {
+	if got := f.store.FindCalls(); !slices.Equal(got, []string{outMsg}) {
 		t.Errorf("FindByRef(%q), want the linked message id", got)
 	}
 
-	hist := f.store.history(outID)
+	hist := f.store.History(outID)
 	if len(hist) != 5 {
 		t.Fatalf("outbound transfer has %d events, want a Failed after its 4", len(hist))
 	}
@@ -581,7 +580,7 @@ func TestReportFailsTheOutboundTransfer(t *testing.T) {
 	// The outbound transfer fails first: if registering the report fails,
 	// the next poll finds the report again.
 	var appends []string
-	for _, e := range f.log.all() {
+	for _, e := range f.log.All() {
 		if strings.HasPrefix(e, "append ") {
 			appends = append(appends, e)
 		}
@@ -593,8 +592,8 @@ func TestReportFailsTheOutboundTransfer(t *testing.T) {
 
 func TestReportLeftWhenTheFailureIsNotRecorded(t *testing.T) {
 	f := newFixture(Config{})
-	f.store.seed(outID, now.Add(-time.Hour), outbound(true)...)
-	f.store.appendErr = func(prev domain.State, _ []domain.Event) error {
+	f.store.Seed(outID, now.Add(-time.Hour), outbound(true)...)
+	f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 		if prev.ID == outID {
 			return domain.Errorf(domain.KindUnavailable, "throttled")
 		}
@@ -604,7 +603,7 @@ func TestReportLeftWhenTheFailureIsNotRecorded(t *testing.T) {
 	if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 		t.Errorf("result = %+v, want the report left for the next poll", res)
 	}
-	if got := f.store.history(TransferID(mailbox, report)); len(got) != 0 {
+	if got := f.store.History(TransferID(mailbox, report)); len(got) != 0 {
 		t.Errorf("report registered (%d events) though the outbound failure was not recorded", len(got))
 	}
 }
@@ -625,16 +624,16 @@ func TestReportsThatFailNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(Config{})
-			f.store.seed(outID, now.Add(-time.Hour), tt.history...)
+			f.store.Seed(outID, now.Add(-time.Hour), tt.history...)
 			f.inboxes[mailbox].put(tt.head)
 			res := f.poll(t, mailbox)
 			if want := (Result{Listed: 1, Created: 1}); res != want {
 				t.Errorf("result = %+v, want %+v", res, want)
 			}
-			if got := len(f.store.history(outID)); got != len(tt.history) {
+			if got := len(f.store.History(outID)); got != len(tt.history) {
 				t.Errorf("outbound transfer has %d events, want its %d unchanged", got, len(tt.history))
 			}
-			if found := len(f.store.findCalls()) > 0; found != tt.wantFind {
+			if found := len(f.store.FindCalls()) > 0; found != tt.wantFind {
 				t.Errorf("FindByRef called: %t, want %t", found, tt.wantFind)
 			}
 			if r := f.requested(t, mailbox, report); r.Filename != report+".ctl" {
@@ -653,7 +652,7 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 		if want := (Result{Listed: 1, Failed: 1}); res != want {
 			t.Errorf("result = %+v, want %+v", res, want)
 		}
-		if n := f.store.count(); n != 0 {
+		if n := len(f.store.IDs()); n != 0 {
 			t.Errorf("%d transfers, want the report held back", n)
 		}
 
@@ -689,12 +688,12 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 
 	t.Run("lookup error holds it back", func(t *testing.T) {
 		f := newFixture(Config{})
-		f.store.findErr = domain.Errorf(domain.KindUnavailable, "throttled")
+		f.store.FindErr = func(string) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-time.Hour)))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 			t.Errorf("result = %+v, want the report left for the next poll", res)
 		}
-		if n := f.store.count(); n != 0 {
+		if n := len(f.store.IDs()); n != 0 {
 			t.Errorf("%d transfers, want none", n)
 		}
 	})

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
-	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 // fakeBus records every PutEvents call. reject, when set, returns the error
@@ -89,30 +89,4 @@ func (b *fakeBus) entries() []ebtypes.PutEventsRequestEntry {
 	return out
 }
 
-// fakeProjector records the states it is given; err, when set, decides
-// whether projecting a state fails.
-type fakeProjector struct {
-	mu        sync.Mutex
-	projected []domain.State
-	err       func(st domain.State) error
-}
-
-var _ Projector = (*fakeProjector)(nil)
-
-func (p *fakeProjector) Project(_ context.Context, st domain.State) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		if err := p.err(st); err != nil {
-			return false, err
-		}
-	}
-	p.projected = append(p.projected, st)
-	return true, nil
-}
-
-func (p *fakeProjector) all() []domain.State {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]domain.State(nil), p.projected...)
-}
+var _ Projector = (*memstore.Store)(nil)

@@ -18,6 +18,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
@@ -70,7 +71,7 @@ func decide(t *testing.T, id string, seqBase int, cmds ...domain.Command) []reco
 		for _, e := range evs {
 			st = domain.Evolve(st, e)
 			seqNo := fmt.Sprint(seqBase + len(out))
-			out = append(out, recorded{rec: eventRecord(t, seqNo, e, st), event: e, state: st})
+			out = append(out, recorded{rec: memstore.EventRecord(t, seqNo, e, st), event: e, state: st})
 		}
 	}
 	return out
@@ -120,11 +121,11 @@ func records(rs []recorded) []events.DynamoDBEventRecord {
 type fixture struct {
 	h    *Handler
 	bus  *fakeBus
-	proj *fakeProjector
+	proj *memstore.Store
 }
 
 func newFixture() *fixture {
-	f := &fixture{bus: &fakeBus{}, proj: &fakeProjector{}}
+	f := &fixture{bus: &fakeBus{}, proj: memstore.New()}
 	f.h = &Handler{Bus: f.bus, BusName: "ferry-events", Projector: f.proj, Log: slog.New(slog.DiscardHandler)}
 	return f
 }
@@ -209,7 +210,7 @@ func TestGoldenStreamEvent(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("detail:\n got %+v\nwant %+v", got, want)
 	}
-	if p := f.proj.all(); len(p) != 1 || p[0].Version != 1 || p[0].ID != id {
+	if p := f.proj.Projected(); len(p) != 1 || p[0].Version != 1 || p[0].ID != id {
 		t.Errorf("projected %+v, want the state at v1 only", p)
 	}
 }
@@ -484,7 +485,7 @@ func TestProjection(t *testing.T) {
 			want = append(want, r.state)
 		}
 	}
-	got := f.proj.all()
+	got := f.proj.Projected()
 	if len(got) != len(want) {
 		t.Fatalf("projected %d states, want %d (every event but Started and ChunkSent)", len(got), len(want))
 	}
@@ -497,7 +498,7 @@ func TestProjection(t *testing.T) {
 	t.Run("error fails that record", func(t *testing.T) {
 		f := newFixture()
 		doomed := rs[4] // idA v5, Failed
-		f.proj.err = func(st domain.State) error {
+		f.proj.ProjectErr = func(st domain.State) error {
 			if st.ID == doomed.state.ID && st.Version == doomed.state.Version {
 				return domain.Errorf(domain.KindUnavailable, "throttled")
 			}
@@ -518,7 +519,7 @@ func TestProjection(t *testing.T) {
 
 func TestUndecodableRecord(t *testing.T) {
 	rs := everyType(t)
-	bad := eventRecord(t, "999", rs[0].event, rs[0].state)
+	bad := memstore.EventRecord(t, "999", rs[0].event, rs[0].state)
 	bad.Change.NewImage["data"] = events.NewStringAttribute(`{"v":99}`)
 	f := newFixture()
 	if got := f.handle(t, rs[0].rec, bad, rs[1].rec); !slices.Equal(got, []string{"999"}) {

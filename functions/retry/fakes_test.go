@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 // fakeSQS records the messages sent; err, when set, fails every send.
@@ -32,57 +32,7 @@ func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...
 	return &sqs.SendMessageOutput{MessageId: &id}, nil
 }
 
-// memStore is an in-memory Store with the real store's conflict rule.
-type memStore struct {
-	mu        sync.Mutex
-	transfers map[string][]domain.Event
-	loadErr   error
-	appendErr error
-	appended  []domain.Event
-}
-
-var _ Store = (*memStore)(nil)
-
-func newMemStore() *memStore { return &memStore{transfers: map[string][]domain.Event{}} }
-
-func (s *memStore) Load(_ context.Context, id string) (domain.State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.loadErr != nil {
-		return domain.State{}, s.loadErr
-	}
-	evs, ok := s.transfers[id]
-	if !ok {
-		return domain.State{}, fmt.Errorf("load %s: %w", id, store.ErrNotFound)
-	}
-	return domain.Fold(domain.State{}, evs...), nil
-}
-
-func (s *memStore) Append(_ context.Context, prev domain.State, evs ...domain.Event) (domain.State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.appendErr != nil {
-		return prev, s.appendErr
-	}
-	id := evs[0].TransferID
-	if len(s.transfers[id]) != prev.Version {
-		return prev, fmt.Errorf("append %s v%d: %w", id, evs[0].Seq, store.ErrConflict)
-	}
-	s.transfers[id] = append(s.transfers[id], evs...)
-	s.appended = append(s.appended, evs...)
-	return domain.Fold(prev, evs...), nil
-}
-
-func (s *memStore) seed(id string, at time.Time, payloads ...domain.Payload) domain.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var evs []domain.Event
-	for i, p := range payloads {
-		evs = append(evs, domain.Event{TransferID: id, Seq: i + 1, At: at.Add(time.Duration(i) * time.Second), Payload: p})
-	}
-	s.transfers[id] = evs
-	return domain.Fold(domain.State{}, evs...)
-}
+var _ Store = (*memstore.Store)(nil)
 
 type scheduled struct {
 	ID      string

@@ -19,6 +19,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 const id = "01JNZ0TESTTRANSFER00000000"
@@ -104,12 +105,12 @@ func retrying() []domain.Payload {
 
 type fixture struct {
 	h     *Handler
-	store *memStore
+	store *memstore.Store
 	sched *fakeScheduler
 }
 
 func newFixture(now time.Time) *fixture {
-	f := &fixture{store: newMemStore(), sched: &fakeScheduler{}}
+	f := &fixture{store: memstore.New(), sched: &fakeScheduler{}}
 	f.h = &Handler{Store: f.store, Scheduler: f.sched, Now: func() time.Time { return now }, Log: slog.New(slog.DiscardHandler)}
 	return f
 }
@@ -158,26 +159,26 @@ func TestGoldenRetryMessage(t *testing.T) {
 		t.Errorf("message = %+v, want %+v", m, want)
 	}
 	f := newFixture(dueAt.Add(time.Second))
-	f.store.seed(id, t0, retrying()...)
+	f.store.Seed(id, t0, retrying()...)
 	resp, err := f.h.Handle(context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)
 	}
-	if len(f.store.appended) != 1 || f.store.appended[0].Type() != domain.TypeRetried {
-		t.Errorf("appended %+v, want Retried", f.store.appended)
+	if len(f.store.Appended()) != 1 || f.store.Appended()[0].Type() != domain.TypeRetried {
+		t.Errorf("appended %+v, want Retried", f.store.Appended())
 	}
 }
 
 func TestDueRetryAppendsRetried(t *testing.T) {
 	for _, now := range []time.Time{dueAt, dueAt.Add(3 * time.Second)} {
 		f := newFixture(now)
-		f.store.seed(id, t0, retrying()...)
+		f.store.Seed(id, t0, retrying()...)
 		if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: 4, At: dueAt}))); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
 		}
 		want := []domain.Event{{TransferID: id, Seq: 5, At: now, Payload: domain.Retried{Attempt: 2}}}
-		if !reflect.DeepEqual(f.store.appended, want) {
-			t.Errorf("now %v: appended %+v, want %+v", now, f.store.appended, want)
+		if !reflect.DeepEqual(f.store.Appended(), want) {
+			t.Errorf("now %v: appended %+v, want %+v", now, f.store.Appended(), want)
 		}
 		if len(f.sched.calls) != 0 {
 			t.Errorf("rescheduled %v, want nothing", f.sched.calls)
@@ -188,15 +189,15 @@ func TestDueRetryAppendsRetried(t *testing.T) {
 func TestEarlyRetryIsRescheduled(t *testing.T) {
 	// A wait longer than SQS's 15 minutes takes several hops.
 	f := newFixture(dueAt.Add(-20 * time.Minute))
-	f.store.seed(id, t0, retrying()...)
+	f.store.Seed(id, t0, retrying()...)
 	if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: 4, At: dueAt}))); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
 	if want := []scheduled{{id, 4, dueAt}}; !reflect.DeepEqual(f.sched.calls, want) {
 		t.Errorf("scheduled %v, want %v", f.sched.calls, want)
 	}
-	if len(f.store.appended) != 0 {
-		t.Errorf("appended %+v before the retry was due", f.store.appended)
+	if len(f.store.Appended()) != 0 {
+		t.Errorf("appended %+v before the retry was due", f.store.Appended())
 	}
 
 	t.Run("scheduler error is a batch item failure", func(t *testing.T) {
@@ -225,7 +226,7 @@ func TestMovedOnIsDropped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(dueAt.Add(time.Hour + time.Minute))
-			f.store.seed(id, t0, tt.history...)
+			f.store.Seed(id, t0, tt.history...)
 			version := 4
 			if tt.version != 0 {
 				version = tt.version
@@ -233,8 +234,8 @@ func TestMovedOnIsDropped(t *testing.T) {
 			if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: version, At: dueAt}))); len(got) != 0 {
 				t.Errorf("failures: %v, want the message dropped", got)
 			}
-			if len(f.store.appended) != 0 || len(f.sched.calls) != 0 {
-				t.Errorf("appended %+v, scheduled %v; want nothing", f.store.appended, f.sched.calls)
+			if len(f.store.Appended()) != 0 || len(f.sched.calls) != 0 {
+				t.Errorf("appended %+v, scheduled %v; want nothing", f.store.Appended(), f.sched.calls)
 			}
 		})
 	}
@@ -242,7 +243,7 @@ func TestMovedOnIsDropped(t *testing.T) {
 
 func TestBadMessagesFailOnlyThemselves(t *testing.T) {
 	f := newFixture(dueAt)
-	f.store.seed(id, t0, retrying()...)
+	f.store.Seed(id, t0, retrying()...)
 	got := f.handle(t,
 		msg("not-json", "retry 01JNZ0TESTTRANSFER00000000 please"),
 		msg("no-id", `{"version":4}`),
@@ -252,8 +253,8 @@ func TestBadMessagesFailOnlyThemselves(t *testing.T) {
 	if want := []string{"no-id", "not-json", "wrong-type"}; !slices.Equal(got, want) {
 		t.Errorf("failures = %v, want %v", got, want)
 	}
-	if len(f.store.appended) != 1 {
-		t.Errorf("appended %d events, want the good message's Retried", len(f.store.appended))
+	if len(f.store.Appended()) != 1 {
+		t.Errorf("appended %d events, want the good message's Retried", len(f.store.Appended()))
 	}
 }
 
@@ -261,23 +262,25 @@ func TestStoreErrors(t *testing.T) {
 	m := Message{TransferID: id, Version: 4, At: dueAt}
 	t.Run("load error fails the message", func(t *testing.T) {
 		f := newFixture(dueAt)
-		f.store.loadErr = domain.Errorf(domain.KindUnavailable, "throttled")
+		f.store.LoadErr = func(string) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		if got := f.handle(t, msg("m1", body(t, m))); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
 		}
 	})
 	t.Run("append conflict is success", func(t *testing.T) {
 		f := newFixture(dueAt)
-		f.store.seed(id, t0, retrying()...)
-		f.store.appendErr = errors.Join(errors.New("append"), &domain.Error{Kind: domain.KindConflict, Message: "version conflict"})
+		f.store.Seed(id, t0, retrying()...)
+		f.store.AppendErr = func(domain.State, []domain.Event) error {
+			return errors.Join(errors.New("append"), &domain.Error{Kind: domain.KindConflict, Message: "version conflict"})
+		}
 		if got := f.handle(t, msg("m1", body(t, m))); len(got) != 0 {
 			t.Errorf("failures = %v, want none", got)
 		}
 	})
 	t.Run("append error fails the message", func(t *testing.T) {
 		f := newFixture(dueAt)
-		f.store.seed(id, t0, retrying()...)
-		f.store.appendErr = domain.Errorf(domain.KindUnavailable, "throttled")
+		f.store.Seed(id, t0, retrying()...)
+		f.store.AppendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		if got := f.handle(t, msg("m1", body(t, m))); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
 		}
@@ -291,11 +294,11 @@ func TestQueueMessagesWakeTheHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(dueAt)
-	f.store.seed(id, t0, retrying()...)
+	f.store.Seed(id, t0, retrying()...)
 	if got := f.handle(t, msg("m1", aws.ToString(sq.sent[0].MessageBody))); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if len(f.store.appended) != 1 {
+	if len(f.store.Appended()) != 1 {
 		t.Errorf("the queue's own message did not lead to Retried")
 	}
 }

@@ -64,7 +64,7 @@ func newTrackFixture(now time.Time, history []domain.Payload) trackFixture {
 	f := trackFixture{fixture: newFixture(now), tracker: &fakeTracker{}, acker: &fakeAcknowledger{}}
 	f.h.Trackers = map[string]Tracker{"mesh": f.tracker}
 	f.h.Acknowledgers = map[string]Acknowledger{"mesh": f.acker}
-	f.store.seed(id, t0, history...)
+	f.store.Seed(id, t0, history...)
 	return f
 }
 
@@ -76,10 +76,10 @@ func track(t *testing.T, version int, at time.Time) events.SQSMessage {
 // appendedOne returns the one event appended, failing the test otherwise.
 func (f trackFixture) appendedOne(t *testing.T) domain.Event {
 	t.Helper()
-	if len(f.store.appended) != 1 {
-		t.Fatalf("appended %+v, want one event", f.store.appended)
+	if len(f.store.Appended()) != 1 {
+		t.Fatalf("appended %+v, want one event", f.store.Appended())
 	}
-	e := f.store.appended[0]
+	e := f.store.Appended()[0]
 	if e.TransferID != id || e.Seq != 5 {
 		t.Errorf("appended %s v%d, want %s v5", e.TransferID, e.Seq, id)
 	}
@@ -88,8 +88,8 @@ func (f trackFixture) appendedOne(t *testing.T) domain.Event {
 
 func (f trackFixture) nothingDone(t *testing.T) {
 	t.Helper()
-	if len(f.store.appended) != 0 || len(f.sched.tracks) != 0 || len(f.sched.calls) != 0 {
-		t.Errorf("appended %+v, tracking %v, retries %v; want nothing", f.store.appended, f.sched.tracks, f.sched.calls)
+	if len(f.store.Appended()) != 0 || len(f.sched.tracks) != 0 || len(f.sched.calls) != 0 {
+		t.Errorf("appended %+v, tracking %v, retries %v; want nothing", f.store.Appended(), f.sched.tracks, f.sched.calls)
 	}
 }
 
@@ -136,7 +136,7 @@ func TestScheduleTrack(t *testing.T) {
 			t.Fatalf("failures: %v", got)
 		}
 		if len(f.tracker.calls) != 1 || f.appendedOne(t).Type() != domain.TypeAcknowledged {
-			t.Errorf("%d Track calls, appended %+v; want Acknowledged", len(f.tracker.calls), f.store.appended)
+			t.Errorf("%d Track calls, appended %+v; want Acknowledged", len(f.tracker.calls), f.store.Appended())
 		}
 	})
 }
@@ -175,8 +175,8 @@ func TestTrackNotYetDue(t *testing.T) {
 	if want := []scheduled{{id, 4, trackAt}}; !reflect.DeepEqual(f.sched.tracks, want) {
 		t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
 	}
-	if len(f.tracker.calls) != 0 || len(f.store.appended) != 0 {
-		t.Errorf("%d Track calls, appended %+v before the check was due", len(f.tracker.calls), f.store.appended)
+	if len(f.tracker.calls) != 0 || len(f.store.Appended()) != 0 {
+		t.Errorf("%d Track calls, appended %+v before the check was due", len(f.tracker.calls), f.store.Appended())
 	}
 }
 
@@ -207,7 +207,7 @@ func TestTrackFarEnd(t *testing.T) {
 		}
 		fl, ok := f.appendedOne(t).Payload.(domain.Failed)
 		if !ok {
-			t.Fatalf("appended %T, want Failed", f.store.appended[0].Payload)
+			t.Fatalf("appended %T, want Failed", f.store.Appended()[0].Payload)
 		}
 		if fl.Kind != domain.KindInvalid || fl.Code != "14" || fl.Retryable || !fl.NextAttemptAt.IsZero() || fl.Message != "undeliverable: not collected" {
 			t.Errorf("Failed = %+v, want final invalid/14", fl)
@@ -238,8 +238,8 @@ func TestTrackFarEnd(t *testing.T) {
 			if want := []scheduled{{id, 4, now.Add(tt.want)}}; !reflect.DeepEqual(f.sched.tracks, want) {
 				t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
 			}
-			if len(f.store.appended) != 0 {
-				t.Errorf("appended %+v, want nothing", f.store.appended)
+			if len(f.store.Appended()) != 0 {
+				t.Errorf("appended %+v, want nothing", f.store.Appended())
 			}
 		})
 	}
@@ -260,7 +260,7 @@ func TestTrackFarEnd(t *testing.T) {
 		}
 		fl, ok := f.appendedOne(t).Payload.(domain.Failed)
 		if !ok || fl.Kind != domain.KindUnauthorized || fl.Code != "403" || fl.Retryable {
-			t.Errorf("appended %+v, want a final unauthorized/403 Failed", f.store.appended[0].Payload)
+			t.Errorf("appended %+v, want a final unauthorized/403 Failed", f.store.Appended()[0].Payload)
 		}
 		if len(f.sched.tracks) != 0 {
 			t.Errorf("tracking scheduled %v", f.sched.tracks)
@@ -270,7 +270,9 @@ func TestTrackFarEnd(t *testing.T) {
 	t.Run("append conflict is success", func(t *testing.T) {
 		f := newTrackFixture(trackAt, sentToMesh())
 		f.tracker.got = Tracking{Acknowledged: true}
-		f.store.appendErr = &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+		f.store.AppendErr = func(domain.State, []domain.Event) error {
+			return &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+		}
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Errorf("failures = %v, want none", got)
 		}
@@ -279,7 +281,7 @@ func TestTrackFarEnd(t *testing.T) {
 	t.Run("append error is a batch item failure", func(t *testing.T) {
 		f := newTrackFixture(trackAt, sentToMesh())
 		f.tracker.got = Tracking{Acknowledged: true}
-		f.store.appendErr = domain.Errorf(domain.KindUnavailable, "throttled")
+		f.store.AppendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
 		}
@@ -315,8 +317,8 @@ func TestTrackGivesUp(t *testing.T) {
 			if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
-			if len(f.store.appended) != 0 {
-				t.Errorf("appended %+v, want nothing", f.store.appended)
+			if len(f.store.Appended()) != 0 {
+				t.Errorf("appended %+v, want nothing", f.store.Appended())
 			}
 			if rescheduled := len(f.sched.tracks) > 0; rescheduled == tt.giveUp {
 				t.Errorf("rescheduled %v; want given up: %t", f.sched.tracks, tt.giveUp)
@@ -329,7 +331,7 @@ func TestTrackGivesUp(t *testing.T) {
 		f.tracker.got = Tracking{Acknowledged: true, By: "X26ABC2"}
 		f.handle(t, track(t, 4, trackAt))
 		if f.appendedOne(t).Type() != domain.TypeAcknowledged {
-			t.Errorf("appended %+v, want Acknowledged", f.store.appended)
+			t.Errorf("appended %+v, want Acknowledged", f.store.Appended())
 		}
 	})
 }
@@ -347,7 +349,7 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 			t.Errorf("Track called for a transfer that acknowledges its source")
 		}
 		if want := (domain.Acknowledged{By: "ferry", Ref: inMsg}); f.appendedOne(t).Payload != want {
-			t.Errorf("appended %+v, want %+v", f.store.appended[0].Payload, want)
+			t.Errorf("appended %+v, want %+v", f.store.Appended()[0].Payload, want)
 		}
 	})
 
@@ -360,8 +362,8 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 		if want := []scheduled{{id, 4, trackAt.Add(time.Minute)}}; !reflect.DeepEqual(f.sched.tracks, want) {
 			t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
 		}
-		if len(f.store.appended) != 0 {
-			t.Errorf("appended %+v, want nothing", f.store.appended)
+		if len(f.store.Appended()) != 0 {
+			t.Errorf("appended %+v, want nothing", f.store.Appended())
 		}
 	})
 
@@ -380,7 +382,7 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 		f.handle(t, track(t, 4, trackAt))
 		fl, ok := f.appendedOne(t).Payload.(domain.Failed)
 		if !ok || fl.Kind != domain.KindNotFound || fl.Code != "410" || fl.Retryable {
-			t.Errorf("appended %+v, want a final not_found/410 Failed", f.store.appended[0].Payload)
+			t.Errorf("appended %+v, want a final not_found/410 Failed", f.store.Appended()[0].Payload)
 		}
 	})
 }

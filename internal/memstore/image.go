@@ -1,4 +1,4 @@
-package publish
+package memstore
 
 import (
 	"encoding/json"
@@ -13,12 +13,12 @@ import (
 	"github.com/ferryhq/ferry/store"
 )
 
-// newImage returns the NEW_IMAGE that the table's stream carries for the
+// NewImage returns the NEW_IMAGE that the table's stream carries for the
 // item the store writes for event e, st being the state after e. It is built
 // by hand from the attribute names of store/item.go (eventItem), which the
-// store does not export; TestNewImageDecodes keeps the two in step, as
-// does the golden stream event in testdata.
-func newImage(t *testing.T, e domain.Event, st domain.State) map[string]events.DynamoDBAttributeValue {
+// store does not export; this package's tests and the handlers' golden
+// stream events keep the two in step.
+func NewImage(t testing.TB, e domain.Event, st domain.State) map[string]events.DynamoDBAttributeValue {
 	t.Helper()
 	data, err := domain.MarshalPayload(e.Payload)
 	if err != nil {
@@ -41,9 +41,9 @@ func newImage(t *testing.T, e domain.Event, st domain.State) map[string]events.D
 	}
 }
 
-// insert returns the stream record of an INSERT with image img, as Lambda
+// Insert returns the stream record of an INSERT with image img, as Lambda
 // delivers it from a table whose stream view type is NEW_IMAGE.
-func insert(seqNo string, img map[string]events.DynamoDBAttributeValue) events.DynamoDBEventRecord {
+func Insert(seqNo string, img map[string]events.DynamoDBAttributeValue) events.DynamoDBEventRecord {
 	return events.DynamoDBEventRecord{
 		AWSRegion:      "eu-west-2",
 		EventID:        "ev-" + seqNo,
@@ -62,8 +62,8 @@ func insert(seqNo string, img map[string]events.DynamoDBAttributeValue) events.D
 	}
 }
 
-// eventRecord returns the INSERT record of event e with state st after it.
-func eventRecord(t *testing.T, seqNo string, e domain.Event, st domain.State) events.DynamoDBEventRecord {
+// EventRecord returns the INSERT record of event e with state st after it.
+func EventRecord(t testing.TB, seqNo string, e domain.Event, st domain.State) events.DynamoDBEventRecord {
 	t.Helper()
-	return insert(seqNo, newImage(t, e, st))
+	return Insert(seqNo, NewImage(t, e, st))
 }
