@@ -2,11 +2,9 @@ package advance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/fakeclock"
 	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/store"
 )
@@ -53,31 +52,13 @@ func sent(r domain.Requested, i int) domain.ChunkSent {
 	return domain.ChunkSent{Index: i, Bytes: r.Chunk(i).Length, Ref: fmt.Sprintf("etag-%d", i)}
 }
 
-// clock is the handler's settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	h     *Handler
 	log   *memstore.Journal
 	store *memstore.Store
 	tr    *fakeTransport
-	sched *fakeScheduler
-	clock *clock
+	sched *memstore.Scheduler
+	clock *fakeclock.Clock
 }
 
 func newFixture(budget Budget) *fixture {
@@ -86,8 +67,8 @@ func newFixture(budget Budget) *fixture {
 		log:   log,
 		store: &memstore.Store{Log: log},
 		tr:    &fakeTransport{log: log},
-		sched: &fakeScheduler{},
-		clock: &clock{t: now},
+		sched: &memstore.Scheduler{},
+		clock: fakeclock.New(now),
 	}
 	f.h = &Handler{
 		Store:      f.store,
@@ -119,12 +100,7 @@ func handleCtx(t *testing.T, ctx context.Context, h *Handler, records ...events.
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
 	}
-	var ids []string
-	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
-	}
-	slices.Sort(ids)
-	return ids
+	return memstore.StreamFailures(resp)
 }
 
 // appended returns the types of id's events after version from.
@@ -196,14 +172,8 @@ var goldenRequest = domain.Requested{
 }
 
 func TestGoldenStreamEvent(t *testing.T) {
-	raw, err := os.ReadFile("testdata/dynamodb-stream-event.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev events.DynamoDBEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
+	memstore.ReadJSON(t, "testdata/dynamodb-stream-event.json", &ev)
 	if len(ev.Records) != 4 {
 		t.Fatalf("got %d records, want 4", len(ev.Records))
 	}
@@ -315,7 +285,7 @@ func TestNothingToDo(t *testing.T) {
 			if ops := f.log.All(); len(ops) != 0 {
 				t.Errorf("ops = %q, want none", ops)
 			}
-			if calls := f.sched.all(); len(calls) != 0 {
+			if calls := f.sched.Retries(); len(calls) != 0 {
 				t.Errorf("scheduled %v, want nothing", calls)
 			}
 		})
@@ -391,7 +361,7 @@ func TestDefaultChunkBudget(t *testing.T) {
 
 func TestTimeBudget(t *testing.T) {
 	f := newFixture(Budget{MaxChunks: 100, MaxTime: time.Minute})
-	f.tr.hook = func(context.Context, string, string, int) { f.clock.advance(40 * time.Second) }
+	f.tr.hook = func(context.Context, string, string, int) { f.clock.Advance(40 * time.Second) }
 	r := request(5, "null")
 	rec := f.seed(t, idA, "101", r, domain.Started{Ref: "u"})
 	f.handle(t, rec)
@@ -448,7 +418,7 @@ func TestTransportFailure(t *testing.T) {
 			} else if !fl.NextAttemptAt.IsZero() {
 				t.Errorf("final failure has a next attempt at %v", fl.NextAttemptAt)
 			}
-			if calls := f.sched.all(); len(calls) != 0 {
+			if calls := f.sched.Retries(); len(calls) != 0 {
 				t.Errorf("scheduled %v in the failing wake; the Failed record's wake does that", calls)
 			}
 		})
@@ -493,7 +463,7 @@ func TestRetryingHeadSchedulesRetry(t *testing.T) {
 	if got := f.handle(t, rec); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if got, want := f.sched.all(), []scheduled{{idA, 4, next}}; !reflect.DeepEqual(got, want) {
+	if got, want := f.sched.Retries(), []memstore.Scheduled{{ID: idA, Version: 4, At: next}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("scheduled %v, want %v", got, want)
 	}
 	if ops := f.log.All(); len(ops) != 0 {
@@ -501,7 +471,7 @@ func TestRetryingHeadSchedulesRetry(t *testing.T) {
 	}
 
 	t.Run("scheduler error is a batch item failure", func(t *testing.T) {
-		f.sched.err = domain.Errorf(domain.KindUnavailable, "sqs down")
+		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		if got := f.handle(t, rec); !slices.Equal(got, []string{"101"}) {
 			t.Errorf("failures = %v, want [101]", got)
 		}

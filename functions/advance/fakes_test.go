@@ -4,14 +4,16 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/transport"
 )
 
-var _ Store = (*memstore.Store)(nil)
+var (
+	_ Store     = (*memstore.Store)(nil)
+	_ Scheduler = (*memstore.Scheduler)(nil)
+)
 
 // fakeTransport records its calls in the journal. fail, when set, returns
 // the error a call should fail with; hook runs at the start of every call;
@@ -71,48 +73,6 @@ func (f *fakeTransport) Complete(ctx context.Context, t domain.State) (transport
 		return transport.Delivery{}, err
 	}
 	return transport.Delivery{Ref: "final-" + t.ID, Location: "null://" + t.ID}, nil
-}
-
-// scheduled is one ScheduleRetry call.
-type scheduled struct {
-	ID      string
-	Version int
-	At      time.Time
-}
-
-type fakeScheduler struct {
-	mu     sync.Mutex
-	calls  []scheduled
-	tracks []scheduled
-	err    error
-}
-
-var _ Scheduler = (*fakeScheduler)(nil)
-
-func (f *fakeScheduler) ScheduleTrack(_ context.Context, id string, version int, at time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tracks = append(f.tracks, scheduled{id, version, at})
-	return f.err
-}
-
-func (f *fakeScheduler) ScheduleRetry(_ context.Context, id string, version int, at time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, scheduled{id, version, at})
-	return f.err
-}
-
-func (f *fakeScheduler) all() []scheduled {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]scheduled(nil), f.calls...)
-}
-
-func (f *fakeScheduler) allTracks() []scheduled {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]scheduled(nil), f.tracks...)
 }
 
 // fakeAcknowledger records its calls in the journal ("ack ID") and fails

@@ -65,7 +65,7 @@ func TestAcknowledgeSource(t *testing.T) {
 	if st := domain.Fold(domain.State{}, hist...); st.Status != domain.StatusAcknowledged {
 		t.Errorf("status = %s, want %s", st.Status, domain.StatusAcknowledged)
 	}
-	if tracks := f.sched.allTracks(); len(tracks) != 0 {
+	if tracks := f.sched.Tracks(); len(tracks) != 0 {
 		t.Errorf("tracking scheduled %v, want none", tracks)
 	}
 }
@@ -87,10 +87,10 @@ func TestAcknowledgeSourceFails(t *testing.T) {
 			if got, want := f.ops(idA), []string{"ack"}; !slices.Equal(got, want) {
 				t.Errorf("ops = %q, want %q", got, want)
 			}
-			if got, want := f.sched.allTracks(), []scheduled{{idA, 4, now.Add(tt.want)}}; !reflect.DeepEqual(got, want) {
+			if got, want := f.sched.Tracks(), []memstore.Scheduled{{ID: idA, Version: 4, At: now.Add(tt.want)}}; !reflect.DeepEqual(got, want) {
 				t.Errorf("interval %v: tracking scheduled %v, want %v", tt.interval, got, want)
 			}
-			if calls := f.sched.all(); len(calls) != 0 {
+			if calls := f.sched.Retries(); len(calls) != 0 {
 				t.Errorf("retry scheduled %v, want none", calls)
 			}
 		}
@@ -99,7 +99,7 @@ func TestAcknowledgeSourceFails(t *testing.T) {
 	t.Run("retryable, and the schedule fails: batch item failure", func(t *testing.T) {
 		f := newFixture(Budget{})
 		f.withAcknowledger().err = domain.Errorf(domain.KindUnavailable, "down")
-		f.sched.err = domain.Errorf(domain.KindUnavailable, "sqs down")
+		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		rec := f.seed(t, idA, "101", delivered(inbound(1))...)
 		if got := f.handle(t, rec); !slices.Equal(got, []string{"101"}) {
 			t.Errorf("failures = %v, want [101]", got)
@@ -139,7 +139,7 @@ func TestAcknowledgeSourceFails(t *testing.T) {
 			if st := domain.Fold(domain.State{}, hist...); st.Status != domain.StatusFailed {
 				t.Errorf("status = %s, want %s", st.Status, domain.StatusFailed)
 			}
-			if tracks := f.sched.allTracks(); len(tracks) != 0 {
+			if tracks := f.sched.Tracks(); len(tracks) != 0 {
 				t.Errorf("tracking scheduled %v, want none", tracks)
 			}
 		})
@@ -155,7 +155,7 @@ func TestDeliveredAwaitingAckSchedulesTracking(t *testing.T) {
 	if got := f.handle(t, rec); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if got, want := f.sched.allTracks(), []scheduled{{idA, 4, now.Add(2 * time.Second)}}; !reflect.DeepEqual(got, want) {
+	if got, want := f.sched.Tracks(), []memstore.Scheduled{{ID: idA, Version: 4, At: now.Add(2 * time.Second)}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("tracking scheduled %v, want %v", got, want)
 	}
 	if ops := f.log.All(); len(ops) != 0 {
@@ -164,7 +164,7 @@ func TestDeliveredAwaitingAckSchedulesTracking(t *testing.T) {
 
 	t.Run("scheduler error is a batch item failure", func(t *testing.T) {
 		f := newFixture(Budget{})
-		f.sched.err = domain.Errorf(domain.KindUnavailable, "sqs down")
+		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		rec := f.seed(t, idA, "101", r, domain.Started{}, sent(r, 1), domain.Delivered{Location: "null://x"})
 		if got := f.handle(t, rec); !slices.Equal(got, []string{"101"}) {
 			t.Errorf("failures = %v, want [101]", got)
@@ -227,16 +227,16 @@ func TestOneTrackingChainPerDelivery(t *testing.T) {
 			if got := f.handle(t, rec); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
-			if tracks := f.sched.allTracks(); len(tracks) != 0 {
+			if tracks := f.sched.Tracks(); len(tracks) != 0 {
 				t.Errorf("the delivering wake scheduled %v; the Delivered record's wake does that", tracks)
 			}
 			// The Delivered record wakes the next step.
 			hist := f.store.History(idA)
-			f.clock.advance(time.Second)
+			f.clock.Advance(time.Second)
 			if got := f.handle(t, memstore.EventRecord(t, "104", hist[len(hist)-1], domain.Fold(domain.State{}, hist...))); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
-			if got, want := f.sched.allTracks(), []scheduled{{idA, 4, now.Add(time.Second + time.Minute)}}; !reflect.DeepEqual(got, want) {
+			if got, want := f.sched.Tracks(), []memstore.Scheduled{{ID: idA, Version: 4, At: now.Add(time.Second + time.Minute)}}; !reflect.DeepEqual(got, want) {
 				t.Errorf("tracking scheduled %v, want %v", got, want)
 			}
 			if got := f.ops(idA); !slices.Equal(got, tt.wantOps) {

@@ -103,11 +103,6 @@ func httpError(status int, code, msg string) error {
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// failures returns the message ids of a response's batch item failures.
-func failures(resp events.SQSEventResponse) []string {
-	var ids []string
-	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
-	}
-	return ids
-}
+// failures returns the message ids of a response's batch item failures,
+// sorted.
+func failures(resp events.SQSEventResponse) []string { return memstore.QueueFailures(resp) }

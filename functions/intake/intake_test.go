@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -131,14 +130,8 @@ func eventTypes(evs []domain.Event) []domain.EventType {
 }
 
 func TestGoldenNotification(t *testing.T) {
-	raw, err := os.ReadFile("testdata/sqs-s3-notification.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev events.SQSEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("decode SQS event: %v", err)
-	}
+	memstore.ReadJSON(t, "testdata/sqs-s3-notification.json", &ev)
 	if got := len(ev.Records); got != 2 {
 		t.Fatalf("got %d SQS records, want 2", got)
 	}

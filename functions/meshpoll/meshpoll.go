@@ -268,8 +268,10 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	}
 	tid, err := h.Store.FindByRef(ctx, hd.LinkedMsgID)
 	if domain.KindOf(err) == domain.KindNotFound {
-		if ts := parseMeshTime(hd.StatusTimestamp); !ts.IsZero() && h.Now().Sub(ts) > h.config().ReportGrace {
-			return false, nil // not ours, or too old to wait for: land it anyway
+		// Not ours, too old to wait for, or of unknown age: land it
+		// anyway rather than hold the inbox up for ever.
+		if ts := parseMeshTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.config().ReportGrace {
+			return false, nil
 		}
 		return false, errReportEarly
 	}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/fakeclock"
 	"github.com/ferryhq/ferry/internal/memstore"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport/mesh"
@@ -39,35 +39,17 @@ const (
 	outID  = "01JNZ0OUTBOUND000000000000"
 )
 
-// clock is the handler's settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	h       *Handler
 	log     *memstore.Journal
 	store   *memstore.Store
 	inboxes map[string]*fakeInbox
-	clock   *clock
+	clock   *fakeclock.Clock
 }
 
 func newFixture(cfg Config) *fixture {
 	log := &memstore.Journal{}
-	f := &fixture{log: log, store: &memstore.Store{Log: log}, clock: &clock{t: now}, inboxes: map[string]*fakeInbox{}}
+	f := &fixture{log: log, store: &memstore.Store{Log: log}, clock: fakeclock.New(now), inboxes: map[string]*fakeInbox{}}
 	boxes := map[string]Inbox{}
 	for _, id := range []string{mailbox, other} {
 		f.inboxes[id] = newInbox(id, log)
@@ -448,7 +430,7 @@ func TestHandshake(t *testing.T) {
 	if got := f.log.All(); len(got) < 2 || got[0] != "handshake "+mailbox || !strings.HasPrefix(got[1], "list ") {
 		t.Errorf("journal = %q, want the handshake before the listing", got)
 	}
-	f.clock.advance(23*time.Hour + 59*time.Minute)
+	f.clock.Advance(23*time.Hour + 59*time.Minute)
 	f.poll(t, mailbox)
 	if a.handshakeCount() != 1 {
 		t.Errorf("%d handshakes within a day, want 1", a.handshakeCount())
@@ -457,7 +439,7 @@ func TestHandshake(t *testing.T) {
 	if b.handshakeCount() != 1 {
 		t.Errorf("other mailbox: %d handshakes, want its own 1", b.handshakeCount())
 	}
-	f.clock.advance(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.poll(t, mailbox)
 	if a.handshakeCount() != 2 {
 		t.Errorf("%d handshakes after 24h, want 2", a.handshakeCount())
@@ -475,7 +457,7 @@ func TestHandshake(t *testing.T) {
 			t.Errorf("listed %d times after a failed handshake", n)
 		}
 		in.handshakeErr = nil
-		f.clock.advance(time.Minute)
+		f.clock.Advance(time.Minute)
 		if res := f.poll(t, mailbox); res.Created != 1 {
 			t.Errorf("result = %+v, want one created", res)
 		}
@@ -656,13 +638,13 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 			t.Errorf("%d transfers, want the report held back", n)
 		}
 
-		f.clock.advance(5 * time.Minute)
+		f.clock.Advance(5 * time.Minute)
 		in.put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 		if res := f.poll(t, mailbox); res.Failed != 1 || res.Created != 0 {
 			t.Errorf("6 minutes old: result = %+v, want held back", res)
 		}
 
-		f.clock.advance(5*time.Minute + time.Second)
+		f.clock.Advance(5*time.Minute + time.Second)
 		in.put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Created: 1}) {
 			t.Errorf("past the grace: result = %+v, want the report landed", res)

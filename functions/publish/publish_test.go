@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -136,12 +135,7 @@ func (f *fixture) handle(t *testing.T, recs ...events.DynamoDBEventRecord) []str
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
 	}
-	var ids []string
-	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
-	}
-	slices.Sort(ids)
-	return ids
+	return memstore.StreamFailures(resp)
 }
 
 // eventIDs lists the eventIds of details.
@@ -162,14 +156,8 @@ func flatten(calls [][]Detail) []Detail {
 }
 
 func TestGoldenStreamEvent(t *testing.T) {
-	raw, err := os.ReadFile("testdata/dynamodb-stream-event.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev events.DynamoDBEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
+	memstore.ReadJSON(t, "testdata/dynamodb-stream-event.json", &ev)
 	f := newFixture()
 	if got := f.handle(t, ev.Records...); len(got) != 0 {
 		t.Fatalf("failures: %v", got)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -32,36 +31,10 @@ func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...
 	return &sqs.SendMessageOutput{MessageId: &id}, nil
 }
 
-var _ Store = (*memstore.Store)(nil)
-
-type scheduled struct {
-	ID      string
-	Version int
-	At      time.Time
-}
-
-type fakeScheduler struct {
-	mu     sync.Mutex
-	calls  []scheduled
-	tracks []scheduled
-	err    error
-}
-
-var _ Scheduler = (*fakeScheduler)(nil)
-
-func (f *fakeScheduler) ScheduleTrack(_ context.Context, id string, version int, at time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tracks = append(f.tracks, scheduled{id, version, at})
-	return f.err
-}
-
-func (f *fakeScheduler) ScheduleRetry(_ context.Context, id string, version int, at time.Time) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, scheduled{id, version, at})
-	return f.err
-}
+var (
+	_ Store     = (*memstore.Store)(nil)
+	_ Scheduler = (*memstore.Scheduler)(nil)
+)
 
 // fakeTracker answers Track with got, or err when set, and counts calls.
 type fakeTracker struct {

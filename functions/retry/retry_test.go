@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -106,11 +105,11 @@ func retrying() []domain.Payload {
 type fixture struct {
 	h     *Handler
 	store *memstore.Store
-	sched *fakeScheduler
+	sched *memstore.Scheduler
 }
 
 func newFixture(now time.Time) *fixture {
-	f := &fixture{store: memstore.New(), sched: &fakeScheduler{}}
+	f := &fixture{store: memstore.New(), sched: &memstore.Scheduler{}}
 	f.h = &Handler{Store: f.store, Scheduler: f.sched, Now: func() time.Time { return now }, Log: slog.New(slog.DiscardHandler)}
 	return f
 }
@@ -130,31 +129,28 @@ func (f *fixture) handle(t *testing.T, msgs ...events.SQSMessage) []string {
 	if err != nil {
 		t.Fatalf("Handle returned an error: %v", err)
 	}
-	var ids []string
-	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
-	}
-	slices.Sort(ids)
-	return ids
+	return memstore.QueueFailures(resp)
 }
 
 func msg(id, body string) events.SQSMessage {
 	return events.SQSMessage{MessageId: id, Body: body, EventSource: "aws:sqs"}
 }
 
-func TestGoldenRetryMessage(t *testing.T) {
-	raw, err := os.ReadFile("testdata/sqs-retry-message.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+// golden reads the SQS event in testdata/name and the Message its first
+// record carries.
+func golden(t *testing.T, name string) (events.SQSEvent, Message) {
+	t.Helper()
 	var ev events.SQSEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
+	memstore.ReadJSON(t, "testdata/"+name, &ev)
 	var m Message
 	if err := json.Unmarshal([]byte(ev.Records[0].Body), &m); err != nil {
 		t.Fatal(err)
 	}
+	return ev, m
+}
+
+func TestGoldenRetryMessage(t *testing.T) {
+	ev, m := golden(t, "sqs-retry-message.json")
 	if want := (Message{TransferID: id, Version: 4, At: dueAt}); !reflect.DeepEqual(m, want) {
 		t.Errorf("message = %+v, want %+v", m, want)
 	}
@@ -180,8 +176,8 @@ func TestDueRetryAppendsRetried(t *testing.T) {
 		if !reflect.DeepEqual(f.store.Appended(), want) {
 			t.Errorf("now %v: appended %+v, want %+v", now, f.store.Appended(), want)
 		}
-		if len(f.sched.calls) != 0 {
-			t.Errorf("rescheduled %v, want nothing", f.sched.calls)
+		if len(f.sched.Retries()) != 0 {
+			t.Errorf("rescheduled %v, want nothing", f.sched.Retries())
 		}
 	}
 }
@@ -193,15 +189,15 @@ func TestEarlyRetryIsRescheduled(t *testing.T) {
 	if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: 4, At: dueAt}))); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if want := []scheduled{{id, 4, dueAt}}; !reflect.DeepEqual(f.sched.calls, want) {
-		t.Errorf("scheduled %v, want %v", f.sched.calls, want)
+	if want := []memstore.Scheduled{{ID: id, Version: 4, At: dueAt}}; !reflect.DeepEqual(f.sched.Retries(), want) {
+		t.Errorf("scheduled %v, want %v", f.sched.Retries(), want)
 	}
 	if len(f.store.Appended()) != 0 {
 		t.Errorf("appended %+v before the retry was due", f.store.Appended())
 	}
 
 	t.Run("scheduler error is a batch item failure", func(t *testing.T) {
-		f.sched.err = domain.Errorf(domain.KindUnavailable, "sqs down")
+		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: 4}))); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
 		}
@@ -234,8 +230,8 @@ func TestMovedOnIsDropped(t *testing.T) {
 			if got := f.handle(t, msg("m1", body(t, Message{TransferID: id, Version: version, At: dueAt}))); len(got) != 0 {
 				t.Errorf("failures: %v, want the message dropped", got)
 			}
-			if len(f.store.Appended()) != 0 || len(f.sched.calls) != 0 {
-				t.Errorf("appended %+v, scheduled %v; want nothing", f.store.Appended(), f.sched.calls)
+			if len(f.store.Appended()) != 0 || len(f.sched.Retries()) != 0 {
+				t.Errorf("appended %+v, scheduled %v; want nothing", f.store.Appended(), f.sched.Retries())
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/memstore"
 )
 
 const (
@@ -88,8 +88,8 @@ func (f trackFixture) appendedOne(t *testing.T) domain.Event {
 
 func (f trackFixture) nothingDone(t *testing.T) {
 	t.Helper()
-	if len(f.store.Appended()) != 0 || len(f.sched.tracks) != 0 || len(f.sched.calls) != 0 {
-		t.Errorf("appended %+v, tracking %v, retries %v; want nothing", f.store.Appended(), f.sched.tracks, f.sched.calls)
+	if len(f.store.Appended()) != 0 || len(f.sched.Tracks()) != 0 || len(f.sched.Retries()) != 0 {
+		t.Errorf("appended %+v, tracking %v, retries %v; want nothing", f.store.Appended(), f.sched.Tracks(), f.sched.Retries())
 	}
 }
 
@@ -142,18 +142,7 @@ func TestScheduleTrack(t *testing.T) {
 }
 
 func TestGoldenTrackMessage(t *testing.T) {
-	raw, err := os.ReadFile("testdata/sqs-track-message.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.SQSEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	var m Message
-	if err := json.Unmarshal([]byte(ev.Records[0].Body), &m); err != nil {
-		t.Fatal(err)
-	}
+	ev, m := golden(t, "sqs-track-message.json")
 	if want := (Message{Kind: KindTrack, TransferID: id, Version: 4, At: trackAt}); !reflect.DeepEqual(m, want) {
 		t.Errorf("message = %+v, want %+v", m, want)
 	}
@@ -172,8 +161,8 @@ func TestTrackNotYetDue(t *testing.T) {
 	if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
-	if want := []scheduled{{id, 4, trackAt}}; !reflect.DeepEqual(f.sched.tracks, want) {
-		t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
+	if want := []memstore.Scheduled{{ID: id, Version: 4, At: trackAt}}; !reflect.DeepEqual(f.sched.Tracks(), want) {
+		t.Errorf("tracking scheduled %v, want %v", f.sched.Tracks(), want)
 	}
 	if len(f.tracker.calls) != 0 || len(f.store.Appended()) != 0 {
 		t.Errorf("%d Track calls, appended %+v before the check was due", len(f.tracker.calls), f.store.Appended())
@@ -194,8 +183,8 @@ func TestTrackFarEnd(t *testing.T) {
 		if want := (domain.Acknowledged{By: "X26ABC2", Ref: outMsg}); e.Payload != want || !e.At.Equal(trackAt) {
 			t.Errorf("appended %+v at %v, want %+v at %v", e.Payload, e.At, want, trackAt)
 		}
-		if len(f.sched.tracks) != 0 {
-			t.Errorf("tracking scheduled %v after the acknowledgement", f.sched.tracks)
+		if len(f.sched.Tracks()) != 0 {
+			t.Errorf("tracking scheduled %v after the acknowledgement", f.sched.Tracks())
 		}
 	})
 
@@ -212,8 +201,8 @@ func TestTrackFarEnd(t *testing.T) {
 		if fl.Kind != domain.KindInvalid || fl.Code != "14" || fl.Retryable || !fl.NextAttemptAt.IsZero() || fl.Message != "undeliverable: not collected" {
 			t.Errorf("Failed = %+v, want final invalid/14", fl)
 		}
-		if len(f.sched.tracks) != 0 {
-			t.Errorf("tracking scheduled %v after the failure", f.sched.tracks)
+		if len(f.sched.Tracks()) != 0 {
+			t.Errorf("tracking scheduled %v after the failure", f.sched.Tracks())
 		}
 	})
 
@@ -235,8 +224,8 @@ func TestTrackFarEnd(t *testing.T) {
 			if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 				t.Fatalf("failures: %v", got)
 			}
-			if want := []scheduled{{id, 4, now.Add(tt.want)}}; !reflect.DeepEqual(f.sched.tracks, want) {
-				t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
+			if want := []memstore.Scheduled{{ID: id, Version: 4, At: now.Add(tt.want)}}; !reflect.DeepEqual(f.sched.Tracks(), want) {
+				t.Errorf("tracking scheduled %v, want %v", f.sched.Tracks(), want)
 			}
 			if len(f.store.Appended()) != 0 {
 				t.Errorf("appended %+v, want nothing", f.store.Appended())
@@ -246,7 +235,7 @@ func TestTrackFarEnd(t *testing.T) {
 
 	t.Run("reschedule error is a batch item failure", func(t *testing.T) {
 		f := newTrackFixture(trackAt, sentToMesh())
-		f.sched.err = domain.Errorf(domain.KindUnavailable, "sqs down")
+		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
 		}
@@ -262,8 +251,8 @@ func TestTrackFarEnd(t *testing.T) {
 		if !ok || fl.Kind != domain.KindUnauthorized || fl.Code != "403" || fl.Retryable {
 			t.Errorf("appended %+v, want a final unauthorized/403 Failed", f.store.Appended()[0].Payload)
 		}
-		if len(f.sched.tracks) != 0 {
-			t.Errorf("tracking scheduled %v", f.sched.tracks)
+		if len(f.sched.Tracks()) != 0 {
+			t.Errorf("tracking scheduled %v", f.sched.Tracks())
 		}
 	})
 
@@ -320,8 +309,8 @@ func TestTrackGivesUp(t *testing.T) {
 			if len(f.store.Appended()) != 0 {
 				t.Errorf("appended %+v, want nothing", f.store.Appended())
 			}
-			if rescheduled := len(f.sched.tracks) > 0; rescheduled == tt.giveUp {
-				t.Errorf("rescheduled %v; want given up: %t", f.sched.tracks, tt.giveUp)
+			if rescheduled := len(f.sched.Tracks()) > 0; rescheduled == tt.giveUp {
+				t.Errorf("rescheduled %v; want given up: %t", f.sched.Tracks(), tt.giveUp)
 			}
 		})
 	}
@@ -359,8 +348,8 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
 		}
-		if want := []scheduled{{id, 4, trackAt.Add(time.Minute)}}; !reflect.DeepEqual(f.sched.tracks, want) {
-			t.Errorf("tracking scheduled %v, want %v", f.sched.tracks, want)
+		if want := []memstore.Scheduled{{ID: id, Version: 4, At: trackAt.Add(time.Minute)}}; !reflect.DeepEqual(f.sched.Tracks(), want) {
+			t.Errorf("tracking scheduled %v, want %v", f.sched.Tracks(), want)
 		}
 		if len(f.store.Appended()) != 0 {
 			t.Errorf("appended %+v, want nothing", f.store.Appended())

@@ -12,7 +12,12 @@
 //
 // NewImage, Insert and EventRecord build the DynamoDB stream records that the
 // real store's table carries for its event items, as handlers triggered by
-// the stream receive them.
+// the stream receive them. ReadJSON decodes a golden Lambda event from a
+// file, and StreamFailures and QueueFailures list the batch item failures a
+// handler reports.
+//
+// Scheduler records the retries and tracking checks that handlers schedule
+// on the delay queue.
 package memstore
 
 import (
