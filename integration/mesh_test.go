@@ -27,6 +27,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/internal/meshpeer"
 )
 
 // The sandbox's test mailboxes, as the integration routes use them:
@@ -49,25 +50,13 @@ func meshClient(t testing.TB, mailbox, script string, stdin []byte) string {
 	if root == "" || tlsDir == "" || os.Getenv("FERRY_MESH_URL") == "" {
 		t.Fatal("FERRY_ROOT, FERRY_TLS_DIR and FERRY_MESH_URL must be set: run `make test-integration`")
 	}
-	prelude := `
-import os, sys, json, hashlib, mesh_client
-client = mesh_client.MeshClient(os.environ["MESH_URL"], os.environ["MESH_MAILBOX"], "password",
-    shared_key=b"TestKey", verify=os.environ["MESH_CA"], cert=(os.environ["MESH_CERT"], os.environ["MESH_KEY"]), max_retries=0)
-`
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(root, ".cache/venv/bin/python"), "-c", prelude+script)
-	cmd.Env = append(os.Environ(), "MESH_URL="+os.Getenv("FERRY_MESH_URL"), "MESH_MAILBOX="+mailbox,
-		"MESH_CA="+filepath.Join(tlsDir, "ca.pem"), "MESH_CERT="+filepath.Join(tlsDir, "client.pem"),
-		"MESH_KEY="+filepath.Join(tlsDir, "client.key"), "PYTHONWARNINGS=ignore")
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mesh-client: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return meshpeer.Peer{
+		Python: filepath.Join(root, ".cache/venv/bin/python"),
+		URL:    os.Getenv("FERRY_MESH_URL"),
+		CA:     filepath.Join(tlsDir, "ca.pem"),
+		Cert:   filepath.Join(tlsDir, "client.pem"),
+		Key:    filepath.Join(tlsDir, "client.key"),
+	}.Run(t, mailbox, script, stdin)
 }
 
 // received is what mesh-client saw of a message.

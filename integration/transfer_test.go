@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -19,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/publish"
@@ -173,24 +171,7 @@ func awaitEvent(t *testing.T, id, detailType string, timeout time.Duration) json
 
 func validateDetail(t *testing.T, detail []byte) {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.TransferEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource("transfer-event.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("transfer-event.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(detail))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Validate(inst); err != nil {
+	if err := schema.ValidateTransferEvent(detail); err != nil {
 		t.Fatalf("detail does not match the schema: %v\n%s", err, detail)
 	}
 }

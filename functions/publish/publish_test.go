@@ -1,20 +1,17 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/memstore"
@@ -385,42 +382,14 @@ func TestDetail(t *testing.T) {
 	}
 }
 
-func transferSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.TransferEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const url = "https://github.com/ferryhq/ferry/schema/transfer-event.schema.json"
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sch
-}
-
-func validate(sch *jsonschema.Schema, detail string) error {
-	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(detail))
-	if err != nil {
-		return err
-	}
-	return sch.Validate(inst)
-}
-
 func TestDetailsMatchSchema(t *testing.T) {
-	sch := transferSchema(t)
 	f := newFixture()
 	f.handle(t, records(everyType(t))...)
 	seen := map[string]bool{}
 	var failed string
 	for _, e := range f.bus.entries() {
 		d := aws.ToString(e.Detail)
-		if err := validate(sch, d); err != nil {
+		if err := schema.ValidateTransferEvent([]byte(d)); err != nil {
 			t.Errorf("%s detail does not match the schema: %v\n%s", aws.ToString(e.DetailType), err, d)
 		}
 		var typ struct{ Type string }
@@ -454,7 +423,7 @@ func TestDetailsMatchSchema(t *testing.T) {
 			}
 			edit(m)
 			b, _ := json.Marshal(m)
-			if err := validate(sch, string(b)); err == nil {
+			if err := schema.ValidateTransferEvent(b); err == nil {
 				t.Errorf("%s: valid, want invalid", name)
 			}
 		}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/meshpeer"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 
@@ -443,28 +443,10 @@ func python(t *testing.T) string {
 	return py
 }
 
-// meshClientScript runs a Python snippet with a mesh_client.MeshClient for
-// mailbox bound to `client`, and returns its stdout.
+// meshClient runs a mesh-client snippet as mailbox (see package meshpeer).
 func (p peer) meshClient(t *testing.T, mailbox, script string, stdin []byte) string {
 	t.Helper()
-	prelude := `
-import os, sys, json, hashlib, mesh_client
-verify = os.environ.get("MESH_CA") or False
-cert = (os.environ["MESH_CERT"], os.environ["MESH_KEY"]) if os.environ.get("MESH_CERT") else None
-client = mesh_client.MeshClient(os.environ["MESH_URL"], os.environ["MESH_MAILBOX"], "password",
-    shared_key=b"TestKey", verify=verify, cert=cert, max_retries=0)
-`
-	cmd := exec.CommandContext(ctx(t), python(t), "-c", prelude+script)
-	cmd.Env = append(os.Environ(), "MESH_URL="+p.url, "MESH_MAILBOX="+mailbox, "MESH_CA="+p.caPath,
-		"MESH_CERT="+p.certPath, "MESH_KEY="+p.keyPath, "PYTHONWARNINGS=ignore")
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mesh-client: %v\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return meshpeer.Peer{Python: python(t), URL: p.url, CA: p.caPath, Cert: p.certPath, Key: p.keyPath}.Run(t, mailbox, script, stdin)
 }
 
 func TestSandboxInteropWithMeshClient(t *testing.T) {
