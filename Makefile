@@ -8,7 +8,7 @@ help: ## list the targets
 run: ## start the local stack and ferry local, send a sample file, stay up (Ctrl-C stops)
 	@scripts/run.sh
 
-test: test-unit test-integration ## unit tests, then integration tests on a fresh local stack
+test: test-unit test-integration test-demo ## unit tests, integration tests on a fresh local stack, then `make run`'s demo
 
 test-unit: ## tests that need no services
 	go vet ./...
@@ -17,6 +17,9 @@ test-unit: ## tests that need no services
 test-integration: ## tests against the local stack (started on free ports)
 	scripts/test-integration.sh
 
+test-demo: ## `make run`'s demo to its end, as a newcomer's first run: free ports, a fresh state dir
+	scripts/test-demo.sh
+
 bench: ## benchmarks (256 MiB S3→S3 through ferry local vs the SDK directly)
 	scripts/bench.sh
 
@@ -24,12 +27,15 @@ build: ## build bin/ferry and bin/bootstrap (the Lambda binary)
 	go build -o bin/ferry ./cmd/ferry
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bin/bootstrap ./functions/bootstrap
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck, and go.mod tidy
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	go vet -tags integration ./...
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags integration ./...
+	go mod tidy -diff
 
 clean: ## stop nothing, delete build output and the local state
 	rm -rf bin .ferry
 
-.PHONY: help run test test-unit test-integration bench build lint clean
+.PHONY: help run test test-unit test-integration test-demo bench build lint clean

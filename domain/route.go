@@ -42,12 +42,20 @@ func (d Destination) Validate() error {
 
 // Match selects the uploads a route applies to. Empty fields match anything;
 // a route whose Match is all empty matches every upload.
+//
+// Bucket is compared exactly and Prefix as a case-sensitive key prefix (S3
+// keys are case-sensitive); Sender and Recipient ignore case (mailbox ids);
+// Workflow is exact. Has lists metadata keys the upload must carry with a
+// non-empty value, compared without regard to case (S3 lowercases user
+// metadata keys): a route can take, say, every upload that says mex-to,
+// whatever its folder.
 type Match struct {
-	Bucket    string `json:"bucket,omitempty"`
-	Prefix    string `json:"prefix,omitempty"`
-	Sender    string `json:"sender,omitempty"`
-	Recipient string `json:"recipient,omitempty"`
-	Workflow  string `json:"workflow,omitempty"`
+	Bucket    string   `json:"bucket,omitempty"`
+	Prefix    string   `json:"prefix,omitempty"`
+	Sender    string   `json:"sender,omitempty"`
+	Recipient string   `json:"recipient,omitempty"`
+	Workflow  string   `json:"workflow,omitempty"`
+	Has       []string `json:"has,omitempty"`
 }
 
 // Route maps matching uploads to a destination and says how to move them.
@@ -66,6 +74,8 @@ type Route struct {
 type Upload struct {
 	Bucket, Key                 string
 	Sender, Recipient, Workflow string
+	// Metadata is the upload's decoded user metadata, keys lower case.
+	Metadata map[string]string
 }
 
 func (m Match) matches(u Upload) bool {
@@ -73,7 +83,18 @@ func (m Match) matches(u Upload) bool {
 		strings.HasPrefix(u.Key, m.Prefix) &&
 		(m.Sender == "" || strings.EqualFold(m.Sender, u.Sender)) &&
 		(m.Recipient == "" || strings.EqualFold(m.Recipient, u.Recipient)) &&
-		(m.Workflow == "" || m.Workflow == u.Workflow)
+		(m.Workflow == "" || m.Workflow == u.Workflow) &&
+		u.has(m.Has)
+}
+
+// has reports whether u carries a non-empty value for every key.
+func (u Upload) has(keys []string) bool {
+	for _, k := range keys {
+		if strings.TrimSpace(u.Metadata[strings.ToLower(k)]) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // Routes is an ordered routing table: the first matching route wins.
@@ -125,6 +146,11 @@ func (rs Routes) Validate() error {
 		}
 		if r.Destination.Type == "s3" && r.ChunkSize != 0 && r.ChunkSize < 5*MiB {
 			errs = append(errs, fmt.Errorf("%s: s3 destinations need chunks of at least 5MiB (S3's smallest multipart part)", where))
+		}
+		for _, k := range r.Match.Has {
+			if strings.TrimSpace(k) == "" {
+				errs = append(errs, fmt.Errorf("%s: match.has lists an empty metadata key", where))
+			}
 		}
 		for _, f := range r.Require {
 			if !validField(f) {

@@ -244,6 +244,36 @@ func TestRoutesFind(t *testing.T) {
 	})
 }
 
+func TestRoutesFindHas(t *testing.T) {
+	rs := Routes{Routes: []Route{
+		{Name: "mesh-by-metadata", Match: Match{Bucket: "b", Prefix: "outbound/", Has: []string{"mex-From", "mex-to"}}, Destination: Destination{Type: "mesh"}},
+		{Name: "s3", Match: Match{Bucket: "b", Prefix: "outbound/"}, Destination: Destination{Type: "null"}},
+	}}
+	for _, tc := range []struct {
+		name string
+		md   map[string]string
+		want string
+	}{
+		{"every key present", map[string]string{"mex-from": "X26ABC1", "mex-to": "X26ABC2"}, "mesh-by-metadata"},
+		{"one key missing falls through", map[string]string{"mex-from": "X26ABC1"}, "s3"},
+		{"an empty value counts as missing", map[string]string{"mex-from": "X26ABC1", "mex-to": " "}, "s3"},
+		{"no metadata", nil, "s3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := rs.Find(Upload{Bucket: "b", Key: "outbound/X26ABC1/a.json", Metadata: tc.md})
+			if !ok || got.Name != tc.want {
+				t.Errorf("Find = %q, %t; want %q", got.Name, ok, tc.want)
+			}
+		})
+	}
+	t.Run("an empty key is a configuration error", func(t *testing.T) {
+		bad := Routes{Routes: []Route{{Name: "r", Match: Match{Has: []string{""}}, Destination: Destination{Type: "null"}}}}
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "match.has") {
+			t.Errorf("Validate = %v, want a match.has problem", err)
+		}
+	})
+}
+
 func TestRoutesFindAppliesDefaults(t *testing.T) {
 	rs := Routes{Routes: []Route{
 		{Name: "bare", Match: Match{Prefix: "bare/"}, Destination: Destination{Type: "null"}},

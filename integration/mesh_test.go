@@ -148,10 +148,10 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
 		t.Fatalf("chunks %d, bytes %d; want 3 chunks of %d bytes in all", st.Request.Chunks, st.BytesSent, len(data))
 	}
 	key := "inbound/" + mbInbox + "/" + msgID + ".dat"
-	if got := stack.objectSHA256(t, stack.res.UploadBucket, key); got != hex.EncodeToString(sum[:]) {
-		t.Fatalf("s3://%s/%s sha256 = %s, want %x", stack.res.UploadBucket, key, got, sum)
+	if got := stack.objectSHA256(t, stack.res.MeshBucket, key); got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("s3://%s/%s sha256 = %s, want %x", stack.res.MeshBucket, key, got, sum)
 	}
-	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.UploadBucket), Key: &key})
+	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MeshBucket), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestMeshNonDeliveryReport(t *testing.T) {
 	// The report itself lands as a .ctl file holding its headers, as the seed client does.
 	rid := meshpoll.TransferID(mbFerry, report.MessageID)
 	stack.waitFor(t, rid, 60*time.Second, "acknowledged", func(st domain.State) bool { return st.Status == domain.StatusAcknowledged })
-	ctl := getObject(t, stack.res.UploadBucket, "inbound/"+mbFerry+"/"+report.MessageID+".ctl")
+	ctl := getObject(t, stack.res.MeshBucket, "inbound/"+mbFerry+"/"+report.MessageID+".ctl")
 	var headers map[string]string
 	if err := json.Unmarshal(ctl, &headers); err != nil || headers["mex-linkedmsgid"] != st.Ref || headers["mex-messagetype"] != "REPORT" {
 		t.Fatalf(".ctl = %s (%v); want the report's headers linking %s", ctl, err, st.Ref)

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # make run: the whole service on the local stack. Installs what it needs,
 # starts moto, NHS England's MESH sandbox and `ferry local`, sends a sample
-# multi-chunk file to S3 and another through MESH (X26ABC1 → X26ABC2, which
-# ferry also polls, so the second lands in inbound/X26ABC2/), prints their
+# multi-chunk file to S3 and another through MESH (put in the MESH bucket as
+# NHS England's MESH client expects, X26ABC1 → X26ABC2, which ferry also
+# polls, so it lands in the same bucket's inbound/X26ABC2/), prints their
 # timelines live, then stays up. Ctrl-C stops everything it started.
+#
+# Settings (environment): FERRY_MOTO_PORT (4570) and FERRY_MESH_PORT (4571);
+# FERRY_STATE_DIR (.ferry) for checkpoints, logs and the sample files;
+# FERRY_RUN_ONCE=1 runs the demo to its end and exits (0 when every sample
+# was delivered) instead of staying up — `make test` runs it that way, on
+# free ports and a fresh state dir, as a newcomer's first run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$root"
 
 port=${FERRY_MOTO_PORT:-4570}
 mesh_port=${FERRY_MESH_PORT:-4571}
+state=${FERRY_STATE_DIR:-.ferry}
+once=${FERRY_RUN_ONCE:-}
 "$root/scripts/install.sh"
 
 started_moto=false
@@ -25,22 +34,34 @@ export FERRY_TLS_DIR="$cache/tls"
 export AWS_ENDPOINT_URL=$endpoint
 export FERRY_S3_PATH_STYLE=true
 export FERRY_ROUTES=${FERRY_ROUTES:-$root/infra/local/routes.json}
-mkdir -p .ferry
-log=.ferry/ferry-local.log
+mkdir -p "$state"
+log=$state/ferry-local.log
 
 local_pid=
 cleanup() {
+  local rc=$?
   trap - INT TERM EXIT
+  # Ctrl-C (or TERM) is how a kept-up stack is meant to stop.
+  if [ -z "$once" ] && { [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; }; then rc=0; fi
   echo
   echo "stopping…"
   [ -n "$local_pid" ] && kill "$local_pid" 2>/dev/null && wait "$local_pid" 2>/dev/null || true
   if $started_moto; then "$root/scripts/stack.sh" stop "$port"; fi
-  if $started_mesh; then "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
-  exit 0
+  if $started_mesh; then
+    # A one-off run leaves no messages behind; a kept-up stack keeps them.
+    if [ -n "$once" ]; then "$root/scripts/mesh-sandbox.sh" reset "$mesh_port"; else "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
+  fi
+  if [ "$rc" -ne 0 ] && [ -f "$log" ]; then
+    echo "== the demo failed (exit $rc); the end of ferry local's log ($log):" >&2
+    tail -n 40 "$log" >&2
+  fi
+  exit "$rc"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-bin/ferry local --state-dir .ferry >"$log" 2>&1 &
+bin/ferry local --state-dir "$state" >"$log" 2>&1 &
 local_pid=$!
 deadline=$((SECONDS + 60))
 until grep -q "ferry local: ready" "$log" 2>/dev/null; do
@@ -53,10 +74,11 @@ until grep -q "ferry local: ready" "$log" 2>/dev/null; do
 done
 observer=$(grep -o '"observerQueue":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
 
-sample=.ferry/sample-report.csv
+sample=$state/sample-report.csv
 if [ ! -f "$sample" ]; then
   # 40 MiB of random bytes: three 16 MiB chunks on the local-s3 route.
-  head -c $((40 * 1024 * 1024)) /dev/urandom >"$sample"
+  head -c $((40 * 1024 * 1024)) /dev/urandom >"$sample.tmp"
+  mv "$sample.tmp" "$sample"
 fi
 echo "== ferry is running on the local stack ($endpoint); logs: $log"
 echo "== sending $sample (40 MiB, 3 chunks) from org-a to org-b"
@@ -66,23 +88,39 @@ bin/ferry send "$sample" --key outbound/sample-report.csv \
 src_sum=$(sha256sum "$sample" | cut -d' ' -f1)
 echo "== source sha256 $src_sum"
 
-mesh_sample=.ferry/sample-mesh.csv
+mesh_sample=$state/sample-mesh.csv
 if [ ! -f "$mesh_sample" ]; then
   # 48 MiB of CSV: three 20 MiB MESH chunks, gzip-compressed on the way.
-  python3 -c 'import sys
-w = sys.stdout.write
-i = 0
-while i < 1300000:
-    w("%010d,patient-%08d,result,%05d\n" % (i, i % 99991, i % 65521)); i += 1' | head -c $((48 * 1024 * 1024)) >"$mesh_sample"
+  # Python writes the file itself (no pipe for it to break) and cuts it to
+  # the exact size; the rename makes an interrupted run start afresh.
+  python3 - "$mesh_sample.tmp" $((48 * 1024 * 1024)) <<'PY'
+import sys
+path, size = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    i = 0
+    while f.tell() < size:
+        f.write("".join("%010d,patient-%08d,result,%05d\n" % (j, j % 99991, j % 65521) for j in range(i, i + 10000)))
+        i += 10000
+    f.truncate(size)
+PY
+  mv "$mesh_sample.tmp" "$mesh_sample"
 fi
 echo
-echo "== sending $mesh_sample (48 MiB, 3 chunks) through MESH: mailbox X26ABC1's folder, so its"
-echo "   outbound mapping supplies mex-to X26ABC2 and workflow TEST_WORKFLOW"
-bin/ferry send "$mesh_sample" --key outbound/mesh/X26ABC1/sample-mesh.csv \
+echo "== sending $mesh_sample (48 MiB, 3 chunks) through MESH, as NHS England's MESH client"
+echo "   would: put in the MESH bucket under outbound/X26ABC1/, so that mailbox's outbound"
+echo "   mapping supplies mex-to X26ABC2 and workflow TEST_WORKFLOW"
+bin/ferry send "$mesh_sample" --bucket ferry-local-mesh --key outbound/X26ABC1/sample-mesh.csv \
   --meta mex-subject=weekly+results --meta mex-localid=demo-1 \
   --watch --until acknowledged --observe-queue "$observer"
-echo "== ferry polled X26ABC2, landed the message in S3 and acknowledged it (which MESH tracking reported back):"
+echo "== ferry polled X26ABC2, landed the message in s3://ferry-local-mesh/inbound/X26ABC2/ and"
+echo "   acknowledged it (which MESH tracking reported back):"
 bin/ferry history --route mesh-inbound --since 1h
+
+if [ -n "$once" ]; then
+  echo
+  echo "== demo complete: both samples delivered (FERRY_RUN_ONCE is set, so stopping)"
+  exit 0
+fi
 
 cat <<TXT
 
@@ -93,8 +131,10 @@ cat <<TXT
   # or with the aws CLI:
   aws s3 cp FILE s3://ferry-local/outbound/FILE --metadata sender=org-a,recipient=org-b
 
-  # through MESH (metadata as NHS England's client reads it):
-  bin/ferry send FILE --key outbound/mesh/FILE --meta mex-from=X26ABC1 --meta mex-to=X26ABC2 --meta mex-workflowid=TEST_WORKFLOW --watch
+  # through MESH, as with NHS England's MESH client: the MESH bucket's outbound/
+  bin/ferry send FILE --bucket ferry-local-mesh --key outbound/X26ABC1/FILE \
+    --meta mex-from=X26ABC1 --meta mex-to=X26ABC2 --meta mex-workflowid=TEST_WORKFLOW --watch
+  # received messages: s3://ferry-local-mesh/inbound/{mailbox}/{message_id}.dat
 
   bin/ferry history --status DELIVERED --since 1h
   bin/ferry history --status FAILED --since 1h

@@ -159,6 +159,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		"endpoint":       *awsCfg.BaseEndpoint,
 		"table":          res.Table,
 		"uploadBucket":   res.UploadBucket,
+		"meshBucket":     res.MeshBucket,
 		"deliveryBucket": res.DeliveryBucket,
 		"intakeQueue":    stack.IntakeURL,
 		"observerQueue":  stack.ObserverURL,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -43,16 +45,31 @@ type object struct {
 	contentEncoding string
 }
 
-// fakeObjects answers HeadObject from a map of bucket/key to object, or with
-// err for every call when err is set.
+// fakeObjects answers HeadObject and ListObjectVersions from a map of
+// bucket/key to the current object and a map of older versions (newest
+// first), or with err for every call when err is set.
 type fakeObjects struct {
 	mu      sync.Mutex
 	objects map[string]object
+	older   map[string][]object
 	err     error
 	calls   []s3.HeadObjectInput
+	lists   int
+	// afterList, when set, runs after each listing (to race an upload
+	// between intake's listing and its HeadObject).
+	afterList func()
 }
 
 var _ Objects = (*fakeObjects)(nil)
+
+// versions returns every version of bucket/key, newest first.
+func (o *fakeObjects) versions(k string) []object {
+	var all []object
+	if cur, ok := o.objects[k]; ok {
+		all = append(all, cur)
+	}
+	return append(all, o.older[k]...)
+}
 
 func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	o.mu.Lock()
@@ -61,9 +78,21 @@ func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ..
 	if o.err != nil {
 		return nil, o.err
 	}
-	obj, ok := o.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
+	k := aws.ToString(in.Bucket) + "/" + aws.ToString(in.Key)
+	obj, ok := o.objects[k]
+	if in.VersionId != nil {
+		ok = false
+		for _, v := range o.versions(k) {
+			if v.versionID == *in.VersionId {
+				obj, ok = v, true
+			}
+		}
+	}
 	if !ok {
 		return nil, httpError(404, "NotFound", "Not Found")
+	}
+	if in.IfMatch != nil && *in.IfMatch != obj.etag {
+		return nil, httpError(412, "PreconditionFailed", "Precondition Failed")
 	}
 	out := &s3.HeadObjectOutput{
 		VersionId:     aws.String(obj.versionID),
@@ -74,6 +103,33 @@ func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ..
 	}
 	if obj.contentEncoding != "" {
 		out.ContentEncoding = aws.String(obj.contentEncoding)
+	}
+	return out, nil
+}
+
+func (o *fakeObjects) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
+	if o.afterList != nil {
+		defer o.afterList()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lists++
+	if o.err != nil {
+		return nil, o.err
+	}
+	out := &s3.ListObjectVersionsOutput{IsTruncated: aws.Bool(false)}
+	prefix := aws.ToString(in.Bucket) + "/" + aws.ToString(in.Prefix)
+	for k := range o.objects {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		for i, v := range o.versions(k) {
+			out.Versions = append(out.Versions, s3types.ObjectVersion{
+				Key: aws.String(strings.TrimPrefix(k, aws.ToString(in.Bucket)+"/")), VersionId: aws.String(v.versionID),
+				ETag: aws.String(v.etag), LastModified: aws.Time(v.lastModified.Truncate(time.Second)),
+				Size: aws.Int64(v.size), IsLatest: aws.Bool(i == 0),
+			})
+		}
 	}
 	return out, nil
 }

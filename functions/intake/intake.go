@@ -39,6 +39,9 @@ type Store interface {
 // Objects is what intake needs of S3.
 type Objects interface {
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	// ListObjectVersions finds the version a notification without a
+	// version id is about.
+	ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
 }
 
 // Handler is the intake Lambda.
@@ -102,18 +105,49 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	if err != nil || bucket == "" || key == "" {
 		return domain.Errorf(domain.KindInvalid, "notification names no valid object (bucket %q, key %q)", bucket, r.S3.Object.Key)
 	}
+	etag := normalETag(r.S3.Object.ETag)
+	// gone records the upload as a transfer that failed at once: the object
+	// this notification is about cannot be read any more.
+	gone := func(why string) error {
+		src := domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: r.S3.Object.VersionID, ETag: etag}
+		id := TransferID(bucket, key, r.S3.Object.VersionID, r.S3.Object.ETag, r.EventTime)
+		return h.create(ctx, id, domain.Reject{
+			Requested: domain.Requested{Source: src, Size: r.S3.Object.Size, Filename: path.Base(key)},
+			Reason:    reasonf("source object s3://%s/%s %s", bucket, key, why).WithCode("SOURCE_GONE"),
+		})
+	}
 	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
-	if v := r.S3.Object.VersionID; v != "" {
+	switch v := r.S3.Object.VersionID; {
+	case v != "":
 		in.VersionId = &v
+	case etag != "":
+		// No version id: an unversioned bucket (or the local emulator).
+		// The key may hold a newer upload by now, so find the version
+		// whose ETag the notification names rather than read the latest.
+		v, found, err := h.versionOf(ctx, bucket, key, etag, r.EventTime)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return gone(fmt.Sprintf("was overwritten before it could be read (no version has ETag %s)", etag))
+		}
+		if v != "" && v != "null" {
+			in.VersionId = &v
+		} else {
+			// The bucket keeps one version: read it only if it is still
+			// the one the notification is about.
+			in.IfMatch = aws.String(`"` + etag + `"`)
+		}
 	}
 	head, err := h.Objects.HeadObject(ctx, in)
 	if err != nil {
 		e := awserr.Classify("head source object", err)
-		if e.Kind == domain.KindNotFound {
+		switch {
+		case e.Kind == domain.KindNotFound:
 			// Deleted before we saw it: record that, do not retry for ever.
-			src := domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: r.S3.Object.VersionID}
-			id := TransferID(bucket, key, r.S3.Object.VersionID, r.S3.Object.ETag, r.EventTime)
-			return h.create(ctx, id, domain.Reject{Requested: domain.Requested{Source: src}, Reason: reasonf("source object s3://%s/%s no longer exists", bucket, key)})
+			return gone("no longer exists")
+		case e.Code == "PreconditionFailed" || e.Code == "412":
+			return gone(fmt.Sprintf("was overwritten before it could be read (it no longer has ETag %s)", etag))
 		}
 		return e
 	}
@@ -121,11 +155,55 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	if versionID == "null" {
 		versionID = ""
 	}
-	etag := aws.ToString(head.ETag)
+	headETag := aws.ToString(head.ETag)
 	modified := aws.ToTime(head.LastModified)
-	id := TransferID(bucket, key, versionID, etag, modified)
-	return h.create(ctx, id, h.command(bucket, key, versionID, etag, head))
+	id := TransferID(bucket, key, versionID, headETag, modified)
+	return h.create(ctx, id, h.command(bucket, key, versionID, headETag, head))
 }
+
+// versionOf returns the id of the version of bucket/key whose ETag is etag,
+// and whether there is one. When several versions share the ETag (the same
+// bytes uploaded again), it takes the newest one not newer than the
+// notification's event time. It pages through the key's versions with
+// ListObjectVersions; an unversioned bucket lists its one object as
+// version "null".
+func (h *Handler) versionOf(ctx context.Context, bucket, key, etag string, eventTime time.Time) (string, bool, error) {
+	in := &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &key}
+	var best string
+	var bestAt time.Time
+	found := false
+	for pages := 0; pages < maxVersionPages; pages++ {
+		out, err := h.Objects.ListObjectVersions(ctx, in)
+		if err != nil {
+			return "", false, awserr.Classify("list versions of source object", err)
+		}
+		for _, v := range out.Versions {
+			if aws.ToString(v.Key) != key || normalETag(aws.ToString(v.ETag)) != etag {
+				continue
+			}
+			at := aws.ToTime(v.LastModified)
+			// Listings give whole seconds; the event time has milliseconds.
+			if !eventTime.IsZero() && at.After(eventTime.Truncate(time.Second)) {
+				continue // uploaded after this notification's event
+			}
+			if !found || at.After(bestAt) {
+				best, bestAt, found = aws.ToString(v.VersionId), at, true
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || aws.ToString(out.NextKeyMarker) != key {
+			break // the listing has moved past this key
+		}
+		in.KeyMarker, in.VersionIdMarker = out.NextKeyMarker, out.NextVersionIdMarker
+	}
+	return best, found, nil
+}
+
+// maxVersionPages bounds how many listing pages versionOf reads for one
+// key (1,000 versions a page).
+const maxVersionPages = 10
+
+// normalETag strips the quotes S3 puts around ETags in some answers.
+func normalETag(etag string) string { return strings.Trim(etag, `"`) }
 
 // command decides what the upload asks for: a Request when it is complete
 // and routable, a Reject naming every problem otherwise.
@@ -146,7 +224,7 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 	if len(problems) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}
 	}
-	route, ok := h.Routes.Find(domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow})
+	route, ok := h.Routes.Find(domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow, Metadata: md})
 	if !ok {
 		return domain.Reject{Requested: req, Reason: reasonf("no route matches s3://%s/%s (sender %q, recipient %q, workflow %q)", bucket, key, req.Sender, req.Recipient, req.Workflow).WithCode("NO_ROUTE")}
 	}

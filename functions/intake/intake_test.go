@@ -219,7 +219,7 @@ func TestObjectCreatedRequestsTransfer(t *testing.T) {
 
 func TestRouteDefaults(t *testing.T) {
 	f := newFixture(nil)
-	f.put("discard/a b.bin", object{versionID: "null", etag: `"e1"`, lastModified: lastModified, size: 5})
+	f.put("discard/a b.bin", object{versionID: "null", etag: etag, lastModified: lastModified, size: 5})
 	resp := handle(t, f.h, message("m1", notification(t, "discard/a+b.bin", "")))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))
@@ -236,7 +236,7 @@ func TestRouteDefaults(t *testing.T) {
 	if r.Source.VersionID != "" {
 		t.Errorf("source version = %q, want empty", r.Source.VersionID)
 	}
-	if want := TransferID(bucket, "discard/a b.bin", "", `"e1"`, lastModified); id != want {
+	if want := TransferID(bucket, "discard/a b.bin", "", etag, lastModified); id != want {
 		t.Errorf("id = %s, want %s", id, want)
 	}
 }
@@ -324,6 +324,7 @@ func TestRejectedUploads(t *testing.T) {
 			name:      "source deleted before intake",
 			metadata:  goodMetadata(),
 			deleted:   true,
+			wantCode:  "SOURCE_GONE",
 			wantInMsg: []string{"s3://ferry-outbound/" + key + " no longer exists"},
 		},
 	}
@@ -534,4 +535,176 @@ func TestNotificationWithSeveralRecords(t *testing.T) {
 	if n := len(f.store.IDs()); n != 1 {
 		t.Errorf("%d transfers, want 1: a bad record does not stop the good one beside it", n)
 	}
+}
+
+// notificationOf returns the body S3 sends for an upload of key that
+// carries no version id (an unversioned bucket, or the local emulator), with
+// the ETag and event time given.
+func notificationOf(t *testing.T, k, etag string, at time.Time) string {
+	t.Helper()
+	n := events.S3Event{Records: []events.S3EventRecord{{
+		EventVersion: "2.1", EventSource: "aws:s3", EventTime: at, EventName: "ObjectCreated:Put",
+		S3: events.S3Entity{
+			Bucket: events.S3Bucket{Name: bucket},
+			Object: events.S3Object{Key: k, Size: 10, ETag: strings.Trim(etag, `"`)},
+		},
+	}}}
+	b, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestNotificationWithoutVersionID(t *testing.T) {
+	const k = "outbound/daily.csv"
+	t0 := lastModified
+	first := object{versionID: "v1", etag: `"e1"`, lastModified: t0, size: 10, metadata: goodMetadata()}
+	second := object{versionID: "v2", etag: `"e2"`, lastModified: t0.Add(300 * time.Millisecond), size: 12, metadata: goodMetadata()}
+	sourceOf := func(t *testing.T, s *memstore.Store, id string) domain.Source {
+		t.Helper()
+		evs := s.History(id)
+		if len(evs) == 0 {
+			t.Fatalf("no transfer %s", id)
+		}
+		return evs[0].Payload.(domain.Requested).Source
+	}
+
+	t.Run("two uploads of one key a moment apart are two transfers", func(t *testing.T) {
+		f := newFixture(nil)
+		f.put(k, second)
+		f.objects.older = map[string][]object{bucket + "/" + k: {first}}
+		resp := handle(t, f.h,
+			message("m1", notificationOf(t, k, `"e1"`, t0.Add(100*time.Millisecond))),
+			message("m2", notificationOf(t, k, `"e2"`, t0.Add(400*time.Millisecond))),
+		)
+		if len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", failures(resp))
+		}
+		id1 := TransferID(bucket, k, "v1", `"e1"`, first.lastModified)
+		id2 := TransferID(bucket, k, "v2", `"e2"`, second.lastModified)
+		if got := f.store.IDs(); len(got) != 2 {
+			t.Fatalf("transfers %v, want %s and %s", got, id1, id2)
+		}
+		for id, want := range map[string]domain.Source{
+			id1: {Kind: "s3", Bucket: bucket, Key: k, VersionID: "v1", ETag: `"e1"`},
+			id2: {Kind: "s3", Bucket: bucket, Key: k, VersionID: "v2", ETag: `"e2"`},
+		} {
+			if got := sourceOf(t, f.store, id); got != want {
+				t.Errorf("transfer %s source = %+v, want %+v", id, got, want)
+			}
+		}
+		for _, h := range f.objects.heads() {
+			if h.VersionId == nil {
+				t.Errorf("HeadObject without a version id: it would read whichever upload is newest")
+			}
+		}
+	})
+
+	t.Run("the same notification twice is one transfer", func(t *testing.T) {
+		f := newFixture(nil)
+		f.put(k, second)
+		f.objects.older = map[string][]object{bucket + "/" + k: {first}}
+		body := notificationOf(t, k, `"e1"`, t0.Add(100*time.Millisecond))
+		resp := handle(t, f.h, message("m1", body), message("m2", body))
+		if len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", failures(resp))
+		}
+		id, _ := only(t, f.store)
+		if got := sourceOf(t, f.store, id).VersionID; got != "v1" {
+			t.Errorf("version %q, want v1", got)
+		}
+	})
+
+	t.Run("the same bytes uploaded again: the version not newer than the event", func(t *testing.T) {
+		f := newFixture(nil)
+		again := second
+		again.etag, again.lastModified = first.etag, t0.Add(2*time.Second)
+		f.put(k, again)
+		f.objects.older = map[string][]object{bucket + "/" + k: {first}}
+		resp := handle(t, f.h, message("m1", notificationOf(t, k, `"e1"`, t0.Add(100*time.Millisecond))))
+		if len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", failures(resp))
+		}
+		id, _ := only(t, f.store)
+		if got := sourceOf(t, f.store, id).VersionID; got != "v1" {
+			t.Errorf("version %q, want v1 (v2 was uploaded after the event)", got)
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		older  []object
+		etag   string
+		inMsg  string
+		lookup bool // the current object is unversioned ("null")
+	}{
+		{name: "overwritten in an unversioned bucket", etag: `"e1"`, lookup: true, inMsg: "was overwritten before it could be read"},
+		{name: "no version has the ETag any more", etag: `"e3"`, older: []object{first}, inMsg: "no version has ETag e3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(nil)
+			cur := second
+			if tc.lookup {
+				cur.versionID = "null"
+			}
+			f.put(k, cur)
+			f.objects.older = map[string][]object{bucket + "/" + k: tc.older}
+			at := t0.Add(100 * time.Millisecond)
+			resp := handle(t, f.h, message("m1", notificationOf(t, k, tc.etag, at)))
+			if len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("failures: %v; an overwritten upload is a recorded outcome", failures(resp))
+			}
+			id, evs := only(t, f.store)
+			if want := TransferID(bucket, k, "", tc.etag, at); id != want {
+				t.Errorf("id %s, want %s (from the notification)", id, want)
+			}
+			if got, want := eventTypes(evs), []domain.EventType{domain.TypeRequested, domain.TypeFailed}; !slices.Equal(got, want) {
+				t.Fatalf("events = %v, want %v", got, want)
+			}
+			fl := evs[1].Payload.(domain.Failed)
+			if fl.Retryable || fl.Code != "SOURCE_GONE" || !strings.Contains(fl.Message, tc.inMsg) {
+				t.Errorf("failure %+v, want final SOURCE_GONE mentioning %q", fl, tc.inMsg)
+			}
+		})
+	}
+
+	t.Run("overwritten between listing and reading an unversioned object", func(t *testing.T) {
+		f := newFixture(nil)
+		cur := first
+		cur.versionID = "null"
+		f.put(k, cur)
+		f.objects.afterList = func() {
+			newer := second
+			newer.versionID = "null"
+			f.put(k, newer)
+		}
+		resp := handle(t, f.h, message("m1", notificationOf(t, k, `"e1"`, t0.Add(100*time.Millisecond))))
+		if len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", failures(resp))
+		}
+		_, evs := only(t, f.store)
+		if len(evs) != 2 {
+			t.Fatalf("events %v, want Requested and Failed", eventTypes(evs))
+		}
+		if fl := evs[1].Payload.(domain.Failed); fl.Code != "SOURCE_GONE" || !strings.Contains(fl.Message, "it no longer has ETag e1") {
+			t.Errorf("failure %+v, want SOURCE_GONE: overwritten", fl)
+		}
+		if h := f.objects.heads(); len(h) != 1 || aws.ToString(h[0].IfMatch) != `"e1"` {
+			t.Errorf("HeadObject calls %+v, want one conditional on the notified ETag", h)
+		}
+	})
+
+	t.Run("listing unavailable records nothing and is retried", func(t *testing.T) {
+		f := newFixture(nil)
+		f.put(k, second)
+		f.objects.err = httpError(503, "ServiceUnavailable", "Service Unavailable")
+		resp := handle(t, f.h, message("m1", notificationOf(t, k, `"e2"`, t0.Add(400*time.Millisecond))))
+		if got := failures(resp); !slices.Equal(got, []string{"m1"}) {
+			t.Errorf("failures = %v, want [m1]", got)
+		}
+		if f.store.Appends() != 0 {
+			t.Errorf("%d appends, want none", f.store.Appends())
+		}
+	})
 }

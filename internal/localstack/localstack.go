@@ -1,6 +1,7 @@
 // Package localstack creates the AWS resources ferry needs on the local
 // emulator, idempotently: the event table with its stream, the buckets (the
-// upload bucket notifies the intake queue), the queues with their
+// upload bucket and the MESH bucket, laid out as NHS England's MESH client's,
+// notify the intake queue), the queues with their
 // dead-letter queues, the event bus and a rule whose SQS target lets a
 // person or a test see what ferry publishes. The SAM template in infra/
 // declares the same resources for AWS.
@@ -28,6 +29,11 @@ type Resources struct {
 	Table          string
 	UploadBucket   string // uploads under UploadPrefix notify the intake queue
 	UploadPrefixes []string
+	// MeshBucket is laid out as NHS England's MESH client's bucket:
+	// uploads under MeshPrefixes (outbound/) are sent to MESH, and received
+	// messages land under inbound/{mailbox}/.
+	MeshBucket     string
+	MeshPrefixes   []string
 	DeliveryBucket string
 	IntakeQueue    string
 	RetryQueue     string
@@ -46,6 +52,8 @@ func Defaults() Resources {
 		Table:          "ferry-transfers",
 		UploadBucket:   "ferry-local",
 		UploadPrefixes: []string{"outbound/", "discard/"},
+		MeshBucket:     "ferry-local-mesh",
+		MeshPrefixes:   []string{"outbound/"},
 		DeliveryBucket: "ferry-local-delivered",
 		IntakeQueue:    "ferry-intake",
 		RetryQueue:     "ferry-retry",
@@ -95,32 +103,49 @@ func Setup(ctx context.Context, c Clients, r Resources) (*Stack, error) {
 	if st.IntakeARN, err = queueARN(ctx, c.SQS, st.IntakeURL); err != nil {
 		return nil, err
 	}
-	for _, b := range []string{r.UploadBucket, r.DeliveryBucket} {
+	for _, b := range []string{r.UploadBucket, r.MeshBucket, r.DeliveryBucket} {
+		if b == "" {
+			continue
+		}
 		if err := bucket(ctx, c.S3, b); err != nil {
 			return nil, err
 		}
 	}
+	for b, prefixes := range map[string][]string{r.UploadBucket: r.UploadPrefixes, r.MeshBucket: r.MeshPrefixes} {
+		if b == "" {
+			continue
+		}
+		if err := notify(ctx, c.S3, b, prefixes, st.IntakeARN); err != nil {
+			return nil, err
+		}
+	}
+	if err := bus(ctx, c.EventBridge, c.SQS, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// notify sends bucket's ObjectCreated notifications under each prefix to
+// the intake queue.
+func notify(ctx context.Context, c *s3.Client, bucket string, prefixes []string, queueARN string) error {
 	var qcs []s3types.QueueConfiguration
-	for _, p := range r.UploadPrefixes {
+	for _, p := range prefixes {
 		qcs = append(qcs, s3types.QueueConfiguration{
 			Id:       aws.String("ferry-intake-" + p),
-			QueueArn: &st.IntakeARN,
+			QueueArn: &queueARN,
 			Events:   []s3types.Event{s3types.EventS3ObjectCreated},
 			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
 				{Name: s3types.FilterRuleNamePrefix, Value: aws.String(p)},
 			}}},
 		})
 	}
-	if _, err := c.S3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
-		Bucket:                    &r.UploadBucket,
+	if _, err := c.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket:                    &bucket,
 		NotificationConfiguration: &s3types.NotificationConfiguration{QueueConfigurations: qcs},
 	}); err != nil {
-		return nil, fmt.Errorf("notification on %s: %w", r.UploadBucket, err)
+		return fmt.Errorf("notification on %s: %w", bucket, err)
 	}
-	if err := bus(ctx, c.EventBridge, c.SQS, st); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return nil
 }
 
 func queueWithDLQ(ctx context.Context, c *sqs.Client, name string, maxReceives int) (url, dlqURL string, err error) {
