@@ -61,6 +61,12 @@ type MeshInbound struct {
 	UseSenderFilename bool            `json:"useSenderFilename,omitempty"`
 }
 
+// DefaultMeshPollInterval is how often an inbox is polled when the mesh
+// section does not say: the MESH API specification asks clients to poll no
+// more than every five minutes, except to list again at once when a page
+// came back full (meshpoll does).
+const DefaultMeshPollInterval = 5 * time.Minute
+
 // ParseMeshConfig decodes and checks a mesh section, reporting every
 // problem at once.
 func ParseMeshConfig(raw json.RawMessage) (MeshConfig, error) {
@@ -74,7 +80,7 @@ func ParseMeshConfig(raw json.RawMessage) (MeshConfig, error) {
 		c.Inbound.Prefix = "inbound/"
 	}
 	if c.Inbound.PollInterval == 0 {
-		c.Inbound.PollInterval = domain.Duration(time.Minute)
+		c.Inbound.PollInterval = domain.Duration(DefaultMeshPollInterval)
 	}
 	if c.TrackInterval == 0 {
 		c.TrackInterval = domain.Duration(time.Minute)

@@ -56,8 +56,8 @@ func TestParseMeshConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseMeshConfig = %v", err)
 	}
-	if c.Inbound.Prefix != "inbound/" || c.Inbound.PollInterval != domain.Duration(time.Minute) || c.TrackInterval != domain.Duration(time.Minute) {
-		t.Errorf("prefix %q, poll %v, track %v; want inbound/, 1m, 1m", c.Inbound.Prefix, time.Duration(c.Inbound.PollInterval), time.Duration(c.TrackInterval))
+	if c.Inbound.Prefix != "inbound/" || c.Inbound.PollInterval != domain.Duration(5*time.Minute) || c.TrackInterval != domain.Duration(time.Minute) {
+		t.Errorf("prefix %q, poll %v, track %v; want inbound/, 5m (the MESH API specification), 1m", c.Inbound.Prefix, time.Duration(c.Inbound.PollInterval), time.Duration(c.TrackInterval))
 	}
 	if len(c.Mailboxes) != 2 || c.Mailboxes[0].OutboundMappings[0] != (MeshMapping{To: "x26abc2", Workflow: "TEST_WORKFLOW"}) {
 		t.Errorf("mailboxes = %+v", c.Mailboxes)
