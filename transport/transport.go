@@ -57,6 +57,12 @@ type Tracking struct {
 type Sent struct {
 	Ref   string // per-chunk reference, e.g. an S3 part ETag; may be ""
 	Bytes int64  // the chunk's length
+	// Held says the destination took the chunk but has not stored it yet:
+	// it stores it with the chunks that follow (see domain.ChunkSent.Held).
+	// Only a source-chunked transfer's chunks other than the last may be
+	// held, and a held run stays under domain.MaxHeldBytes. The next
+	// SendChunk, given the state that records this chunk, stores it.
+	Held bool
 }
 
 // Delivery says where a completed transfer's file now is.
