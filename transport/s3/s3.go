@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -67,6 +68,7 @@ const (
 type Transport struct {
 	client  *s3.Client
 	sources map[string]transport.Source
+	log     *slog.Logger
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -88,6 +90,20 @@ func (tr *Transport) WithSource(kind string, src transport.Source) *Transport {
 	}
 	tr.sources[kind] = src
 	return tr
+}
+
+// WithLog makes tr log what it decides on its own (mex-* headers left out
+// of an object's metadata) to log. It returns tr.
+func (tr *Transport) WithLog(log *slog.Logger) *Transport {
+	tr.log = log
+	return tr
+}
+
+func (tr *Transport) logger() *slog.Logger {
+	if tr.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return tr.log
 }
 
 // Key returns the destination object key of transfer t: the destination
@@ -116,10 +132,15 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 	if err := checkPlan(t); err != nil {
 		return "", err
 	}
+	md, dropped := ObjectMetadata(t)
+	if len(dropped) > 0 {
+		tr.logger().WarnContext(ctx, "mex-* headers left out of the object's metadata: S3 allows 2 KB; the transfer's Requested event keeps them",
+			"transfer", t.ID, "location", Location(t), "dropped", dropped)
+	}
 	out, err := tr.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(t.Request.Destination.Bucket),
 		Key:      aws.String(Key(t)),
-		Metadata: objectMetadata(t),
+		Metadata: md,
 	})
 	if err != nil {
 		return "", awserr.Classify(fmt.Sprintf("s3: begin upload of %s to %s", t.ID, Location(t)), err)
@@ -251,22 +272,6 @@ func (tr *Transport) upload(ctx context.Context, t domain.State, c domain.Chunk,
 		return transport.Sent{}, awserr.Classify(op, err)
 	}
 	return transport.Sent{Ref: aws.ToString(out.ETag), Bytes: n}, nil
-}
-
-// objectMetadata is the delivered object's user metadata: the transfer id,
-// and for a MESH source its mex-* headers, values quote_plus-encoded as NHS
-// England's MESH client writes them.
-func objectMetadata(t domain.State) map[string]string {
-	md := map[string]string{MetadataTransferID: t.ID}
-	if t.Request.Source.Kind == "s3" {
-		return md
-	}
-	for k, v := range t.Request.Metadata {
-		if strings.HasPrefix(strings.ToLower(k), "mex-") {
-			md[strings.ToLower(k)] = url.QueryEscape(v)
-		}
-	}
-	return md
 }
 
 // spool copies chunk c of t's source into w, at most limit bytes when
