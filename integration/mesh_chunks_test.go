@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -17,9 +18,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/functions/publish"
+	"github.com/ferryhq/ferry/internal/esm"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
 )
 
@@ -99,6 +103,50 @@ func checkInboundLanded(t *testing.T, msgID string, size int, sum string, meta m
 	return head
 }
 
+// forgetObserved removes, when the test ends, the events of transfers ids
+// from the observer queue (where every event is published), once all have
+// arrived: these transfers have many events, and a later test looking
+// there for its own (awaitEvent) would otherwise wade through them all.
+func forgetObserved(t *testing.T, ids ...string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		mine := map[string]bool{}
+		want := 0
+		for _, id := range ids {
+			mine[id] = true
+			evs, err := stack.store.Events(ctx, id, 0, 1000)
+			if err != nil {
+				t.Logf("observer cleanup: events of %s: %v", id, err)
+				return
+			}
+			want += len(evs)
+		}
+		url := stack.queueURL(t, stack.res.ObserverQueue)
+		deleted := 0
+		for deadline := time.Now().Add(60 * time.Second); deleted < want && time.Now().Before(deadline); {
+			out, err := stack.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 2})
+			if err != nil {
+				t.Logf("observer cleanup: %v", err)
+				return
+			}
+			for _, m := range out.Messages {
+				var ev struct {
+					Detail publish.Detail `json:"detail"`
+				}
+				if json.Unmarshal([]byte(aws.ToString(m.Body)), &ev) != nil || !mine[ev.Detail.TransferID] {
+					continue // another test's; it becomes visible again
+				}
+				if _, err := stack.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle}); err == nil {
+					deleted++
+				}
+			}
+		}
+		if deleted < want {
+			t.Logf("observer cleanup: removed %d of %d events of %v", deleted, want, ids)
+		}
+	})
+}
+
 // inboundChunkEvents returns the transfer's ChunkSent events in order.
 func inboundChunkEvents(t *testing.T, id string) []domain.ChunkSent {
 	t.Helper()
@@ -133,6 +181,7 @@ func TestMeshReceiveSmallChunks(t *testing.T) {
 			local := uniq("small")
 			msgID := peerSendToInbox(t, data, tc.chunk, tc.compress, fmt.Sprintf(`subject="small+chunks", local_id=%q, filename="small.csv"`, local))
 			id := meshpoll.TransferID(mbInbox, msgID)
+			forgetObserved(t, id)
 			st := awaitInboundAcked(t, id, 90*time.Second)
 			if st.Request.Chunks != tc.chunks || st.BytesSent != int64(tc.size) {
 				t.Fatalf("chunks %d, bytes %d; want %d chunks of %d bytes in all", st.Request.Chunks, st.BytesSent, tc.chunks, tc.size)
@@ -165,12 +214,24 @@ func TestMeshReceiveSmallChunks(t *testing.T) {
 // recorded once and no event repeated.
 func TestMeshReceiveSmallChunksKilled(t *testing.T) {
 	const chunks = 48
+	// A notification in flight when ferry local dies stays invisible for
+	// the queue's visibility timeout (15 minutes): let the intake queue
+	// drain first (the objects earlier tests landed notify it), so that
+	// only this transfer is cut short.
+	waitQueueEmpty(t, stack.queueURL(t, stack.res.IntakeQueue))
 	data, sum := chunkTestBytes(48, chunks*mib)
 	msgID := peerSendToInbox(t, data, mib, false, fmt.Sprintf(`local_id=%q`, uniq("killed")))
 	id := meshpoll.TransferID(mbInbox, msgID)
+	forgetObserved(t, id)
 
 	stack.waitFor(t, id, 60*time.Second, "under way", func(st domain.State) bool { return st.ChunksSent >= 3 })
 	stack.stopLocal(syscall.SIGKILL)
+	// The killed process may have left an SQS receive waiting in moto (a
+	// long poll of esm.DefaultWaitTime); a message arriving meanwhile — the
+	// s3:TestEvent the restarted ferry local causes when it configures the
+	// bucket's notifications — would go to it and stay invisible for the
+	// queue's 15-minute visibility timeout. Let that poll end first.
+	time.Sleep(esm.DefaultWaitTime + 2*time.Second)
 	mid, err := stack.store.Load(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +274,7 @@ func TestMeshReceiveLargeHeaders(t *testing.T) {
 	subject, partner := strings.Repeat("/", 500), strings.Repeat("+", 500)
 	msgID := peerSendToInbox(t, data, mib, false, fmt.Sprintf(`subject=%q, local_id=%q, partner_id=%q, filename="big.csv"`, subject, local, partner))
 	id := meshpoll.TransferID(mbInbox, msgID)
+	forgetObserved(t, id)
 	st := awaitInboundAcked(t, id, 60*time.Second)
 
 	head := checkInboundLanded(t, msgID, len(data), sum, map[string]string{
