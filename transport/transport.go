@@ -41,6 +41,9 @@ type Transport interface {
 // Source reads one chunk of a transfer's payload from where it came from,
 // for destinations that cannot copy from the source themselves (an inbound
 // MESH message delivered to S3). The reader streams; the caller closes it.
+// A destination may read a chunk more than once (it re-reads the chunks it
+// held, see Sent.Held), so a chunk must read the same every time while the
+// transfer is under way.
 type Source interface {
 	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
 }

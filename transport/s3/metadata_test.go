@@ -1,7 +1,9 @@
 package s3transport_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -167,4 +169,19 @@ func TestObjectMetadataInvariants(tt *testing.T) {
 		md, dropped := s3transport.ObjectMetadata(meshState(tt, hdrs))
 		checkMetadata(t, hdrs, md, dropped)
 	})
+}
+
+// TestBeginLogsDroppedMetadata: Begin says which headers it leaves out of
+// the object's metadata. (S3 is a closed port: the log comes before the
+// request, which fails.)
+func TestBeginLogsDroppedMetadata(t *testing.T) {
+	var buf bytes.Buffer
+	tr := s3transport.New(newClient(closedPort(t), 1)).WithLog(slog.New(slog.NewJSONHandler(&buf, nil)))
+	hdrs := essentials()
+	hdrs["mex-subject"] = strings.Repeat("/", 700)
+	_, err := tr.Begin(t.Context(), meshState(t, hdrs))
+	wantKind(t, err, domain.KindUnavailable, "")
+	if out := buf.String(); !strings.Contains(out, `"dropped":["mex-subject"]`) || !strings.Contains(out, transferID) {
+		t.Errorf("log = %s, want a line naming the transfer and the dropped mex-subject", out)
+	}
 }

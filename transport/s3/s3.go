@@ -159,10 +159,16 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 // An empty chunk (only an empty file has one) is checked against the
 // source's size and uploaded as an empty part.
 //
+// A chunk of a source registered with WithSource (a MESH message) is read
+// through ferry and uploaded, or held (see the package comment): the part
+// it ends is numbered after the first chunk in it, and Sent.Held reports a
+// chunk kept for the next part.
+//
 // Errors: KindInvalid for a chunk that is not in t's plan, a transfer not
 // begun, or a source that is not in S3; KindNotFound for a missing source
-// (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); other classified S3
-// errors as awserr.Classify says.
+// (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); KindConflict for held
+// chunks that read back longer or shorter than when they were received;
+// the source's errors; other classified S3 errors as awserr.Classify says.
 func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (transport.Sent, error) {
 	if err := checkPlan(t); err != nil {
 		return transport.Sent{}, err
