@@ -41,3 +41,9 @@ func ChunkAt(size, chunkSize int64, i int) Chunk {
 	}
 	return Chunk{Index: i, Offset: off, Length: n}
 }
+
+// MaxHeldBytes bounds a run of held chunks (ChunkSent.Held): their total
+// length stays below it. It is S3's smallest multipart part (5 MiB), the
+// reason a destination holds chunks at all, so what a destination re-reads
+// from the source to store a part is always less than one such part.
+const MaxHeldBytes int64 = 5 * MiB

@@ -22,11 +22,13 @@ type Reject struct {
 // Start records that the destination is ready for chunks.
 type Start struct{ Ref string }
 
-// RecordChunk records that a chunk reached the destination.
+// RecordChunk records that a chunk reached the destination. Held says the
+// destination has not stored it yet (see ChunkSent).
 type RecordChunk struct {
 	Index int
 	Bytes int64
 	Ref   string
+	Held  bool
 }
 
 // Complete records that the destination holds the whole file.
@@ -149,7 +151,18 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 		if want := s.Request.Chunk(c.Index).Length; !s.Request.SourceChunked() && c.Bytes != want {
 			return nil, Errorf(KindInvalid, "chunk %d has %d bytes, the plan says %d", c.Index, c.Bytes, want)
 		}
-		return []Payload{ChunkSent{Index: c.Index, Bytes: c.Bytes, Ref: c.Ref}}, nil
+		if c.Held {
+			switch {
+			case !s.Request.SourceChunked():
+				return nil, Errorf(KindInvalid, "chunk %d is held, but only a source-chunked transfer's chunks may be", c.Index)
+			case c.Index == s.Request.Chunks:
+				return nil, Errorf(KindInvalid, "chunk %d is the last and cannot be held", c.Index)
+			case c.Bytes >= MaxHeldBytes-s.HeldBytes:
+				return nil, Errorf(KindInvalid, "chunk %d of %d bytes would make the held run %d bytes; it must stay under %d",
+					c.Index, c.Bytes, s.HeldBytes+c.Bytes, MaxHeldBytes)
+			}
+		}
+		return []Payload{ChunkSent{Index: c.Index, Bytes: c.Bytes, Ref: c.Ref, Held: c.Held}}, nil
 	case Complete:
 		if s.Status != StatusInProgress || s.ChunksSent != s.Request.Chunks {
 			return nil, Errorf(KindConflict, "cannot complete: %d of %d chunks sent, status %s", s.ChunksSent, s.Request.Chunks, s.Status)

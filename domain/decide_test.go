@@ -220,6 +220,9 @@ var (
 	hMeshStarted   = []Payload{reqMesh, Started{}}
 	hMeshSending   = []Payload{reqMesh, Started{}, meshSent(1)}
 	hMeshAllSent   = []Payload{reqMesh, Started{}, meshSent(1), meshSent(2), meshSent(3)}
+	// hMeshHolding has chunks 1 and 2 held by the destination (an S3
+	// upload gathering small MESH chunks into one part).
+	hMeshHolding = []Payload{reqMesh, Started{}, ChunkSent{Index: 1, Bytes: 7, Held: true}, ChunkSent{Index: 2, Bytes: 0, Held: true}}
 	// hAckingSource is delivered and must acknowledge its source.
 	hAckingSource = with(hMeshAllSent, Delivered{Location: "null://m.dat"})
 	hSourceAcked  = with(hAckingSource, Acknowledged{By: "ferry"})
@@ -286,6 +289,7 @@ func TestDecideMatrix(t *testing.T) {
 		{"source-chunked requested", hMeshRequested, map[string][]EventType{"Start": {TypeStarted}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"source-chunked started", hMeshStarted, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"source-chunked sending", hMeshSending, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked holding", hMeshHolding, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"source-chunked all chunks sent", hMeshAllSent, map[string][]EventType{"Complete": {TypeDelivered}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"delivered acknowledging the source", hAckingSource, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"source acknowledged", hSourceAcked, nil},
@@ -547,12 +551,54 @@ func TestDecideRecordChunk(t *testing.T) {
 			t.Errorf("Next after the source's last chunk = %v, want complete", Next(s).Kind)
 		}
 	})
+	t.Run("source-chunked: held chunks form a run until one is stored", func(t *testing.T) {
+		r := reqMesh
+		r.Chunks = 5
+		s := Fold(State{}, history(r, Started{})...)
+		for _, step := range []struct {
+			cmd       RecordChunk
+			heldFrom  int
+			heldBytes int64
+		}{
+			{RecordChunk{Index: 1, Bytes: MiB, Held: true}, 1, MiB},
+			{RecordChunk{Index: 2, Bytes: 0, Held: true}, 1, MiB},
+			{RecordChunk{Index: 3, Bytes: MaxHeldBytes - MiB - 1, Held: true}, 1, MaxHeldBytes - 1},
+			{RecordChunk{Index: 4, Bytes: 2 * MiB, Ref: "part-1"}, 0, 0},
+			{RecordChunk{Index: 5, Bytes: 1, Ref: "part-5"}, 0, 0},
+		} {
+			c := step.cmd
+			s = spec{t: t, state: s}.when(c, t0).then(ChunkSent{Index: c.Index, Bytes: c.Bytes, Ref: c.Ref, Held: c.Held})
+			if s.HeldFrom != step.heldFrom || s.HeldBytes != step.heldBytes || s.ChunksSent != c.Index {
+				t.Errorf("after chunk %d (held %t): held from %d, %d bytes, %d chunks; want %d, %d, %d",
+					c.Index, c.Held, s.HeldFrom, s.HeldBytes, s.ChunksSent, step.heldFrom, step.heldBytes, c.Index)
+			}
+		}
+		if s.BytesSent != MaxHeldBytes+2*MiB || Next(s).Kind != ActComplete {
+			t.Errorf("after the last chunk: %d bytes, next %v; want %d, complete", s.BytesSent, Next(s).Kind, MaxHeldBytes+2*MiB)
+		}
+	})
+	t.Run("source-chunked: a new run starts after a stored chunk", func(t *testing.T) {
+		s := given(t, with(hMeshHolding, ChunkSent{Index: 3, Bytes: 9})...).state
+		r := s.Request
+		r.Chunks = 5
+		s.Request = r
+		s = spec{t: t, state: s}.when(RecordChunk{Index: 4, Bytes: 3, Held: true}, t0).then(ChunkSent{Index: 4, Bytes: 3, Held: true})
+		if s.HeldFrom != 4 || s.HeldBytes != 3 {
+			t.Errorf("held from %d, %d bytes; want 4, 3", s.HeldFrom, s.HeldBytes)
+		}
+	})
 	for _, tc := range []struct {
 		name    string
 		history []Payload
 		cmd     RecordChunk
 		want    Kind
 	}{
+		{"held, but the plan chose the chunks", hStarted, RecordChunk{Index: 1, Bytes: 10, Held: true}, KindInvalid},
+		{"source-chunked, the last chunk held", []Payload{reqMesh, Started{}, meshSent(1), meshSent(2)}, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
+		{"source-chunked, the last chunk held after a held run", hMeshHolding, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
+		{"source-chunked, a held run reaching MaxHeldBytes", hMeshStarted, RecordChunk{Index: 1, Bytes: MaxHeldBytes, Held: true}, KindInvalid},
+		{"source-chunked, a held chunk of more than MaxHeldBytes", hMeshStarted, RecordChunk{Index: 1, Bytes: math.MaxInt64, Held: true}, KindInvalid},
+		{"source-chunked, a held run growing to MaxHeldBytes", hMeshHolding, RecordChunk{Index: 3, Bytes: MaxHeldBytes - 7, Held: true}, KindInvalid},
 		{"negative bytes", hStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
 		{"source-chunked, negative bytes", hMeshStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
 		{"source-chunked, very negative bytes", hMeshSending, RecordChunk{Index: 2, Bytes: math.MinInt64}, KindInvalid},
@@ -916,6 +962,12 @@ func TestDecideReplay(t *testing.T) {
 			t.Errorf("Next = %+v, want %+v", got, want)
 		}
 	})
+	t.Run("source-chunked transfer forgets the chunks its destination held", func(t *testing.T) {
+		s := given(t, with(hMeshHolding, failedFinal)...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
+		if s.HeldFrom != 0 || s.HeldBytes != 0 || s.ChunksSent != 0 {
+			t.Errorf("after replay held from %d, %d bytes, %d chunks; want nothing held or sent", s.HeldFrom, s.HeldBytes, s.ChunksSent)
+		}
+	})
 	t.Run("transfer that failed after delivery is delivered again", func(t *testing.T) {
 		s := given(t, hNonDelivered...).when(Replay{Actor: "ops", Reason: "mailbox back"}, t0).then(Replayed{Actor: "ops", Reason: "mailbox back"})
 		if s.Status != StatusInProgress || s.ChunksSent != 0 || Next(s).Kind != ActBegin {
@@ -1057,7 +1109,7 @@ func TestEvolve(t *testing.T) {
 	t.Run("Replayed forgets the failed attempt", func(t *testing.T) {
 		before := State{
 			ID: testID, Version: 7, Status: StatusFailed, Request: req3, Created: t0, Updated: at(time.Minute),
-			Started: true, Ref: "upload-1", ChunksSent: 2, BytesSent: 20,
+			Started: true, Ref: "upload-1", ChunksSent: 2, BytesSent: 20, HeldFrom: 2, HeldBytes: 10,
 			Attempt: 3, LastFailure: &failedFinal, NextAttemptAt: at(time.Hour),
 		}
 		got := Evolve(before, Event{TransferID: testID, Seq: 8, At: at(2 * time.Minute), Payload: Replayed{Actor: "ops"}})

@@ -105,10 +105,21 @@ type Started struct {
 }
 
 // ChunkSent records that chunk Index reached the destination.
+//
+// Held (added in payload version 1 with omitempty; absent means false)
+// says the destination took the chunk from the source but has not stored
+// it yet: it will store it together with the chunks that follow, the
+// first of them not held. Only a source-chunked transfer's chunks other
+// than the last may be held, and a run of held chunks stays under
+// MaxHeldBytes. An S3 destination holds a MESH message's chunks smaller
+// than S3's smallest multipart part, re-reading them from the source
+// (which keeps the message until it is acknowledged) when it stores the
+// part they belong to.
 type ChunkSent struct {
 	Index int    `json:"index"`
 	Bytes int64  `json:"bytes"`
 	Ref   string `json:"ref,omitempty"` // e.g. the part's ETag
+	Held  bool   `json:"held,omitempty"`
 }
 
 // Delivered records that the destination holds the whole file.

@@ -61,6 +61,7 @@ var payloadCases = []struct {
 	},
 	{Started{Ref: "2~upload-id"}, `{"v":1,"ref":"2~upload-id"}`},
 	{ChunkSent{Index: 2, Bytes: 20971520, Ref: "etag-2"}, `{"v":1,"index":2,"bytes":20971520,"ref":"etag-2"}`},
+	{ChunkSent{Index: 3, Bytes: 1048576, Held: true}, `{"v":1,"index":3,"bytes":1048576,"held":true}`},
 	{Delivered{Ref: "msg-1", Location: "s3://out/delivered/a.csv"}, `{"v":1,"ref":"msg-1","location":"s3://out/delivered/a.csv"}`},
 	{
 		Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 2, NextAttemptAt: time.Date(2025, 3, 1, 9, 0, 20, 0, time.UTC)},
@@ -161,6 +162,7 @@ func TestPayloadOlderVersion(t *testing.T) {
 		},
 		{TypeFailed, `{"v":1,"kind":"invalid","message":"bad","retryable":false,"attempt":1}`, Failed{Kind: KindInvalid, Message: "bad", Attempt: 1}},
 		{TypeChunkSent, `{"v":1,"index":1,"bytes":0}`, ChunkSent{Index: 1}},
+		{TypeChunkSent, `{"v":1,"index":2,"bytes":9,"ref":"etag-2"}`, ChunkSent{Index: 2, Bytes: 9, Ref: "etag-2"}}, // before Held: stored
 		{TypeDelivered, `{"v":1,"location":"null://x"}`, Delivered{Location: "null://x"}},
 		{TypeStarted, `{"v":1}`, Started{}},
 		{TypeRetried, `{"v":1,"attempt":2,"reason":"a field from the future"}`, Retried{Attempt: 2}},
@@ -269,7 +271,7 @@ func TestPayloadsRoundTripThroughHistory(t *testing.T) {
 func TestStateJSON(t *testing.T) {
 	for name, h := range map[string][]Payload{
 		"retrying": hRetrying, "awaiting ack": hAwaitingAck, "new": hNew,
-		"source-chunked sending": hMeshSending, "acknowledging the source": hAckingSource, "failed after delivery": hNonDelivered,
+		"source-chunked sending": hMeshSending, "source-chunked holding": hMeshHolding, "acknowledging the source": hAckingSource, "failed after delivery": hNonDelivered,
 	} {
 		t.Run(name, func(t *testing.T) {
 			want := Fold(State{}, history(h...)...)

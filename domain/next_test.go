@@ -29,6 +29,7 @@ func TestNext(t *testing.T) {
 		{"delivered awaiting ack", hAwaitingAck, Action{Kind: ActAwaitAck}},
 		{"source-chunked started: chunk 1, length unknown", hMeshStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}},
 		{"source-chunked sending: chunk 2, length unknown", hMeshSending, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 2, Offset: -1, Length: -1}}},
+		{"source-chunked holding chunks 1-2: chunk 3", hMeshHolding, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 3, Offset: -1, Length: -1}}},
 		{"source-chunked all chunks sent: complete", hMeshAllSent, Action{Kind: ActComplete}},
 		{"delivered: acknowledge the source", hAckingSource, Action{Kind: ActAcknowledge}},
 		{"delivered: acknowledge the source before awaiting the far end's", with([]Payload{func() Requested { r := reqMesh; r.ExpectAck = true; return r }()}, hAckingSource[1:]...), Action{Kind: ActAcknowledge}},

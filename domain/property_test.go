@@ -96,9 +96,22 @@ func genError(t *rapid.T) *Error {
 // source gave.
 func genChunkBytes(t *rapid.T, r Requested, c Chunk) int64 {
 	if r.SourceChunked() {
-		return rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(0, 100), rapid.Int64Range(0, math.MaxInt32)).Draw(t, "sourceBytes")
+		return rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(0, 100), rapid.Int64Range(MaxHeldBytes/2-50, MaxHeldBytes/2+50), rapid.Int64Range(0, math.MaxInt32)).Draw(t, "sourceBytes")
 	}
 	return c.Length
+}
+
+// mayHold reports whether the destination may hold chunk index of bytes
+// bytes of a transfer in state s: a source-chunked transfer's chunk other
+// than the last, keeping the held run under MaxHeldBytes.
+func mayHold(s State, index int, bytes int64) bool {
+	return s.Request.SourceChunked() && index < s.Request.Chunks && bytes >= 0 && s.HeldBytes+bytes < MaxHeldBytes
+}
+
+// genHeld draws whether a perfect destination holds chunk index of bytes
+// bytes: sometimes, when it may.
+func genHeld(t *rapid.T, s State, index int, bytes int64) bool {
+	return mayHold(s, index, bytes) && rapid.Bool().Draw(t, "held")
 }
 
 // genCommand draws a command for a transfer in state s: often the one Next
@@ -115,7 +128,7 @@ func genCommand(t *rapid.T, s State) Command {
 	case 3:
 		i := rapid.IntRange(-1, s.Request.Chunks+2).Draw(t, "index")
 		bytes := rapid.OneOf(rapid.Just(s.Request.Chunk(i).Length), rapid.Int64Range(-1, 70)).Draw(t, "bytes")
-		return RecordChunk{Index: i, Bytes: bytes, Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef")}
+		return RecordChunk{Index: i, Bytes: bytes, Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef"), Held: rapid.Bool().Draw(t, "anyHeld")}
 	case 4:
 		return Complete{Location: rapid.SampledFrom([]string{"", "null://x"}).Draw(t, "location")}
 	case 5:
@@ -135,7 +148,12 @@ func genCommand(t *rapid.T, s State) Command {
 		case ActBegin:
 			return Start{Ref: rapid.SampledFrom([]string{"", "u"}).Draw(t, "startRef")}
 		case ActSendChunk:
-			return RecordChunk{Index: a.Chunk.Index, Bytes: genChunkBytes(t, s.Request, a.Chunk), Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef")}
+			n := genChunkBytes(t, s.Request, a.Chunk)
+			held := genHeld(t, s, a.Chunk.Index, n)
+			if rapid.IntRange(0, 3).Draw(t, "holdAnyway") == 0 {
+				held = true // where the destination may not, too
+			}
+			return RecordChunk{Index: a.Chunk.Index, Bytes: n, Ref: rapid.SampledFrom([]string{"", "part"}).Draw(t, "chunkRef"), Held: held}
 		case ActComplete:
 			return Complete{Location: "null://x"}
 		case ActWaitRetry:
@@ -186,9 +204,13 @@ func cancellable(s State) bool {
 }
 
 // nextChunkFits reports whether c names the next chunk of a transfer in
-// state s that is ready for it, with a length the plan allows.
+// state s that is ready for it, with a length the plan allows, held only
+// where it may be.
 func nextChunkFits(s State, c RecordChunk) bool {
 	if s.Status != StatusInProgress || !s.Started || c.Index != s.ChunksSent+1 || c.Index > s.Request.Chunks || c.Bytes < 0 {
+		return false
+	}
+	if c.Held && !mayHold(s, c.Index, c.Bytes) {
 		return false
 	}
 	return s.Request.SourceChunked() || c.Bytes == s.Request.Chunk(c.Index).Length
@@ -353,6 +375,9 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 		} else if p.Bytes != s.Request.Chunk(p.Index).Length {
 			t.Fatalf("ChunkSent %d with %d bytes, plan says %d", p.Index, p.Bytes, s.Request.Chunk(p.Index).Length)
 		}
+		if p.Held && !mayHold(s, p.Index, p.Bytes) {
+			t.Fatalf("ChunkSent %d of %d held (source-chunked %t, %d chunks, %d bytes held before)", p.Index, p.Bytes, s.Request.SourceChunked(), s.Request.Chunks, s.HeldBytes)
+		}
 		*attempt = 0
 	case Delivered:
 		if s.Status != StatusInProgress || s.ChunksSent != s.Request.Chunks {
@@ -424,10 +449,12 @@ func checkState(t *rapid.T, s State, hist []Event) {
 	// What has been sent counts from the last replay: a replay starts the
 	// delivery afresh.
 	var (
-		chunks  int
-		bytes   int64
-		started bool
-		ref     string
+		chunks    int
+		bytes     int64
+		started   bool
+		ref       string
+		heldFrom  int   // first chunk of the held run; 0 for none
+		heldBytes int64 // its bytes
 	)
 	for i, e := range hist {
 		if e.Seq != i+1 {
@@ -448,9 +475,23 @@ func checkState(t *rapid.T, s State, hist []Event) {
 			if p.Index == 1 && ref == "" {
 				ref = p.Ref // the destination named the remote object only now
 			}
+			switch {
+			case !p.Held:
+				heldFrom, heldBytes = 0, 0
+			case heldFrom == 0:
+				heldFrom, heldBytes = p.Index, p.Bytes
+			default:
+				heldBytes += p.Bytes
+			}
 		case Replayed:
-			chunks, bytes, started, ref = 0, 0, false, ""
+			chunks, bytes, started, ref, heldFrom, heldBytes = 0, 0, false, "", 0, 0
 		}
+	}
+	if s.HeldFrom != heldFrom || s.HeldBytes != heldBytes || heldBytes >= MaxHeldBytes || (heldFrom != 0 && (heldFrom > chunks || chunks >= s.Request.Chunks)) {
+		t.Fatalf("state holds chunks from %d, %d bytes; history %d, %d after %d of %d chunks", s.HeldFrom, s.HeldBytes, heldFrom, heldBytes, chunks, s.Request.Chunks)
+	}
+	if (s.Status == StatusDelivered || s.Status == StatusAcknowledged) && s.HeldFrom != 0 {
+		t.Fatalf("%s with chunks %d.. still held", s.Status, s.HeldFrom)
 	}
 	if s.ChunksSent != chunks || s.BytesSent != bytes || chunks > s.Request.Chunks || (!s.Request.SourceChunked() && bytes > s.Request.Size) {
 		t.Fatalf("state has %d chunks, %d bytes; history %d, %d; plan %d, %d", s.ChunksSent, s.BytesSent, chunks, bytes, s.Request.Chunks, s.Request.Size)
@@ -510,7 +551,8 @@ func drive(t *rapid.T, s State, now time.Time, fail func(State) bool) (State, []
 			apply(Start{Ref: rapid.SampledFrom([]string{"", "upload"}).Draw(t, "startRef")})
 		case ActSendChunk:
 			chunks = append(chunks, a.Chunk)
-			apply(RecordChunk{Index: a.Chunk.Index, Bytes: genChunkBytes(t, s.Request, a.Chunk), Ref: "part"})
+			n := genChunkBytes(t, s.Request, a.Chunk)
+			apply(RecordChunk{Index: a.Chunk.Index, Bytes: n, Ref: "part", Held: genHeld(t, s, a.Chunk.Index, n)})
 		case ActComplete:
 			apply(Complete{Location: "null://out"})
 		case ActWaitRetry:

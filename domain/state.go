@@ -36,6 +36,13 @@ type State struct {
 	Ref        string `json:"ref,omitempty"`
 	ChunksSent int    `json:"chunksSent"`
 	BytesSent  int64  `json:"bytesSent"`
+	// HeldFrom is the first chunk of the run of held chunks just before
+	// the next one (0: none is held), and HeldBytes their total length:
+	// chunks HeldFrom..ChunksSent were taken from the source but the
+	// destination has not stored them yet (see ChunkSent.Held). They are
+	// counted in ChunksSent and BytesSent.
+	HeldFrom  int   `json:"heldFrom,omitempty"`
+	HeldBytes int64 `json:"heldBytes,omitempty"`
 	// Attempt counts failures since the last progress (a chunk sent, a
 	// replay); it resets whenever the transfer moves forward.
 	Attempt       int       `json:"attempt,omitempty"`
@@ -86,6 +93,14 @@ func Evolve(s State, e Event) State {
 		}
 		s.ChunksSent = p.Index
 		s.BytesSent += p.Bytes
+		if p.Held {
+			if s.HeldFrom == 0 {
+				s.HeldFrom = p.Index
+			}
+			s.HeldBytes += p.Bytes
+		} else {
+			s.HeldFrom, s.HeldBytes = 0, 0
+		}
 		s.Attempt = 0
 		s.LastFailure = nil
 	case Delivered:
@@ -120,6 +135,8 @@ func Evolve(s State, e Event) State {
 		s.Ref = ""
 		s.ChunksSent = 0
 		s.BytesSent = 0
+		s.HeldFrom = 0
+		s.HeldBytes = 0
 	case Cancelled:
 		s.Status = StatusCancelled
 	}

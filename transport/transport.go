@@ -41,6 +41,9 @@ type Transport interface {
 // Source reads one chunk of a transfer's payload from where it came from,
 // for destinations that cannot copy from the source themselves (an inbound
 // MESH message delivered to S3). The reader streams; the caller closes it.
+// A destination may read a chunk more than once (it re-reads the chunks it
+// held, see Sent.Held), so a chunk must read the same every time while the
+// transfer is under way.
 type Source interface {
 	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
 }
@@ -57,6 +60,12 @@ type Tracking struct {
 type Sent struct {
 	Ref   string // per-chunk reference, e.g. an S3 part ETag; may be ""
 	Bytes int64  // the chunk's length
+	// Held says the destination took the chunk but has not stored it yet:
+	// it stores it with the chunks that follow (see domain.ChunkSent.Held).
+	// Only a source-chunked transfer's chunks other than the last may be
+	// held, and a held run stays under domain.MaxHeldBytes. The next
+	// SendChunk, given the state that records this chunk, stores it.
+	Held bool
 }
 
 // Delivery says where a completed transfer's file now is.

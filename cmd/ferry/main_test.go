@@ -86,6 +86,7 @@ func TestDescribe(t *testing.T) {
 		{domain.Requested{Route: "r", Sender: "a", Recipient: "b", Size: 10, Chunks: 1, Source: domain.Source{Bucket: "bk", Key: "k"}},
 			[]string{"route=r", "sender=a", "recipient=b", "bytes=10", "chunks=1", "source=s3://bk/k"}},
 		{domain.ChunkSent{Index: 2, Bytes: 5}, []string{"chunk=2", "bytes=5"}},
+		{domain.ChunkSent{Index: 3, Bytes: 7, Held: true}, []string{"chunk=3", "bytes=7", "held=true"}},
 		{domain.Delivered{Location: "s3://x/y"}, []string{"location=s3://x/y"}},
 		{domain.Failed{Kind: domain.KindInvalid, Code: "NO_ROUTE", Message: "no route matches", Attempt: 1},
 			[]string{"kind=invalid", "code=NO_ROUTE", "retryable=false", "attempt=1", `reason="no route matches"`}},

@@ -30,6 +30,9 @@ func describe(e domain.Event) string {
 	case domain.ChunkSent:
 		kv = append(kv, fmt.Sprintf("chunk=%d", p.Index), fmt.Sprintf("bytes=%d", p.Bytes))
 		add("ref", short(p.Ref))
+		if p.Held {
+			kv = append(kv, "held=true") // stored with the next chunk's part
+		}
 	case domain.Delivered:
 		add("location", p.Location)
 	case domain.Failed:

@@ -255,7 +255,7 @@ func (h *Handler) act(ctx context.Context, tr Transport, st domain.State, act do
 		if err != nil {
 			return failed(err)
 		}
-		return domain.RecordChunk{Index: act.Chunk.Index, Bytes: sent.Bytes, Ref: sent.Ref}
+		return domain.RecordChunk{Index: act.Chunk.Index, Bytes: sent.Bytes, Ref: sent.Ref, Held: sent.Held}
 	case domain.ActComplete:
 		d, err := tr.Complete(ctx, st)
 		if err != nil {

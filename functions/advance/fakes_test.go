@@ -18,13 +18,16 @@ var (
 // fakeTransport records its calls in the journal. fail, when set, returns
 // the error a call should fail with; hook runs at the start of every call;
 // bytes, when set, says how long chunk i is (as only the source knows for a
-// source-chunked transfer), else the plan's length is reported.
+// source-chunked transfer), else the plan's length is reported; held, when
+// set, says whether the destination holds the chunk it is given (with the
+// state it is sent in).
 type fakeTransport struct {
 	log   *memstore.Journal
 	mu    sync.Mutex
 	fail  func(op string, id string, chunk int) error
 	hook  func(ctx context.Context, op string, id string, chunk int)
 	bytes func(chunk int) int64
+	held  func(t domain.State, chunk int) bool
 }
 
 var _ Transport = (*fakeTransport)(nil)
@@ -64,6 +67,9 @@ func (f *fakeTransport) SendChunk(ctx context.Context, t domain.State, c domain.
 	n := c.Length
 	if f.bytes != nil {
 		n = f.bytes(c.Index)
+	}
+	if f.held != nil && f.held(t, c.Index) {
+		return transport.Sent{Bytes: n, Held: true}, nil
 	}
 	return transport.Sent{Ref: fmt.Sprintf("etag-%d", c.Index), Bytes: n}, nil
 }

@@ -203,6 +203,47 @@ func TestSourceChunkedTransfer(t *testing.T) {
 	}
 }
 
+// TestHeldChunks: a chunk the destination holds (an S3 upload gathering
+// small MESH chunks into one part) is recorded as held, and the next chunk
+// is sent with the state that says which chunks are held.
+func TestHeldChunks(t *testing.T) {
+	f := newFixture(Budget{})
+	f.withAcknowledger()
+	lengths := map[int]int64{1: 7, 2: 11, 3: 0, 4: 5}
+	f.tr.bytes = func(i int) int64 { return lengths[i] }
+	type seen struct {
+		from  int
+		bytes int64
+	}
+	var given []seen
+	f.tr.held = func(st domain.State, i int) bool {
+		given = append(given, seen{st.HeldFrom, st.HeldBytes})
+		return i <= 2
+	}
+	rec := f.seed(t, idA, "101", inbound(4))
+	if got := f.handle(t, rec); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	if want := []seen{{0, 0}, {1, 7}, {1, 18}, {0, 0}}; !slices.Equal(given, want) {
+		t.Errorf("held runs the transport was given for chunks 1..4 = %v, want %v", given, want)
+	}
+	hist := f.store.History(idA)
+	for i, want := range []domain.ChunkSent{
+		{Index: 1, Bytes: 7, Held: true},
+		{Index: 2, Bytes: 11, Held: true},
+		{Index: 3, Bytes: 0, Ref: "etag-3"},
+		{Index: 4, Bytes: 5, Ref: "etag-4"},
+	} {
+		if e := hist[2+i]; e.Payload != want {
+			t.Errorf("event v%d = %+v, want %+v", e.Seq, e.Payload, want)
+		}
+	}
+	st := domain.Fold(domain.State{}, hist...)
+	if st.Status != domain.StatusAcknowledged || st.BytesSent != 23 || st.HeldFrom != 0 {
+		t.Errorf("status %s, %d bytes, held from %d; want %s, 23, none held", st.Status, st.BytesSent, st.HeldFrom, domain.StatusAcknowledged)
+	}
+}
+
 func TestOneTrackingChainPerDelivery(t *testing.T) {
 	// The wake that delivers and the wake of the Delivered record must not
 	// both schedule a tracking check: each check reschedules itself, so two

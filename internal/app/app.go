@@ -123,7 +123,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	}
 	st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	queue := &retry.Queue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.RetryQueueURL, Now: now}
-	s3t := s3transport.New(s3c)
+	s3t := s3transport.New(s3c).WithLog(log.With("fn", "advance", "transport", "s3"))
 	a := &App{
 		Store:  st,
 		S3:     s3c,

@@ -12,6 +12,23 @@
 //
 // Chunks other than the last must be at least 5 MiB (S3's smallest part) and
 // a transfer may have at most 10,000 chunks.
+//
+// A transfer whose source chose the chunks (a MESH message: any sizes its
+// sender liked, often under 5 MiB) is uploaded through ferry instead, each
+// chunk spooled to a temporary file. Small chunks are gathered into parts of
+// at least 5 MiB without giving up one event per chunk or resumability: a
+// chunk other than the last that would end a part under 5 MiB is held
+// (transport.Sent.Held; nothing is stored, the ChunkSent event says so),
+// and the next chunk's SendChunk re-reads the held chunks from the source
+// (a MESH message stays in the inbox until it is acknowledged after
+// delivery), adds its own bytes and uploads them all as one part numbered
+// after the first held chunk. The decision depends only on the recorded
+// state and the chunks' lengths, so repeating a step after a crash uploads
+// the same part again. What is re-read per part is under 5 MiB
+// (domain.MaxHeldBytes); the last chunk always ends a part. Part numbers
+// of such an upload are ascending but may have gaps, and Complete checks
+// that their sizes add up to the bytes received. A message in one chunk,
+// of any size, is a one-part upload.
 package s3transport
 
 import (
@@ -20,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -50,6 +68,7 @@ const (
 type Transport struct {
 	client  *s3.Client
 	sources map[string]transport.Source
+	log     *slog.Logger
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -71,6 +90,20 @@ func (tr *Transport) WithSource(kind string, src transport.Source) *Transport {
 	}
 	tr.sources[kind] = src
 	return tr
+}
+
+// WithLog makes tr log what it decides on its own (mex-* headers left out
+// of an object's metadata) to log. It returns tr.
+func (tr *Transport) WithLog(log *slog.Logger) *Transport {
+	tr.log = log
+	return tr
+}
+
+func (tr *Transport) logger() *slog.Logger {
+	if tr.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return tr.log
 }
 
 // Key returns the destination object key of transfer t: the destination
@@ -99,10 +132,15 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 	if err := checkPlan(t); err != nil {
 		return "", err
 	}
+	md, dropped := ObjectMetadata(t)
+	if len(dropped) > 0 {
+		tr.logger().WarnContext(ctx, "mex-* headers left out of the object's metadata: S3 allows 2 KB; the transfer's Requested event keeps them",
+			"transfer", t.ID, "location", Location(t), "dropped", dropped)
+	}
 	out, err := tr.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(t.Request.Destination.Bucket),
 		Key:      aws.String(Key(t)),
-		Metadata: objectMetadata(t),
+		Metadata: md,
 	})
 	if err != nil {
 		return "", awserr.Classify(fmt.Sprintf("s3: begin upload of %s to %s", t.ID, Location(t)), err)
@@ -121,10 +159,16 @@ func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) 
 // An empty chunk (only an empty file has one) is checked against the
 // source's size and uploaded as an empty part.
 //
+// A chunk of a source registered with WithSource (a MESH message) is read
+// through ferry and uploaded, or held (see the package comment): the part
+// it ends is numbered after the first chunk in it, and Sent.Held reports a
+// chunk kept for the next part.
+//
 // Errors: KindInvalid for a chunk that is not in t's plan, a transfer not
 // begun, or a source that is not in S3; KindNotFound for a missing source
-// (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); other classified S3
-// errors as awserr.Classify says.
+// (NoSuchKey, NoSuchBucket) or upload (NoSuchUpload); KindConflict for held
+// chunks that read back longer or shorter than when they were received;
+// the source's errors; other classified S3 errors as awserr.Classify says.
 func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chunk) (transport.Sent, error) {
 	if err := checkPlan(t); err != nil {
 		return transport.Sent{}, err
@@ -172,46 +216,63 @@ func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chu
 	return transport.Sent{Ref: aws.ToString(out.CopyPartResult.ETag), Bytes: c.Length}, nil
 }
 
-// upload reads chunk c from a non-S3 source and uploads it as part c.Index.
-// The chunk is spooled to a temporary file first: S3 needs a part's length
+// upload reads chunk c from a non-S3 source and uploads it, with the held
+// chunks before it (t.HeldFrom..c.Index-1, t.HeldBytes in all), as part
+// t.HeldFrom (c.Index when none is held) — or holds it, uploading nothing,
+// when it is not the last chunk and the part would be under MinPartSize.
+// The bytes are spooled to a temporary file first: S3 needs a part's length
 // up front, a decompressed MESH chunk's length is known only at its end,
-// and the chunk must never be held in memory.
+// and no chunk is ever held in memory. The new chunk is read first, at
+// offset t.HeldBytes of the file, so the held chunks are read again only
+// when the part is uploaded.
 func (tr *Transport) upload(ctx context.Context, t domain.State, c domain.Chunk, src transport.Source) (transport.Sent, error) {
 	op := fmt.Sprintf("s3: upload chunk %d of %d of %s from %s %s to %s", c.Index, t.Request.Chunks, t.ID, t.Request.Source.Kind, t.Request.Source.MessageID, Location(t))
-	rc, err := src.OpenChunk(ctx, t, c)
-	if err != nil {
-		return transport.Sent{}, err
+	first, held := c.Index, int64(0)
+	if t.HeldFrom > 0 {
+		first, held = t.HeldFrom, t.HeldBytes
+		if first >= c.Index || held < 0 || held >= domain.MaxHeldBytes {
+			return transport.Sent{}, domain.Errorf(domain.KindInvalid, "%s: chunks %d.. (%d bytes) are recorded as held before chunk %d", op, first, held, c.Index)
+		}
 	}
-	defer rc.Close()
-	f, err := os.CreateTemp("", "ferry-chunk-")
+	f, err := os.CreateTemp("", "ferry-part-")
 	if err != nil {
 		return transport.Sent{}, &domain.Error{Kind: domain.KindUnavailable, Message: op + ": spool", Err: err}
 	}
 	defer func() { f.Close(); os.Remove(f.Name()) }()
-	n, err := io.Copy(f, rc)
+	n, err := spool(ctx, t, c, src, io.NewOffsetWriter(f, held), -1, op)
 	if err != nil {
-		var de *domain.Error
-		if errors.As(err, &de) {
+		return transport.Sent{}, err
+	}
+	size := held + n
+	if c.Index < t.Request.Chunks && size < MinPartSize {
+		// S3 refuses parts under 5 MiB but the last: keep it for the next
+		// chunk's part. Nothing is stored.
+		return transport.Sent{Bytes: n, Held: true}, nil
+	}
+	if size > MaxPartSize {
+		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "%s: part %d would have %d bytes; S3 parts hold at most %d", op, first, size, MaxPartSize)
+	}
+	w := io.NewOffsetWriter(f, 0)
+	var got int64
+	for i := first; i < c.Index; i++ {
+		// Read one byte more than is left, to tell a source that grew.
+		m, err := spool(ctx, t, t.Request.Chunk(i), src, w, held-got+1, op)
+		if err != nil {
 			return transport.Sent{}, err
 		}
-		return transport.Sent{}, &domain.Error{Kind: domain.KindUnavailable, Message: op + ": spool", Err: err}
+		got += m
 	}
-	if c.Index < t.Request.Chunks && n < MinPartSize {
-		// S3 would refuse the whole upload at Complete; say why now.
-		return transport.Sent{}, domain.Errorf(domain.KindInvalid,
-			"%s: chunk %d has %d bytes; S3 needs every part but the last to have at least %d (MESH asks senders for chunks over 5 MB)",
-			op, c.Index, n, MinPartSize).WithCode("ChunkTooSmall")
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return transport.Sent{}, &domain.Error{Kind: domain.KindInternal, Message: op + ": spool", Err: err}
+	if got != held {
+		return transport.Sent{}, domain.Errorf(domain.KindConflict,
+			"%s: held chunks %d..%d now read as %d bytes or more, %d when they were received", op, first, c.Index-1, got, held)
 	}
 	out, err := tr.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket:        aws.String(t.Request.Destination.Bucket),
 		Key:           aws.String(Key(t)),
 		UploadId:      aws.String(t.Ref),
-		PartNumber:    aws.Int32(int32(c.Index)),
-		Body:          f,
-		ContentLength: aws.Int64(n),
+		PartNumber:    aws.Int32(int32(first)),
+		Body:          io.NewSectionReader(f, 0, size),
+		ContentLength: aws.Int64(size),
 	})
 	if err != nil {
 		return transport.Sent{}, awserr.Classify(op, err)
@@ -219,20 +280,27 @@ func (tr *Transport) upload(ctx context.Context, t domain.State, c domain.Chunk,
 	return transport.Sent{Ref: aws.ToString(out.ETag), Bytes: n}, nil
 }
 
-// objectMetadata is the delivered object's user metadata: the transfer id,
-// and for a MESH source its mex-* headers, values quote_plus-encoded as NHS
-// England's MESH client writes them.
-func objectMetadata(t domain.State) map[string]string {
-	md := map[string]string{MetadataTransferID: t.ID}
-	if t.Request.Source.Kind == "s3" {
-		return md
+// spool copies chunk c of t's source into w, at most limit bytes when
+// limit is not negative, and returns how many it copied.
+func spool(ctx context.Context, t domain.State, c domain.Chunk, src transport.Source, w io.Writer, limit int64, op string) (int64, error) {
+	rc, err := src.OpenChunk(ctx, t, c)
+	if err != nil {
+		return 0, err
 	}
-	for k, v := range t.Request.Metadata {
-		if strings.HasPrefix(strings.ToLower(k), "mex-") {
-			md[strings.ToLower(k)] = url.QueryEscape(v)
+	defer rc.Close()
+	var r io.Reader = rc
+	if limit >= 0 {
+		r = io.LimitReader(rc, limit)
+	}
+	n, err := io.Copy(w, r)
+	if err != nil {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return n, err
 		}
+		return n, &domain.Error{Kind: domain.KindUnavailable, Message: fmt.Sprintf("%s: spool chunk %d", op, c.Index), Err: err}
 	}
-	return md
+	return n, nil
 }
 
 // sendEmpty checks the source exists and is still empty, then uploads an
@@ -268,7 +336,9 @@ func (tr *Transport) sendEmpty(ctx context.Context, t domain.State, c domain.Chu
 }
 
 // Complete lists the upload's parts, checks they are exactly chunks
-// 1..Chunks with the planned sizes, and completes the upload. If the upload
+// 1..Chunks with the planned sizes (for a source-chunked transfer: ascending
+// part numbers, perhaps with gaps where small chunks were gathered, holding
+// the bytes received), and completes the upload. If the upload
 // no longer exists because an earlier Complete finished it, Complete accepts
 // the destination object when its ferry-transfer-id metadata is t.ID and its
 // size is t's, and returns the same Delivery: Ref is the object's ETag,
@@ -337,8 +407,14 @@ func (tr *Transport) parts(ctx context.Context, t domain.State) ([]types.Part, e
 	return parts, nil
 }
 
-// checkParts reports how parts differ from chunks 1..Chunks of t's plan.
+// checkParts reports how parts differ from chunks 1..Chunks of t's plan,
+// or for a source-chunked transfer (whose small chunks share parts) from
+// ascending part numbers within 1..Chunks whose sizes add up to the bytes
+// received, with nothing still held.
 func checkParts(t domain.State, parts []types.Part) error {
+	if t.Request.SourceChunked() {
+		return checkGatheredParts(t, parts)
+	}
 	var errs []error
 	if len(parts) != t.Request.Chunks {
 		errs = append(errs, fmt.Errorf("the upload has %d parts, the plan %d chunks", len(parts), t.Request.Chunks))
@@ -356,6 +432,31 @@ func checkParts(t domain.State, parts []types.Part) error {
 		if len(errs) >= 5 {
 			break
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkGatheredParts is checkParts for a source-chunked transfer.
+func checkGatheredParts(t domain.State, parts []types.Part) error {
+	var errs []error
+	if t.HeldFrom != 0 {
+		errs = append(errs, fmt.Errorf("chunks %d..%d are held and were never uploaded", t.HeldFrom, t.ChunksSent))
+	}
+	if len(parts) == 0 || len(parts) > t.Request.Chunks {
+		errs = append(errs, fmt.Errorf("the upload has %d parts for %d chunks", len(parts), t.Request.Chunks))
+	}
+	var total int64
+	prev := int32(0)
+	for _, p := range parts {
+		n := aws.ToInt32(p.PartNumber)
+		if n <= prev || int(n) > t.Request.Chunks {
+			errs = append(errs, fmt.Errorf("part %d is listed after part %d, of chunks 1..%d", n, prev, t.Request.Chunks))
+		}
+		prev = n
+		total += aws.ToInt64(p.Size)
+	}
+	if total != t.BytesSent {
+		errs = append(errs, fmt.Errorf("the parts hold %d bytes, %d were received", total, t.BytesSent))
 	}
 	return errors.Join(errs...)
 }
