@@ -65,7 +65,7 @@ func awaitInboundAcked(t *testing.T, id string, timeout time.Duration) domain.St
 func checkInboundLanded(t *testing.T, msgID string, size int, sum string, meta map[string]string) *s3.HeadObjectOutput {
 	t.Helper()
 	ctx := context.Background()
-	bucket, prefix := stack.res.UploadBucket, "inbound/"+mbInbox+"/"+msgID
+	bucket, prefix := stack.res.MeshBucket, "inbound/"+mbInbox+"/"+msgID
 	key := prefix + ".dat"
 	if got := stack.objectSHA256(t, bucket, key); got != sum {
 		t.Fatalf("s3://%s/%s sha256 = %s, want %s", bucket, key, got, sum)
