@@ -85,7 +85,7 @@ func (o *Outbound) SendChunk(ctx context.Context, t domain.State, c domain.Chunk
 	defer body.Close()
 	r := t.Request
 	if c.Index == 1 {
-		id, err := cl.Send(ctx, message(r), 1, r.Chunks, body, r.Compress)
+		id, err := cl.Send(ctx, MessageOf(r), 1, r.Chunks, body, r.Compress)
 		if err != nil {
 			return transport.Sent{}, err
 		}
@@ -136,9 +136,11 @@ func (o *Outbound) Track(ctx context.Context, t domain.State) (transport.Trackin
 	return transport.Tracking{}, nil
 }
 
-// message builds the MESH headers of a transfer: mex-* metadata as NHS
-// England's client reads them, ferry's own names as a fallback.
-func message(r domain.Requested) Message {
+// MessageOf builds the MESH headers of a transfer as Outbound sends them:
+// mex-* metadata as NHS England's client reads them, ferry's own names as a
+// fallback. Intake uses it to refuse, before anything is sent, what Send
+// would refuse (see Message.NotLatin1).
+func MessageOf(r domain.Requested) Message {
 	md := func(keys ...string) string {
 		for _, k := range keys {
 			if v := r.Metadata[k]; v != "" {
