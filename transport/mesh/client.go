@@ -38,6 +38,9 @@ type Client struct {
 	mailbox string // upper case
 	base    *url.URL
 	http    *http.Client
+
+	hsMu          sync.Mutex // held while EnsureHandshake decides and handshakes
+	lastHandshake time.Time  // of this mailbox, by this or (per Handshakes) another process
 }
 
 // Mailbox returns the client's mailbox id, upper case.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/transport"
@@ -22,10 +21,6 @@ import (
 type Outbound struct {
 	Clients map[string]*Client // by sending mailbox id
 	Source  transport.Source   // reads the file's chunks (S3 ranged GETs)
-	Now     func() time.Time
-
-	mu         sync.Mutex
-	handshakes map[string]time.Time
 }
 
 var _ transport.Transport = (*Outbound)(nil)
@@ -38,31 +33,16 @@ func (o *Outbound) client(mailbox string) (*Client, error) {
 	return c, nil
 }
 
-// Begin handshakes with MESH for the sending mailbox (at most once a day per
-// mailbox per process) and returns "": the MESH message id arrives with the
-// first chunk.
+// Begin makes sure the sending mailbox has handshaken with MESH today
+// (Client.EnsureHandshake: once a day per mailbox, shared with meshpoll and,
+// through the client's HandshakeRecord, with other processes) and returns
+// "": the MESH message id arrives with the first chunk.
 func (o *Outbound) Begin(ctx context.Context, t domain.State) (string, error) {
 	c, err := o.client(t.Request.Sender)
 	if err != nil {
 		return "", err
 	}
-	now := o.Now()
-	o.mu.Lock()
-	last := o.handshakes[c.Mailbox()]
-	o.mu.Unlock()
-	if !last.IsZero() && now.Sub(last) < 24*time.Hour {
-		return "", nil
-	}
-	if err := c.Handshake(ctx); err != nil {
-		return "", err
-	}
-	o.mu.Lock()
-	if o.handshakes == nil {
-		o.handshakes = map[string]time.Time{}
-	}
-	o.handshakes[c.Mailbox()] = now
-	o.mu.Unlock()
-	return "", nil
+	return "", c.EnsureHandshake(ctx)
 }
 
 // SendChunk streams chunk c of the file to MESH. Chunk 1 creates the
