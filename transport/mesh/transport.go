@@ -18,9 +18,23 @@ import (
 // sender, the recipient its recipient (both checked at intake); chunk n of
 // the file is MESH chunk n, gzip-compressed on the way when the transfer
 // says so.
+//
+// While chunk n is being sent, chunk n+1 is read from the Source into
+// memory, so reading the file and sending it overlap; at most ReadAhead
+// chunks are held so across all transfers (one per transfer), and a chunk
+// nobody asks for within 30 seconds is dropped. A chunk read ahead goes with
+// its Content-Length.
 type Outbound struct {
 	Clients map[string]*Client // by sending mailbox id
 	Source  transport.Source   // reads the file's chunks (S3 ranged GETs)
+	// ReadAhead bounds the chunks read ahead at once (0 means
+	// DefaultReadAhead; negative turns reading ahead off).
+	ReadAhead int
+
+	mu    sync.Mutex
+	ahead map[string]*ahead // by transfer id
+	slots chan struct{}     // one per chunk read ahead
+	free  [][]byte          // buffers to reuse
 }
 
 var _ transport.Transport = (*Outbound)(nil)
@@ -58,12 +72,15 @@ func (o *Outbound) SendChunk(ctx context.Context, t domain.State, c domain.Chunk
 	if c.Index > 1 && t.Ref == "" {
 		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "mesh: chunk %d of %s before its message exists", c.Index, t.ID)
 	}
-	body, err := o.Source.OpenChunk(ctx, t, c)
+	body, err := o.openChunk(ctx, t, c)
 	if err != nil {
 		return transport.Sent{}, err
 	}
 	defer body.Close()
 	r := t.Request
+	if c.Index < r.Chunks && !r.SourceChunked() {
+		o.readAhead(ctx, t, r.Chunk(c.Index+1))
+	}
 	if c.Index == 1 {
 		id, err := cl.Send(ctx, MessageOf(r), 1, r.Chunks, body, r.Compress)
 		if err != nil {
