@@ -23,7 +23,8 @@ import (
 // memory, so reading the file and sending it overlap; at most ReadAhead
 // chunks are held so across all transfers (one per transfer), and a chunk
 // nobody asks for within 30 seconds is dropped. A chunk read ahead goes with
-// its Content-Length.
+// its Content-Length. For an S3 source one read (ranged GET) spans up to 8
+// chunks, taken from it one chunk at a time as they are read ahead.
 type Outbound struct {
 	Clients map[string]*Client // by sending mailbox id
 	Source  transport.Source   // reads the file's chunks (S3 ranged GETs)
@@ -72,14 +73,16 @@ func (o *Outbound) SendChunk(ctx context.Context, t domain.State, c domain.Chunk
 	if c.Index > 1 && t.Ref == "" {
 		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "mesh: chunk %d of %s before its message exists", c.Index, t.ID)
 	}
-	body, err := o.openChunk(ctx, t, c)
+	body, stream, err := o.openChunk(ctx, t, c)
 	if err != nil {
 		return transport.Sent{}, err
 	}
 	defer body.Close()
 	r := t.Request
 	if c.Index < r.Chunks && !r.SourceChunked() {
-		o.readAhead(ctx, t, r.Chunk(c.Index+1))
+		o.readAhead(ctx, t, r.Chunk(c.Index+1), stream)
+	} else {
+		stream.close()
 	}
 	if c.Index == 1 {
 		id, err := cl.Send(ctx, MessageOf(r), 1, r.Chunks, body, r.Compress)
