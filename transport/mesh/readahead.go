@@ -14,6 +14,12 @@ import (
 // once, across all its transfers, when ReadAhead is zero.
 const DefaultReadAhead = 2
 
+// MaxReadAheadChunk is the largest chunk read ahead into memory; larger
+// ones are streamed as they are sent, so that ReadAhead buffers fit a small
+// function's memory (the Lambda functions have 256 MB) whatever the route's
+// chunk size.
+const MaxReadAheadChunk = 32 << 20
+
 // readAheadTTL is how long a chunk read ahead waits to be sent before it is
 // dropped (its transfer failed, was cancelled or moved to another process).
 const readAheadTTL = 30 * time.Second
@@ -150,7 +156,7 @@ func (o *Outbound) take(key aheadKey) *ahead {
 // has a chunk read ahead. It never blocks. It takes stream over: it is
 // closed when not used.
 func (o *Outbound) readAhead(ctx context.Context, t domain.State, next domain.Chunk, stream *span) {
-	if next.Length <= 0 || o.readAheadLimit() == 0 {
+	if next.Length <= 0 || next.Length > MaxReadAheadChunk || o.readAheadLimit() == 0 {
 		stream.close()
 		return
 	}

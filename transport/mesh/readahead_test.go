@@ -189,6 +189,17 @@ func TestOutboundReadAheadIsBounded(t *testing.T) {
 		t.Errorf("%d chunks read ahead for three transfers (%d slots held), want 1 with ReadAhead 1", ahead, len(o.slots))
 	}
 
+	t.Run("chunks too large for memory are streamed", func(t *testing.T) {
+		src := &memSource{data: make([]byte, 3*(MaxReadAheadChunk+1))}
+		o := &Outbound{Clients: map[string]*Client{"X26ABC1": testClient(t, srv.URL)}, Source: src}
+		st := threeChunks("E", src.data)
+		if _, err := o.SendChunk(ctx, st, st.Request.Chunk(1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := src.opened(); len(got) != 1 || len(o.slots) != 0 {
+			t.Errorf("opened %v with %d slots held, want chunk 1 only and no read ahead", got, len(o.slots))
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		src := &memSource{data: data}
 		o := &Outbound{Clients: map[string]*Client{"X26ABC1": testClient(t, srv.URL)}, Source: src, ReadAhead: -1}

@@ -22,7 +22,8 @@ import (
 // While chunk n is being sent, chunk n+1 is read from the Source into
 // memory, so reading the file and sending it overlap; at most ReadAhead
 // chunks are held so across all transfers (one per transfer), and a chunk
-// nobody asks for within 30 seconds is dropped. A chunk read ahead goes with
+// nobody asks for within 30 seconds is dropped; chunks over
+// MaxReadAheadChunk are not read ahead. A chunk read ahead goes with
 // its Content-Length. For an S3 source one read (ranged GET) spans up to 8
 // chunks, taken from it one chunk at a time as they are read ahead.
 type Outbound struct {
