@@ -40,6 +40,14 @@
 // omitted. Times in sort keys use the fixed-width layout of TimeLayout so
 // that string order is time order.
 //
+// Handshake items (one per MESH mailbox, written by ClaimHandshake so that
+// processes share MESH's once-a-day handshake rule; not about a transfer):
+//
+//	pk "mesh-handshake#<mailbox>", sk "HANDSHAKE", at (time of the claim)
+//
+// Their sort key is not an event's, so IsEventImage is false for their
+// stream records and the stream readers skip them; they carry no index keys.
+//
 // The table's stream carries NEW_IMAGE records; IsEventImage and DecodeImage
 // turn the records of event items back into events and snapshots, and
 // StreamImage converts the DynamoDB Streams API's attribute values into the

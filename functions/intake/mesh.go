@@ -56,6 +56,11 @@ func (m *MeshOutbound) address(req *domain.Requested, route domain.Route, head *
 	if _, ok := m.Mailboxes[req.Sender]; !ok {
 		return reasonf("mex-from %s is not a mailbox ferry can send from", req.Sender).WithCode("UNKNOWN_MAILBOX")
 	}
+	// MESH header values are ISO-8859-1 (as NHS England's clients write and
+	// read them): refuse text that would arrive garbled, naming the field.
+	if bad := mesh.MessageOf(*req).NotLatin1(); len(bad) > 0 {
+		return reasonf("metadata %s cannot be sent to MESH: header values must be ISO-8859-1 (Latin-1) text", strings.Join(bad, ", ")).WithCode("INVALID_METADATA")
+	}
 	req.ExpectAck = true
 	req.Compress = mesh.ShouldCompress(head.Metadata, aws.ToString(head.ContentEncoding), req.Size, m.Compress)
 	return nil

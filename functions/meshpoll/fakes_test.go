@@ -44,7 +44,7 @@ func newInbox(mailbox string, log *memstore.Journal) *fakeInbox {
 	return &fakeInbox{mailbox: mailbox, log: log, heads: map[string]mesh.Head{}, headErr: map[string]error{}}
 }
 
-func (f *fakeInbox) Handshake(context.Context) error {
+func (f *fakeInbox) EnsureHandshake(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handshakes++

@@ -35,7 +35,9 @@ type Store interface {
 
 // Inbox is what meshpoll needs of one mailbox's MESH client.
 type Inbox interface {
-	Handshake(ctx context.Context) error
+	// EnsureHandshake handshakes unless the mailbox has within the day
+	// (mesh.Client keeps that rule, shared across processes).
+	EnsureHandshake(ctx context.Context) error
 	Inbox(ctx context.Context, maxResults int, continueFrom string) (mesh.InboxPage, error)
 	Head(ctx context.Context, id string) (mesh.Head, error)
 }
@@ -66,9 +68,6 @@ type Handler struct {
 	Config    Config
 	Now       func() time.Time
 	Log       *slog.Logger
-
-	mu         sync.Mutex
-	handshakes map[string]time.Time
 }
 
 // Input is the scheduled event's payload: which mailbox to poll.
@@ -101,7 +100,7 @@ func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
 		return res, domain.Errorf(domain.KindInvalid, "mailbox %s is not configured", mailbox)
 	}
 	log := h.Log.With("mailbox", mailbox)
-	if err := h.handshake(ctx, mailbox, inbox); err != nil {
+	if err := inbox.EnsureHandshake(ctx); err != nil {
 		return res, err
 	}
 	cfg := h.config()
@@ -140,26 +139,6 @@ func (h *Handler) config() Config {
 		c.ReportGrace = 10 * time.Minute
 	}
 	return c
-}
-
-// handshake tells MESH about this client at most once a day per mailbox.
-func (h *Handler) handshake(ctx context.Context, mailbox string, inbox Inbox) error {
-	h.mu.Lock()
-	last := h.handshakes[mailbox]
-	h.mu.Unlock()
-	if !last.IsZero() && h.Now().Sub(last) < 24*time.Hour {
-		return nil
-	}
-	if err := inbox.Handshake(ctx); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	if h.handshakes == nil {
-		h.handshakes = map[string]time.Time{}
-	}
-	h.handshakes[mailbox] = h.Now()
-	h.mu.Unlock()
-	return nil
 }
 
 func (h *Handler) register(ctx context.Context, log *slog.Logger, mailbox string, inbox Inbox, ids []string, res *Result) {

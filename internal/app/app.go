@@ -151,11 +151,11 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		return nil, err
 	}
 	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll"
-	m, err := newMesh(ctx, mc, NewSecrets(awsCfg), clients)
+	m, err := newMesh(ctx, mc, NewSecrets(awsCfg), clients, st, log.With("fn", "mesh"))
 	if err != nil {
 		return nil, err
 	}
-	m.Outbound = &mesh.Outbound{Clients: m.Clients, Source: s3transport.NewReader(s3c), Now: now}
+	m.Outbound = &mesh.Outbound{Clients: m.Clients, Source: s3transport.NewReader(s3c)}
 	s3t.WithSource("mesh", m.Inbound)
 	a.Mesh = m
 	a.Intake.Mesh = m.Intake

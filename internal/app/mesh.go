@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -138,8 +139,10 @@ type Mesh struct {
 
 // newMesh builds the MESH side: the intake's addressing always, and, when
 // clients is true, a client per mailbox with its credentials resolved (only
-// the functions that talk to MESH read the secrets).
-func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets, clients bool) (*Mesh, error) {
+// the functions that talk to MESH read the secrets). handshakes, when not
+// nil, is the record the clients share so that each mailbox handshakes once
+// a day across processes; log receives the clients' warnings.
+func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets, clients bool, handshakes mesh.HandshakeRecord, log *slog.Logger) (*Mesh, error) {
 	m := &Mesh{Config: c, Clients: map[string]*mesh.Client{}, Intake: &intake.MeshOutbound{
 		Mailboxes: map[string][]intake.MeshMapping{},
 		Compress:  mesh.CompressOptions{Threshold: int64(c.CompressThreshold), Never: c.NeverCompress},
@@ -194,6 +197,7 @@ func newMesh(ctx context.Context, c MeshConfig, secrets *Secrets, clients bool) 
 		cl, err := mesh.New(mesh.Config{
 			URL: url, Mailbox: mb.ID, Password: string(pw), SharedKey: string(shared),
 			CACertPEM: ca, ClientCertPEM: cert, ClientKeyPEM: key, InsecureSkipVerify: c.InsecureSkipVerify,
+			Handshakes: handshakes, Log: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mesh mailbox %s: %w", mb.ID, err)

@@ -264,7 +264,7 @@ func TestNewMesh(t *testing.T) {
 		"secret:ferry/mesh/X26ABC1":    "password",
 		"ssm:/ferry/mesh/X26ABC2":      "password",
 	})
-	m, err := newMesh(context.Background(), c, secrets, true)
+	m, err := newMesh(context.Background(), c, secrets, true, nil, nil)
 	if err != nil {
 		t.Fatalf("newMesh = %v", err)
 	}
@@ -286,7 +286,7 @@ func TestNewMesh(t *testing.T) {
 	}
 
 	t.Run("without clients no secret is read", func(t *testing.T) {
-		m, err := newMesh(context.Background(), c, &Secrets{}, false)
+		m, err := newMesh(context.Background(), c, &Secrets{}, false, nil, nil)
 		if err != nil {
 			t.Fatalf("newMesh = %v", err)
 		}

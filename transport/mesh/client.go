@@ -38,6 +38,9 @@ type Client struct {
 	mailbox string // upper case
 	base    *url.URL
 	http    *http.Client
+
+	hsMu          sync.Mutex // held while EnsureHandshake decides and handshakes
+	lastHandshake time.Time  // of this mailbox, by this or (per Handshakes) another process
 }
 
 // Mailbox returns the client's mailbox id, upper case.
@@ -97,8 +100,12 @@ func (c *Client) Handshake(ctx context.Context) error {
 // or is a regular *os.File and gzip is false, else with chunked
 // transfer-encoding. Send stops reading body before it returns.
 //
+// Header values go on the wire as ISO-8859-1, as NHS England's clients
+// write and read them (a "£" in the subject is the single byte 0xA3); a
+// field ISO-8859-1 cannot carry is refused before anything is sent.
+//
 // Repeating Send creates a second message. Errors: KindInvalid for a bad
-// message (locally, or MESH 400/417/422 with its code, e.g. "12"
+// message (locally, including text outside ISO-8859-1, or MESH 400/417/422 with its code, e.g. "12"
 // unregistered recipient, "06" malformed headers, "02" empty body),
 // KindUnauthorized, KindUnavailable.
 func (c *Client) Send(ctx context.Context, m Message, chunk, total int, body io.Reader, gzip bool) (string, error) {
@@ -111,11 +118,11 @@ func (c *Client) Send(ctx context.Context, m Message, chunk, total int, body io.
 		return "", domain.Errorf(domain.KindInvalid, "%s: %s", op, err)
 	}
 	h := http.Header{"Content-Type": {"application/octet-stream"}}
-	h[hdrTo] = []string{to}
-	h[hdrWorkflowID] = []string{m.WorkflowID}
-	for name, v := range map[string]string{hdrSubject: m.Subject, hdrLocalID: m.LocalID, hdrFileName: m.FileName, hdrChecksum: m.Checksum} {
-		if v != "" {
-			h[name] = []string{v}
+	m.To = to
+	for _, f := range m.textFields() {
+		if f.value != "" || f.name == hdrTo || f.name == hdrWorkflowID {
+			v, _ := toLatin1(f.value) // validate checked every field
+			h[f.name] = []string{v}
 		}
 	}
 	if m.Encrypted {
@@ -410,7 +417,7 @@ var errDetached = errors.New("mesh: request finished; body no longer read")
 // when its status is one of r.ok; otherwise it closes the response and
 // returns a classified error. When do returns, r.body is no longer read.
 func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
-	u := c.base.JoinPath(r.path...)
+	u := requestURL(c.base, r.path)
 	u.RawQuery = r.query.Encode()
 	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), nil)
 	if err != nil {
@@ -525,12 +532,88 @@ func lengthOf(r io.Reader) int64 {
 	return -1
 }
 
-// checkID rejects ids that would change the request path.
-func checkID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/?#") {
-		return fmt.Errorf("invalid message id %q", id)
+// MaxMessageIDLength bounds the length of a message id ValidMessageID
+// accepts. MESH's ids are 20-odd characters (yyyyMMddHHmmssffffff_XXXXXX),
+// the sandbox's are UUIDs (36).
+const MaxMessageIDLength = 100
+
+// ValidMessageID reports whether id, a MESH message id, is safe to use as
+// one piece of a URL path or an S3 key: 1 to MaxMessageIDLength ASCII
+// letters, digits, '-', '_' or '.', not starting with '.'. Every Client
+// method that takes an id checks it, and so must any code that builds a
+// key or a path from an id MESH gave (meshpoll, before an id becomes
+// inbound/{mailbox}/{id}.dat). The error is a *domain.Error of
+// KindInvalid, quoting the id (escaped, and cut short when long).
+func ValidMessageID(id string) error {
+	bad := func(why string) error {
+		shown := id
+		if len(shown) > 40 {
+			shown = shown[:40] + "…"
+		}
+		return domain.Errorf(domain.KindInvalid, "invalid MESH message id %q: %s", shown, why)
+	}
+	switch {
+	case id == "":
+		return bad("empty")
+	case len(id) > MaxMessageIDLength:
+		return bad(fmt.Sprintf("longer than %d characters", MaxMessageIDLength))
+	case id[0] == '.':
+		return bad("starts with '.'")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return bad("only letters, digits, '-', '_' and '.' are allowed")
+		}
 	}
 	return nil
+}
+
+// checkID is ValidMessageID as a plain error, for the client's messages.
+func checkID(id string) error {
+	if err := ValidMessageID(id); err != nil {
+		return errors.New(err.(*domain.Error).Message)
+	}
+	return nil
+}
+
+// requestURL returns base with the path segments appended, each escaped
+// with url.PathEscape (so a '/', '?', '#' or '%' in one never changes the
+// request's path), with both Path and RawPath set.
+func requestURL(base *url.URL, segments []string) *url.URL {
+	u := *base
+	plain, raw := strings.TrimRight(base.Path, "/"), strings.TrimRight(base.EscapedPath(), "/")
+	for _, s := range segments {
+		plain += "/" + s
+		raw += "/" + url.PathEscape(s)
+	}
+	u.Path, u.RawPath = plain, raw
+	return &u
+}
+
+// textField is one of a Message's text headers.
+type textField struct{ name, value string }
+
+// textFields lists m's text headers in a fixed order, by wire name.
+func (m Message) textFields() []textField {
+	return []textField{
+		{hdrTo, m.To}, {hdrWorkflowID, m.WorkflowID}, {hdrSubject, m.Subject},
+		{hdrLocalID, m.LocalID}, {hdrFileName, m.FileName}, {hdrChecksum, m.Checksum},
+	}
+}
+
+// NotLatin1 returns the lower-case header names (mex-subject, mex-localid,
+// …) of m's fields that ISO-8859-1 cannot carry, in a fixed order, or nil.
+// Send refuses a message with any; callers that accept text from users
+// (intake) check it first so the sender learns which field is at fault.
+func (m Message) NotLatin1() []string {
+	var bad []string
+	for _, f := range m.textFields() {
+		if !isLatin1(f.value) {
+			bad = append(bad, strings.ToLower(f.name))
+		}
+	}
+	return bad
 }
 
 func (m Message) validate() error {
@@ -541,10 +624,13 @@ func (m Message) validate() error {
 	if strings.TrimSpace(m.WorkflowID) == "" {
 		problems = append(problems, "WorkflowID is required")
 	}
-	for name, v := range map[string]string{"To": m.To, "WorkflowID": m.WorkflowID, "Subject": m.Subject, "LocalID": m.LocalID, "FileName": m.FileName, "Checksum": m.Checksum} {
-		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			problems = append(problems, name+" contains control characters")
+	for _, f := range m.textFields() {
+		if strings.ContainsFunc(f.value, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+			problems = append(problems, strings.ToLower(f.name)+" contains control characters")
 		}
+	}
+	if bad := m.NotLatin1(); len(bad) > 0 {
+		problems = append(problems, strings.Join(bad, ", ")+": text ISO-8859-1 cannot carry")
 	}
 	if len(problems) == 0 {
 		return nil

@@ -58,6 +58,13 @@ type Config struct {
 	// ClientVersion is sent as mex-ClientVersion on the handshake; empty
 	// means DefaultClientVersion.
 	ClientVersion string
+	// Handshakes, when set, is the record of handshakes shared with other
+	// processes, so that EnsureHandshake handshakes once a day per mailbox
+	// across all of them; nil means this client's own memory only.
+	Handshakes HandshakeRecord
+	// Log receives the client's warnings (never secrets); nil means
+	// slog.Default().
+	Log *slog.Logger
 }
 
 // WithDefaults returns c with every unset optional field given its default.

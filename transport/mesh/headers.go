@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The header names MESH uses, in the spelling of its API specification
@@ -77,12 +78,15 @@ type MessageHeaders struct {
 	All map[string]string
 }
 
-// parseHeaders reads the mex-* headers of a response.
+// parseHeaders reads the mex-* headers of a response. Header values are
+// bytes; MESH and NHS England's clients write them as ISO-8859-1, so each
+// byte is read as the character of that code (0xA3 is "£") and the values
+// returned are ordinary UTF-8 Go strings.
 func parseHeaders(h http.Header) MessageHeaders {
 	all := make(map[string]string)
 	for k, v := range h {
 		if lk := strings.ToLower(k); strings.HasPrefix(lk, "mex-") && len(v) > 0 {
-			all[lk] = v[0]
+			all[lk] = fromLatin1(v[0])
 		}
 	}
 	get := func(name string) string { return all[strings.ToLower(name)] }
@@ -148,4 +152,56 @@ func parseBool(v string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// toLatin1 returns s (UTF-8) as ISO-8859-1 bytes, one byte per character,
+// for a header value on the wire. ok is false when s holds a character
+// ISO-8859-1 cannot carry (above U+00FF) or is not valid UTF-8; the value
+// must then not be sent.
+func toLatin1(s string) (latin1 string, ok bool) {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 0xff || r == utf8.RuneError {
+			return "", false
+		}
+		b = append(b, byte(r))
+	}
+	return string(b), true
+}
+
+// isLatin1 reports whether toLatin1 can encode s.
+func isLatin1(s string) bool {
+	_, ok := toLatin1(s)
+	return ok
+}
+
+// fromLatin1 reads header bytes as ISO-8859-1 and returns them as UTF-8.
+// Every byte sequence is valid ISO-8859-1, so nothing is lost or replaced.
+func fromLatin1(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		b.WriteRune(rune(s[i]))
+	}
+	return b.String()
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/transport"
@@ -19,13 +18,25 @@ import (
 // sender, the recipient its recipient (both checked at intake); chunk n of
 // the file is MESH chunk n, gzip-compressed on the way when the transfer
 // says so.
+//
+// While chunk n is being sent, chunk n+1 is read from the Source into
+// memory, so reading the file and sending it overlap; at most ReadAhead
+// chunks are held so across all transfers (one per transfer), and a chunk
+// nobody asks for within 30 seconds is dropped; chunks over
+// MaxReadAheadChunk are not read ahead. A chunk read ahead goes with
+// its Content-Length. For an S3 source one read (ranged GET) spans up to 8
+// chunks, taken from it one chunk at a time as they are read ahead.
 type Outbound struct {
 	Clients map[string]*Client // by sending mailbox id
 	Source  transport.Source   // reads the file's chunks (S3 ranged GETs)
-	Now     func() time.Time
+	// ReadAhead bounds the chunks read ahead at once (0 means
+	// DefaultReadAhead; negative turns reading ahead off).
+	ReadAhead int
 
-	mu         sync.Mutex
-	handshakes map[string]time.Time
+	mu    sync.Mutex
+	ahead map[string]*ahead // by transfer id
+	slots chan struct{}     // one per chunk read ahead
+	free  [][]byte          // buffers to reuse
 }
 
 var _ transport.Transport = (*Outbound)(nil)
@@ -38,31 +49,16 @@ func (o *Outbound) client(mailbox string) (*Client, error) {
 	return c, nil
 }
 
-// Begin handshakes with MESH for the sending mailbox (at most once a day per
-// mailbox per process) and returns "": the MESH message id arrives with the
-// first chunk.
+// Begin makes sure the sending mailbox has handshaken with MESH today
+// (Client.EnsureHandshake: once a day per mailbox, shared with meshpoll and,
+// through the client's HandshakeRecord, with other processes) and returns
+// "": the MESH message id arrives with the first chunk.
 func (o *Outbound) Begin(ctx context.Context, t domain.State) (string, error) {
 	c, err := o.client(t.Request.Sender)
 	if err != nil {
 		return "", err
 	}
-	now := o.Now()
-	o.mu.Lock()
-	last := o.handshakes[c.Mailbox()]
-	o.mu.Unlock()
-	if !last.IsZero() && now.Sub(last) < 24*time.Hour {
-		return "", nil
-	}
-	if err := c.Handshake(ctx); err != nil {
-		return "", err
-	}
-	o.mu.Lock()
-	if o.handshakes == nil {
-		o.handshakes = map[string]time.Time{}
-	}
-	o.handshakes[c.Mailbox()] = now
-	o.mu.Unlock()
-	return "", nil
+	return "", c.EnsureHandshake(ctx)
 }
 
 // SendChunk streams chunk c of the file to MESH. Chunk 1 creates the
@@ -78,14 +74,19 @@ func (o *Outbound) SendChunk(ctx context.Context, t domain.State, c domain.Chunk
 	if c.Index > 1 && t.Ref == "" {
 		return transport.Sent{}, domain.Errorf(domain.KindInvalid, "mesh: chunk %d of %s before its message exists", c.Index, t.ID)
 	}
-	body, err := o.Source.OpenChunk(ctx, t, c)
+	body, stream, err := o.openChunk(ctx, t, c)
 	if err != nil {
 		return transport.Sent{}, err
 	}
 	defer body.Close()
 	r := t.Request
+	if c.Index < r.Chunks && !r.SourceChunked() {
+		o.readAhead(ctx, t, r.Chunk(c.Index+1), stream)
+	} else {
+		stream.close()
+	}
 	if c.Index == 1 {
-		id, err := cl.Send(ctx, message(r), 1, r.Chunks, body, r.Compress)
+		id, err := cl.Send(ctx, MessageOf(r), 1, r.Chunks, body, r.Compress)
 		if err != nil {
 			return transport.Sent{}, err
 		}
@@ -136,9 +137,11 @@ func (o *Outbound) Track(ctx context.Context, t domain.State) (transport.Trackin
 	return transport.Tracking{}, nil
 }
 
-// message builds the MESH headers of a transfer: mex-* metadata as NHS
-// England's client reads them, ferry's own names as a fallback.
-func message(r domain.Requested) Message {
+// MessageOf builds the MESH headers of a transfer as Outbound sends them:
+// mex-* metadata as NHS England's client reads them, ferry's own names as a
+// fallback. Intake uses it to refuse, before anything is sent, what Send
+// would refuse (see Message.NotLatin1).
+func MessageOf(r domain.Requested) Message {
 	md := func(keys ...string) string {
 		for _, k := range keys {
 			if v := r.Metadata[k]; v != "" {
