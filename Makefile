@@ -20,8 +20,8 @@ test-integration: ## tests against the local stack (started on free ports)
 test-demo: ## `make run`'s demo to its end, as a newcomer's first run: free ports, a fresh state dir
 	scripts/test-demo.sh
 
-bench: ## benchmarks (256 MiB S3→S3 through ferry local vs the SDK directly)
-	scripts/bench.sh
+bench: ## benchmarks: S3→S3 through ferry local vs the SDK; MESH sends vs NHS mesh-client (args: make bench ARGS='-bench MeshSend/100MiB')
+	scripts/bench.sh $(ARGS)
 
 build: ## build bin/ferry and bin/bootstrap (the Lambda binary)
 	go build -o bin/ferry ./cmd/ferry

@@ -7,4 +7,4 @@ start_stack "$(free_port)" "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
 cd "$root"
-go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m ./integration/
+go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m "$@" ./integration/

@@ -55,9 +55,6 @@ type fakeObjects struct {
 	err     error
 	calls   []s3.HeadObjectInput
 	lists   int
-	// afterList, when set, runs after each listing (to race an upload
-	// between intake's listing and its HeadObject).
-	afterList func()
 }
 
 var _ Objects = (*fakeObjects)(nil)
@@ -108,9 +105,6 @@ func (o *fakeObjects) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ..
 }
 
 func (o *fakeObjects) ListObjectVersions(_ context.Context, in *s3.ListObjectVersionsInput, _ ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error) {
-	if o.afterList != nil {
-		defer o.afterList()
-	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.lists++

@@ -117,13 +117,23 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 		})
 	}
 	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+	var head *s3.HeadObjectOutput
 	switch v := r.S3.Object.VersionID; {
 	case v != "":
 		in.VersionId = &v
 	case etag != "":
 		// No version id: an unversioned bucket (or the local emulator).
-		// The key may hold a newer upload by now, so find the version
-		// whose ETag the notification names rather than read the latest.
+		// The key may hold a newer upload by now. The newest version is
+		// the one the notification is about when it has the notified ETag
+		// and is not newer than the event; otherwise find the version
+		// whose ETag the notification names.
+		if latest, err := h.Objects.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key}); err == nil &&
+			normalETag(aws.ToString(latest.ETag)) == etag && !newerThanEvent(aws.ToTime(latest.LastModified), r.EventTime) {
+			head = latest
+			break
+		} else if err != nil && awserr.Classify("", err).Kind != domain.KindNotFound {
+			return awserr.Classify("head source object", err)
+		}
 		v, found, err := h.versionOf(ctx, bucket, key, etag, r.EventTime)
 		if err != nil {
 			return err
@@ -139,7 +149,9 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 			in.IfMatch = aws.String(`"` + etag + `"`)
 		}
 	}
-	head, err := h.Objects.HeadObject(ctx, in)
+	if head == nil {
+		head, err = h.Objects.HeadObject(ctx, in)
+	}
 	if err != nil {
 		e := awserr.Classify("head source object", err)
 		switch {
@@ -182,8 +194,7 @@ func (h *Handler) versionOf(ctx context.Context, bucket, key, etag string, event
 				continue
 			}
 			at := aws.ToTime(v.LastModified)
-			// Listings give whole seconds; the event time has milliseconds.
-			if !eventTime.IsZero() && at.After(eventTime.Truncate(time.Second)) {
+			if newerThanEvent(at, eventTime) {
 				continue // uploaded after this notification's event
 			}
 			if !found || at.After(bestAt) {
@@ -196,6 +207,14 @@ func (h *Handler) versionOf(ctx context.Context, bucket, key, etag string, event
 		in.KeyMarker, in.VersionIdMarker = out.NextKeyMarker, out.NextVersionIdMarker
 	}
 	return best, found, nil
+}
+
+// notAfter reports whether an object modified at is newer than a
+// notification's event. S3 gives modification times in whole seconds and
+// event times with milliseconds, so the comparison is by the second; an
+// unknown event time puts no bound.
+func newerThanEvent(modified, event time.Time) bool {
+	return !event.IsZero() && modified.Truncate(time.Second).After(event.Truncate(time.Second))
 }
 
 // maxVersionPages bounds how many listing pages versionOf reads for one

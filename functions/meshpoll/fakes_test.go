@@ -119,3 +119,12 @@ func (f *fakeInbox) handshakeCount() int {
 	defer f.mu.Unlock()
 	return f.handshakes
 }
+
+// eventTypes lists the types of evs in order.
+func eventTypes(evs []domain.Event) []domain.EventType {
+	var ts []domain.EventType
+	for _, e := range evs {
+		ts = append(ts, e.Type())
+	}
+	return ts
+}

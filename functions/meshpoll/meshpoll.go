@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,9 @@ type Result struct {
 	Known      int `json:"known"`
 	Failed     int `json:"failed"`
 	ReportsFor int `json:"reportsFor"` // outbound transfers failed by a report
+	// Refused counts messages recorded as failed without being downloaded
+	// (an id unsafe in a URL path or S3 key).
+	Refused int `json:"refused"`
 }
 
 // Handle polls the mailbox named in the input.
@@ -117,7 +121,7 @@ func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
 		}
 		from = page.ContinueFrom // "" when MESH gives no next link: list again
 	}
-	log.InfoContext(ctx, "inbox polled", "listed", res.Listed, "created", res.Created, "known", res.Known, "failed", res.Failed)
+	log.InfoContext(ctx, "inbox polled", "listed", res.Listed, "created", res.Created, "known", res.Known, "failed", res.Failed, "refused", res.Refused)
 	return res, nil
 }
 
@@ -159,6 +163,8 @@ func (h *Handler) register(ctx context.Context, log *slog.Logger, mailbox string
 				log.WarnContext(ctx, "message not registered; it stays in the inbox", "messageId", msgID, "error", err)
 			case outcome == known:
 				res.Known++
+			case outcome == refused:
+				res.Refused++
 			default:
 				res.Created++
 				if outcome == createdAfterReport {
@@ -176,6 +182,7 @@ const (
 	known outcome = iota
 	created
 	createdAfterReport
+	refused
 )
 
 // message registers one inbox message as a transfer.
@@ -185,6 +192,13 @@ func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgI
 		return known, nil
 	} else if domain.KindOf(err) != domain.KindNotFound {
 		return known, err
+	}
+	if err := mesh.ValidMessageID(msgID); err != nil {
+		// An id that is not safe in a URL path or an S3 key is never
+		// used as one: the message is recorded as refused (listing it
+		// again finds that record) and left in the inbox for MESH to
+		// expire.
+		return h.refuse(ctx, id, mailbox, msgID, err)
 	}
 	head, err := inbox.Head(ctx, msgID)
 	if err != nil {
@@ -233,6 +247,38 @@ func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgI
 	}
 	h.Log.InfoContext(ctx, "inbound transfer requested", "transfer", id, "version", 1, "mailbox", mailbox, "messageId", msgID, "chunks", req.Chunks, "type", head.Headers.MessageType)
 	return out, nil
+}
+
+// maxRecordedID bounds how much of a refused message id is recorded.
+const maxRecordedID = 200
+
+// refuse records an inbox message ferry will not download as a transfer
+// that failed at once, code INVALID_MESSAGE_ID.
+func (h *Handler) refuse(ctx context.Context, id, mailbox, msgID string, why error) (outcome, error) {
+	recorded := msgID
+	if len(recorded) > maxRecordedID {
+		recorded = strings.ToValidUTF8(recorded[:maxRecordedID], "") + "…"
+	}
+	reason := &domain.Error{Kind: domain.KindInvalid, Code: "INVALID_MESSAGE_ID",
+		Message: fmt.Sprintf("MESH message in %s not downloaded: %v", mailbox, why)}
+	cmd := domain.Reject{Requested: domain.Requested{
+		Source:    domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: recorded},
+		Route:     "mesh-inbound",
+		Recipient: mailbox,
+	}, Reason: reason}
+	fresh := domain.State{ID: id}
+	evs, err := domain.Decide(fresh, cmd, h.Now())
+	if err != nil {
+		return known, err
+	}
+	if _, err := h.Store.Append(ctx, fresh, evs...); err != nil {
+		if domain.KindOf(err) == domain.KindConflict {
+			return known, nil
+		}
+		return known, err
+	}
+	h.Log.WarnContext(ctx, "inbound message refused", "transfer", id, "version", len(evs), "mailbox", mailbox, "reason", reason.Message)
+	return refused, nil
 }
 
 // errReportEarly holds back a report whose outbound transfer is not

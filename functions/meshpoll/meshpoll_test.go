@@ -308,6 +308,42 @@ func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 	})
 }
 
+func TestUnsafeMessageIDsAreRefusedAndRecorded(t *testing.T) {
+	for _, bad := range []string{"../../etc/passwd", "a/b", "x?y=1", ".hidden", "spaced id", strings.Repeat("9", 101), "caf\u00e9"} {
+		t.Run(bad[:min(len(bad), 20)], func(t *testing.T) {
+			f := newFixture(Config{})
+			in := f.inboxes[mailbox]
+			in.pages = []mesh.InboxPage{{MessageIDs: []string{bad, msg1}}}
+			in.heads[msg1] = dataHead(msg1, 1)
+			res := f.poll(t, mailbox)
+			if want := (Result{Listed: 2, Created: 1, Refused: 1}); res != want {
+				t.Errorf("poll = %+v, want %+v", res, want)
+			}
+			for _, id := range in.headsAsked() {
+				if id == bad {
+					t.Errorf("Head was called for %q: the id reached a URL", bad)
+				}
+			}
+			evs := f.store.History(TransferID(mailbox, bad))
+			if got := eventTypes(evs); !slices.Equal(got, []domain.EventType{domain.TypeRequested, domain.TypeFailed}) {
+				t.Fatalf("events %v, want Requested and Failed", got)
+			}
+			fl := evs[1].Payload.(domain.Failed)
+			if fl.Retryable || fl.Code != "INVALID_MESSAGE_ID" || !strings.Contains(fl.Message, "invalid MESH message id") {
+				t.Errorf("failure %+v, want final INVALID_MESSAGE_ID", fl)
+			}
+			if r := evs[0].Payload.(domain.Requested); r.Source.Mailbox != mailbox || len(r.Source.MessageID) > maxRecordedID+len("…") {
+				t.Errorf("source %+v: want the mailbox and at most %d bytes of the id", r.Source, maxRecordedID)
+			}
+			// Listed again: the record is found, nothing more is written.
+			in.pages = []mesh.InboxPage{{MessageIDs: []string{bad}}}
+			if res := f.poll(t, mailbox); res != (Result{Listed: 1, Known: 1}) {
+				t.Errorf("second poll = %+v, want the refused message known", res)
+			}
+		})
+	}
+}
+
 func TestHeadErrorLeavesMessageForNextPoll(t *testing.T) {
 	f := newFixture(Config{})
 	in := f.inboxes[mailbox]
@@ -491,7 +527,7 @@ func TestHandleInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"listed":1,"created":1,"known":0,"failed":0,"reportsFor":0}`; string(b) != want {
+	if want := `{"listed":1,"created":1,"known":0,"failed":0,"reportsFor":0,"refused":0}`; string(b) != want {
 		t.Errorf("result JSON = %s, want %s", b, want)
 	}
 }
