@@ -31,6 +31,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/intake"
+	"github.com/ferryhq/ferry/internal/esm"
 	"github.com/ferryhq/ferry/internal/localstack"
 	"github.com/ferryhq/ferry/store"
 )
@@ -182,6 +183,15 @@ func (e *env) stopLocal(sig syscall.Signal) {
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+	if sig == syscall.SIGKILL {
+		// A killed process may have left an SQS receive waiting in moto (a
+		// long poll of esm.DefaultWaitTime); a message arriving meanwhile
+		// (the s3:TestEvent a restarted ferry local causes when it
+		// configures the buckets' notifications, or an upload) would go to
+		// it and stay invisible for the receive's visibility timeout. Let
+		// that poll end first.
+		time.Sleep(esm.DefaultWaitTime + 2*time.Second)
 	}
 }
 

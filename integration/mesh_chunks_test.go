@@ -23,7 +23,6 @@ import (
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/meshpoll"
 	"github.com/ferryhq/ferry/functions/publish"
-	"github.com/ferryhq/ferry/internal/esm"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
 )
 
@@ -225,13 +224,7 @@ func TestMeshReceiveSmallChunksKilled(t *testing.T) {
 	forgetObserved(t, id)
 
 	stack.waitFor(t, id, 60*time.Second, "under way", func(st domain.State) bool { return st.ChunksSent >= 3 })
-	stack.stopLocal(syscall.SIGKILL)
-	// The killed process may have left an SQS receive waiting in moto (a
-	// long poll of esm.DefaultWaitTime); a message arriving meanwhile — the
-	// s3:TestEvent the restarted ferry local causes when it configures the
-	// bucket's notifications — would go to it and stay invisible for the
-	// queue's 15-minute visibility timeout. Let that poll end first.
-	time.Sleep(esm.DefaultWaitTime + 2*time.Second)
+	stack.stopLocal(syscall.SIGKILL) // waits out the killed process's SQS long poll
 	mid, err := stack.store.Load(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
