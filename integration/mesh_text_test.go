@@ -59,7 +59,7 @@ print(client.send_message(%q, b"some data", workflow_id=%q, subject=%q, local_id
 		t.Errorf("transfer's mex-subject = %q, want %q", got, latin1Subject)
 	}
 	key := "inbound/" + mbInbox + "/" + msgID + ".dat"
-	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.UploadBucket), Key: &key})
+	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MeshBucket), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -51,6 +53,10 @@ func wantTypes(chunks int, last ...domain.EventType) []domain.EventType {
 func TestS3ToS3ThreeChunks(t *testing.T) {
 	sender := uniq("org")
 	key := "outbound/" + sender + "/report.csv"
+	// A subscriber's own rule, as the README shows one: this sender's
+	// deliveries, to a queue of the test's.
+	sub := subscribe(t, map[string]any{"source": []string{"ferry"}, "detail-type": []string{"Transfer Delivered"},
+		"detail": map[string]any{"sender": []string{sender}}})
 	id, sum := stack.upload(t, key, 12*mib+12345, meta(sender))
 
 	st := stack.waitFor(t, id, 60*time.Second, "delivered", delivered)
@@ -85,7 +91,7 @@ func TestS3ToS3ThreeChunks(t *testing.T) {
 		}
 	})
 	t.Run("an EventBridge rule's SQS target receives Transfer Delivered matching the schema", func(t *testing.T) {
-		detail := awaitEvent(t, id, "Transfer Delivered", 30*time.Second)
+		detail := awaitEvent(t, sub, id, "Transfer Delivered", 30*time.Second)
 		validateDetail(t, detail)
 		var d publish.Detail
 		if err := json.Unmarshal(detail, &d); err != nil {
@@ -131,11 +137,43 @@ func waitHistory(t *testing.T, q store.Query, id string, want domain.Status) sto
 	}
 }
 
-// awaitEvent reads the observer queue until it holds the event of the given
-// detail type for transfer id, and returns its detail.
-func awaitEvent(t *testing.T, id, detailType string, timeout time.Duration) json.RawMessage {
+// subscribe makes an EventBridge rule on ferry's bus with pattern, whose
+// target is a new SQS queue of the test's, and returns the queue's URL.
+// Both go when the test ends.
+func subscribe(t *testing.T, pattern map[string]any) string {
 	t.Helper()
-	url := stack.queueURL(t, stack.res.ObserverQueue)
+	ctx := context.Background()
+	name := uniq("sub")
+	q, err := stack.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := stack.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(pattern)
+	eb := eventbridge.NewFromConfig(stack.awsCfg)
+	bus := stack.res.EventBus
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: &name, EventBusName: &bus, EventPattern: aws.String(string(body))}); err != nil {
+		t.Fatal(err)
+	}
+	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: &name, EventBusName: &bus, Targets: []ebtypes.Target{{Id: aws.String("test"), Arn: &arn}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = eb.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: &name, EventBusName: &bus, Ids: []string{"test"}})
+		_, _ = eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: &name, EventBusName: &bus})
+		_, _ = stack.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl})
+	})
+	return aws.ToString(q.QueueUrl)
+}
+
+// awaitEvent waits up to timeout for the event of transfer id with
+// detailType on queue (see subscribe) and returns its detail.
+func awaitEvent(t *testing.T, url, id, detailType string, timeout time.Duration) json.RawMessage {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		out, err := stack.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 1})
@@ -154,7 +192,7 @@ func awaitEvent(t *testing.T, id, detailType string, timeout time.Duration) json
 			var d publish.Detail
 			_ = json.Unmarshal(ev.Detail, &d)
 			if d.TransferID != id {
-				continue // another test's; it becomes visible again
+				t.Fatalf("the rule let through another transfer's event: %s", aws.ToString(m.Body))
 			}
 			_, _ = stack.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle})
 			if ev.DetailType == detailType {
@@ -165,7 +203,7 @@ func awaitEvent(t *testing.T, id, detailType string, timeout time.Duration) json
 			}
 		}
 	}
-	t.Fatalf("no %q event for %s on the observer queue within %s", detailType, id, timeout)
+	t.Fatalf("no %q event for %s on %s within %s", detailType, id, url, timeout)
 	return nil
 }
 
