@@ -211,20 +211,16 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 			// the record is delivered again and the step repeated.
 			return err
 		}
-		evs, err := domain.Decide(st, cmd, h.Now())
+		d, err := store.DecideAppend(ctx, h.Store, st, cmd, h.Now())
 		if err != nil {
-			return fmt.Errorf("decide %T at v%d: %w", cmd, st.Version, err)
+			return err
 		}
-		next, err := h.Store.Append(ctx, st, evs...)
-		if errors.Is(err, store.ErrConflict) {
+		if d.Lost {
 			log.InfoContext(ctx, "another worker moved the transfer on", "version", st.Version)
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("append: %w", err)
-		}
-		st, appended = next, true
-		last := evs[len(evs)-1]
+		st, appended = d.State, true
+		last := d.Events[len(d.Events)-1]
 		attrs := []any{"version", st.Version, "event", last.Type(), "status", st.Status}
 		if f, ok := last.Payload.(domain.Failed); ok {
 			log.WarnContext(ctx, "attempt failed", append(attrs, "kind", f.Kind, "code", f.Code, "reason", f.Message, "retryable", f.Retryable, "attempt", f.Attempt)...)

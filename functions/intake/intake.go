@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport/awserr"
 )
 
@@ -265,20 +266,16 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 // create records the transfer. A conflict means the transfer already
 // exists: the notification was a duplicate, and that is success.
 func (h *Handler) create(ctx context.Context, id string, cmd domain.Command) error {
-	fresh := domain.State{ID: id}
-	evs, err := domain.Decide(fresh, cmd, h.Now())
-	if err != nil {
-		return fmt.Errorf("decide %s: %w", id, err)
-	}
-	st, err := h.Store.Append(ctx, fresh, evs...)
-	log := h.Log.With("transfer", id)
-	if domain.KindOf(err) == domain.KindConflict {
-		log.InfoContext(ctx, "duplicate notification ignored")
-		return nil
-	}
+	d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, cmd, h.Now())
 	if err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
+	log := h.Log.With("transfer", id)
+	if d.Lost {
+		log.InfoContext(ctx, "duplicate notification ignored")
+		return nil
+	}
+	st := d.State
 	log = log.With("version", st.Version, "status", st.Status, "route", st.Request.Route)
 	if st.Status == domain.StatusFailed {
 		log.WarnContext(ctx, "upload rejected", "reason", st.LastFailure.Message, "source", st.Request.Source.Bucket+"/"+st.Request.Source.Key)

@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/store"
 )
 
 // lastModified is when the test objects were uploaded (HTTP dates have whole
@@ -442,8 +444,8 @@ func TestDuplicateNotification(t *testing.T) {
 	})
 	t.Run("store reports a conflict", func(t *testing.T) {
 		f := newFixture(goodMetadata())
-		f.store.AppendErr = func(domain.State, []domain.Event) error {
-			return &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+		f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
+			return fmt.Errorf("append %s v1: %w", prev.ID, store.ErrConflict)
 		}
 		resp := handle(t, f.h, message("m1", notification(t, keyURL, version)))
 		if len(resp.BatchItemFailures) != 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 
@@ -234,15 +235,7 @@ func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgI
 	case cfg.UseSenderFilename && head.Headers.FileName != "":
 		req.Filename = head.Headers.FileName
 	}
-	fresh := domain.State{ID: id}
-	evs, err := domain.Decide(fresh, domain.Request{Requested: req}, h.Now())
-	if err != nil {
-		return known, err
-	}
-	if _, err := h.Store.Append(ctx, fresh, evs...); err != nil {
-		if domain.KindOf(err) == domain.KindConflict {
-			return known, nil
-		}
+	if d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, domain.Request{Requested: req}, h.Now()); err != nil || d.Lost {
 		return known, err
 	}
 	h.Log.InfoContext(ctx, "inbound transfer requested", "transfer", id, "version", 1, "mailbox", mailbox, "messageId", msgID, "chunks", req.Chunks, "type", head.Headers.MessageType)
@@ -266,18 +259,11 @@ func (h *Handler) refuse(ctx context.Context, id, mailbox, msgID string, why err
 		Route:     "mesh-inbound",
 		Recipient: mailbox,
 	}, Reason: reason}
-	fresh := domain.State{ID: id}
-	evs, err := domain.Decide(fresh, cmd, h.Now())
-	if err != nil {
+	d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, cmd, h.Now())
+	if err != nil || d.Lost {
 		return known, err
 	}
-	if _, err := h.Store.Append(ctx, fresh, evs...); err != nil {
-		if domain.KindOf(err) == domain.KindConflict {
-			return known, nil
-		}
-		return known, err
-	}
-	h.Log.WarnContext(ctx, "inbound message refused", "transfer", id, "version", len(evs), "mailbox", mailbox, "reason", reason.Message)
+	h.Log.WarnContext(ctx, "inbound message refused", "transfer", id, "version", d.State.Version, "mailbox", mailbox, "reason", reason.Message)
 	return refused, nil
 }
 
@@ -314,14 +300,11 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	}
 	reason := &domain.Error{Kind: domain.KindInvalid, Code: hd.StatusCode,
 		Message: fmt.Sprintf("MESH non-delivery report %s: %s (event %s)", hd.MessageID, hd.StatusDescription, hd.StatusEvent)}
-	evs, err := domain.Decide(st, domain.Fail{Err: reason}, h.Now())
+	d, err := store.DecideAppend(ctx, h.Store, st, domain.Fail{Err: reason}, h.Now())
 	if err != nil {
 		return false, err
 	}
-	if _, err := h.Store.Append(ctx, st, evs...); err != nil && domain.KindOf(err) != domain.KindConflict {
-		return false, err
-	}
-	h.Log.WarnContext(ctx, "outbound transfer failed by a non-delivery report", "transfer", tid, "version", st.Version+1, "code", hd.StatusCode)
+	h.Log.WarnContext(ctx, "outbound transfer failed by a non-delivery report", "transfer", tid, "version", st.Version+1, "code", hd.StatusCode, "lostRace", d.Lost)
 	return true, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/awserr"
 )
@@ -159,18 +160,12 @@ func (h *Handler) one(ctx context.Context, m events.SQSMessage) error {
 	if now.Before(st.NextAttemptAt) {
 		return h.Scheduler.ScheduleRetry(ctx, st.ID, st.Version, st.NextAttemptAt)
 	}
-	evs, err := domain.Decide(st, domain.Retry{}, now)
-	if err != nil {
+	d, err := store.DecideAppend(ctx, h.Store, st, domain.Retry{}, now)
+	if err != nil || d.Lost {
 		return err
 	}
-	_, err = h.Store.Append(ctx, st, evs...)
-	if domain.KindOf(err) == domain.KindConflict {
-		return nil
-	}
-	if err == nil {
-		log.InfoContext(ctx, "retrying", "attempt", st.Attempt+1)
-	}
-	return err
+	log.InfoContext(ctx, "retrying", "attempt", st.Attempt+1)
+	return nil
 }
 
 // track looks for the acknowledgement of a delivered transfer (or repeats
@@ -227,14 +222,11 @@ func (h *Handler) track(ctx context.Context, log *slog.Logger, st domain.State, 
 		}
 		return h.Scheduler.ScheduleTrack(ctx, st.ID, st.Version, now.Add(h.trackInterval()))
 	}
-	evs, err := domain.Decide(st, cmd, now)
+	d, err := store.DecideAppend(ctx, h.Store, st, cmd, now)
 	if err != nil {
 		return err
 	}
-	if _, err := h.Store.Append(ctx, st, evs...); err != nil && domain.KindOf(err) != domain.KindConflict {
-		return err
-	}
-	log.InfoContext(ctx, "tracking recorded", "event", evs[0].Type())
+	log.InfoContext(ctx, "tracking recorded", "event", d.Events[0].Type(), "lostRace", d.Lost)
 	return nil
 }
 

@@ -3,7 +3,7 @@ package retry
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/store"
 )
 
 const id = "01JNZ0TESTTRANSFER00000000"
@@ -267,7 +268,7 @@ func TestStoreErrors(t *testing.T) {
 		f := newFixture(dueAt)
 		f.store.Seed(id, t0, retrying()...)
 		f.store.AppendErr = func(domain.State, []domain.Event) error {
-			return errors.Join(errors.New("append"), &domain.Error{Kind: domain.KindConflict, Message: "version conflict"})
+			return fmt.Errorf("append %s v5: %w", id, store.ErrConflict)
 		}
 		if got := f.handle(t, msg("m1", body(t, m))); len(got) != 0 {
 			t.Errorf("failures = %v, want none", got)

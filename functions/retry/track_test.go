@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/store"
 )
 
 const (
@@ -260,7 +261,7 @@ func TestTrackFarEnd(t *testing.T) {
 		f := newTrackFixture(trackAt, sentToMesh())
 		f.tracker.got = Tracking{Acknowledged: true}
 		f.store.AppendErr = func(domain.State, []domain.Event) error {
-			return &domain.Error{Kind: domain.KindConflict, Message: "version conflict"}
+			return fmt.Errorf("append %s v5: %w", id, store.ErrConflict)
 		}
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Errorf("failures = %v, want none", got)
