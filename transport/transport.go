@@ -12,6 +12,7 @@ package transport
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/ferryhq/ferry/domain"
 )
@@ -47,6 +48,12 @@ type Transport interface {
 type Source interface {
 	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
 }
+
+// DefaultTrackInterval is how long after delivery, and then between checks,
+// a destination that acknowledges deliveries is asked again (or a source
+// acknowledged again) when its settings do not say. The advance handler's
+// first check and the retry handler's later ones both use it.
+const DefaultTrackInterval = time.Minute
 
 // Tracking is what a destination says about a delivery's acknowledgement.
 // Neither field set means: not yet.

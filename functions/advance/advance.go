@@ -61,6 +61,26 @@ type Budget struct {
 	MaxTime   time.Duration // time spent per wake-up (default 2 minutes)
 }
 
+// DefaultBudget is the budget of a wake-up whose Budget leaves a field
+// zero: 8 chunks or 2 minutes, whichever comes first.
+var DefaultBudget = Budget{MaxChunks: 8, MaxTime: 2 * time.Minute}
+
+// DefaultConcurrency is how many transfers of one batch are worked on at
+// once when Handler.Concurrency is zero.
+const DefaultConcurrency = 8
+
+// WithDefaults returns b with each zero (or negative) field taken from
+// DefaultBudget.
+func (b Budget) WithDefaults() Budget {
+	if b.MaxChunks <= 0 {
+		b.MaxChunks = DefaultBudget.MaxChunks
+	}
+	if b.MaxTime <= 0 {
+		b.MaxTime = DefaultBudget.MaxTime
+	}
+	return b
+}
+
 // Handler is the advance Lambda.
 type Handler struct {
 	Store      Store
@@ -69,11 +89,12 @@ type Handler struct {
 	// Acknowledgers by source kind ("mesh").
 	Acknowledgers map[string]Acknowledger
 	// TrackInterval is how long after delivery (and between checks) the
-	// far end's acknowledgement is looked for (default 1 minute).
+	// far end's acknowledgement is looked for (default
+	// transport.DefaultTrackInterval).
 	TrackInterval time.Duration
-	Budget        Budget
+	Budget        Budget // zero fields: DefaultBudget's
 	// Concurrency bounds how many transfers of one batch are worked on at
-	// once (default 8).
+	// once (default DefaultConcurrency).
 	Concurrency int
 	Now         func() time.Time
 	Log         *slog.Logger
@@ -116,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 
-	sem := make(chan struct{}, max(1, h.concurrency()))
+	sem := make(chan struct{}, h.settings().concurrency)
 	var wg sync.WaitGroup
 	for _, id := range order {
 		w := heads[id]
@@ -134,11 +155,23 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	return resp, nil
 }
 
-func (h *Handler) concurrency() int {
-	if h.Concurrency > 0 {
-		return h.Concurrency
+// settings are the handler's tunables with every zero field set to its
+// default: the one place advance applies its defaults.
+type settings struct {
+	budget        Budget
+	trackInterval time.Duration
+	concurrency   int
+}
+
+func (h *Handler) settings() settings {
+	s := settings{budget: h.Budget.WithDefaults(), trackInterval: h.TrackInterval, concurrency: h.Concurrency}
+	if s.trackInterval <= 0 {
+		s.trackInterval = transport.DefaultTrackInterval
 	}
-	return 8
+	if s.concurrency <= 0 {
+		s.concurrency = DefaultConcurrency
+	}
+	return s
 }
 
 // wake acts on transfer id if version seq is still its head.
@@ -163,13 +196,7 @@ func (h *Handler) wake(ctx context.Context, id string, seq int) (err error) {
 // failures are recorded as Failed events.
 func (h *Handler) Step(ctx context.Context, st domain.State) error {
 	log := h.Log.With("transfer", st.ID)
-	maxChunks, maxTime := h.Budget.MaxChunks, h.Budget.MaxTime
-	if maxChunks <= 0 {
-		maxChunks = 8
-	}
-	if maxTime <= 0 {
-		maxTime = 2 * time.Minute
-	}
+	set := h.settings()
 	start := h.Now()
 	// appended is true once this wake has recorded an event: that event's
 	// record wakes us again, so a tracking check (which reschedules
@@ -185,7 +212,7 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 			if appended {
 				return nil
 			}
-			return h.scheduleTrack(ctx, st)
+			return h.scheduleTrack(ctx, st, set.trackInterval)
 		case domain.ActWaitRetry:
 			if err := h.Retries.ScheduleRetry(ctx, st.ID, st.Version, act.At); err != nil {
 				return fmt.Errorf("schedule retry: %w", err)
@@ -199,7 +226,7 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 				if appended {
 					return nil
 				}
-				return h.scheduleTrack(ctx, st)
+				return h.scheduleTrack(ctx, st, set.trackInterval)
 			}
 		} else if tr, ok := h.Transports[st.Request.Destination.Type]; !ok {
 			cmd = domain.Fail{Err: domain.Errorf(domain.KindInvalid, "no transport for destination type %q", st.Request.Destination.Type)}
@@ -230,7 +257,7 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		if act.Kind == domain.ActSendChunk {
 			chunks++
 		}
-		if chunks >= maxChunks || h.Now().Sub(start) >= maxTime {
+		if chunks >= set.budget.MaxChunks || h.Now().Sub(start) >= set.budget.MaxTime {
 			return nil // the record of the event just appended wakes the next step
 		}
 	}
@@ -281,12 +308,8 @@ func (h *Handler) acknowledge(ctx context.Context, st domain.State) domain.Comma
 }
 
 // scheduleTrack arranges the next look at a delivered transfer's
-// acknowledgement.
-func (h *Handler) scheduleTrack(ctx context.Context, st domain.State) error {
-	interval := h.TrackInterval
-	if interval <= 0 {
-		interval = time.Minute
-	}
+// acknowledgement, interval from now.
+func (h *Handler) scheduleTrack(ctx context.Context, st domain.State, interval time.Duration) error {
 	if err := h.Retries.ScheduleTrack(ctx, st.ID, st.Version, h.Now().Add(interval)); err != nil {
 		return fmt.Errorf("schedule tracking: %w", err)
 	}

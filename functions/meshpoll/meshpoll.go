@@ -47,7 +47,7 @@ type Inbox interface {
 // Config says where inbound messages land and how hard to poll.
 type Config struct {
 	Bucket string // inbound bucket
-	Prefix string // key prefix; the mailbox id and "/" follow (default "inbound/")
+	Prefix string // key prefix; the mailbox id and "/" follow (default DefaultPrefix)
 	// PageLimit is max_results per inbox listing (default 500).
 	PageLimit int
 	// MaxPages bounds the listings of one poll when pages keep coming back
@@ -62,6 +62,10 @@ type Config struct {
 	// yet is left in the inbox before it is landed anyway (default 10m).
 	ReportGrace time.Duration
 }
+
+// DefaultPrefix is the key prefix of landed messages when Config.Prefix is
+// empty.
+const DefaultPrefix = "inbound/"
 
 // Handler is the meshpoll Lambda.
 type Handler struct {
@@ -126,10 +130,12 @@ func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
 	return res, nil
 }
 
+// config is h.Config with every zero field set to its default: the one
+// place meshpoll applies its defaults.
 func (h *Handler) config() Config {
 	c := h.Config
 	if c.Prefix == "" {
-		c.Prefix = "inbound/"
+		c.Prefix = DefaultPrefix
 	}
 	if c.PageLimit <= 0 {
 		c.PageLimit = 500

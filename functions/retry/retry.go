@@ -116,14 +116,18 @@ type Handler struct {
 	// Trackers by destination type, Acknowledgers by source kind.
 	Trackers      map[string]Tracker
 	Acknowledgers map[string]Acknowledger
-	// TrackInterval is the wait between tracking checks (default 1
-	// minute); TrackFor is how long after delivery to keep looking
-	// (default 5 days, MESH's inbox expiry).
+	// TrackInterval is the wait between tracking checks (default
+	// transport.DefaultTrackInterval); TrackFor is how long after delivery
+	// to keep looking (default DefaultTrackFor).
 	TrackInterval time.Duration
 	TrackFor      time.Duration
 	Now           func() time.Time
 	Log           *slog.Logger
 }
+
+// DefaultTrackFor is how long after delivery an acknowledgement is looked
+// for when Handler.TrackFor is zero: 5 days, MESH's inbox expiry.
+const DefaultTrackFor = 5 * 24 * time.Hour
 
 // Handle processes retry messages. A message about a transfer that has
 // moved on since (another retry, a replay, a cancel) is dropped. A malformed
@@ -213,14 +217,15 @@ func (h *Handler) track(ctx context.Context, log *slog.Logger, st domain.State, 
 		cmd = domain.Fail{Err: &domain.Error{Kind: domain.KindOf(err), Code: domain.CodeOf(err), Message: err.Error()}}
 	}
 	if cmd == nil {
-		if now.Sub(st.Updated) > h.trackFor() {
+		set := h.settings()
+		if now.Sub(st.Updated) > set.trackFor {
 			log.WarnContext(ctx, "stopped looking for an acknowledgement", "deliveredAt", st.Updated)
 			return nil
 		}
 		if err != nil {
 			log.WarnContext(ctx, "tracking check failed; will look again", "error", err)
 		}
-		return h.Scheduler.ScheduleTrack(ctx, st.ID, st.Version, now.Add(h.trackInterval()))
+		return h.Scheduler.ScheduleTrack(ctx, st.ID, st.Version, now.Add(set.trackInterval))
 	}
 	d, err := store.DecideAppend(ctx, h.Store, st, cmd, now)
 	if err != nil {
@@ -230,16 +235,19 @@ func (h *Handler) track(ctx context.Context, log *slog.Logger, st domain.State, 
 	return nil
 }
 
-func (h *Handler) trackInterval() time.Duration {
-	if h.TrackInterval > 0 {
-		return h.TrackInterval
-	}
-	return time.Minute
+// settings are the handler's tunables with every zero field set to its
+// default: the one place retry applies its defaults.
+type settings struct {
+	trackInterval, trackFor time.Duration
 }
 
-func (h *Handler) trackFor() time.Duration {
-	if h.TrackFor > 0 {
-		return h.TrackFor
+func (h *Handler) settings() settings {
+	s := settings{trackInterval: h.TrackInterval, trackFor: h.TrackFor}
+	if s.trackInterval <= 0 {
+		s.trackInterval = transport.DefaultTrackInterval
 	}
-	return 5 * 24 * time.Hour
+	if s.trackFor <= 0 {
+		s.trackFor = DefaultTrackFor
+	}
+	return s
 }

@@ -50,7 +50,7 @@ func Defaults() Config {
 		Table:       "ferry-transfers",
 		EventBus:    "ferry",
 		EventSource: "ferry",
-		Budget:      advance.Budget{MaxChunks: 8, MaxTime: 2 * time.Minute},
+		Budget:      advance.DefaultBudget,
 	}
 }
 
@@ -66,12 +66,7 @@ func (c Config) WithDefaults() Config {
 	if c.EventSource == "" {
 		c.EventSource = d.EventSource
 	}
-	if c.Budget.MaxChunks == 0 {
-		c.Budget.MaxChunks = d.Budget.MaxChunks
-	}
-	if c.Budget.MaxTime == 0 {
-		c.Budget.MaxTime = d.Budget.MaxTime
-	}
+	c.Budget = c.Budget.WithDefaults()
 	return c
 }
 

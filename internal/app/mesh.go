@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 
@@ -78,13 +79,13 @@ func ParseMeshConfig(raw json.RawMessage) (MeshConfig, error) {
 		return c, fmt.Errorf("mesh: %w", err)
 	}
 	if c.Inbound.Prefix == "" {
-		c.Inbound.Prefix = "inbound/"
+		c.Inbound.Prefix = meshpoll.DefaultPrefix
 	}
 	if c.Inbound.PollInterval == 0 {
 		c.Inbound.PollInterval = domain.Duration(DefaultMeshPollInterval)
 	}
 	if c.TrackInterval == 0 {
-		c.TrackInterval = domain.Duration(time.Minute)
+		c.TrackInterval = domain.Duration(transport.DefaultTrackInterval)
 	}
 	var errs []error
 	if c.URL == "" {
