@@ -26,7 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/transport/awserr"
+	"github.com/ferryhq/ferry/internal/awserr"
 )
 
 // Store is what intake needs of the event store.

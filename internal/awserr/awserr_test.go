@@ -18,7 +18,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/transport/awserr"
+	"github.com/ferryhq/ferry/internal/awserr"
 )
 
 // apiError builds the error chain the SDK returns for an HTTP error
