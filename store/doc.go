@@ -54,10 +54,14 @@
 // Lambda event types they accept.
 //
 // Errors are domain errors (*domain.Error in the chain, the AWS error
-// wrapped inside it, its code as the Code): ErrConflict (domain.KindConflict)
-// for a lost append race; ErrNotFound (domain.KindNotFound) for a missing
-// transfer, KindNotFound also for a missing table; domain.KindInvalid for bad
-// arguments and data; domain.KindUnavailable for throttling, timeouts,
-// network and server errors (worth retrying); domain.KindUnauthorized for
-// refused credentials; domain.KindInternal otherwise.
+// wrapped inside it, its code as the Code), classified by internal/awserr,
+// the one table of AWS error codes for every package: ErrConflict
+// (domain.KindConflict) for a lost append race (a failed
+// attribute_not_exists condition); ErrNotFound (domain.KindNotFound) for a
+// missing transfer, KindNotFound also for a missing table; domain.KindInvalid
+// for bad arguments and data; domain.KindUnavailable for throttling,
+// timeouts, network and server errors and transactions that collided with
+// another (TransactionConflictException; worth retrying);
+// domain.KindUnauthorized for refused credentials; domain.KindInternal
+// otherwise.
 package store

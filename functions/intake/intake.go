@@ -26,8 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/store"
-	"github.com/ferryhq/ferry/transport/awserr"
 )
 
 // Store is what intake needs of the event store.

@@ -20,8 +20,8 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/store"
-	"github.com/ferryhq/ferry/transport/awserr"
 )
 
 // maxEntries is the most entries one PutEvents call takes.

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
-	"github.com/ferryhq/ferry/transport/awserr"
 )
 
 // maxDelay is the longest delay SQS accepts on a message.

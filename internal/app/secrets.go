@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/transport/awserr"
+	"github.com/ferryhq/ferry/internal/awserr"
 )
 
 // Secrets resolves references to secrets and settings kept in AWS:

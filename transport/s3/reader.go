@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/transport"
-	"github.com/ferryhq/ferry/transport/awserr"
 )
 
 // Reader reads chunks of S3 sources with ranged GETs, streaming: the

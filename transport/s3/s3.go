@@ -48,8 +48,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/transport"
-	"github.com/ferryhq/ferry/transport/awserr"
 )
 
 // MetadataTransferID is the user metadata key (x-amz-meta-ferry-transfer-id)
