@@ -47,51 +47,56 @@ func DecodeImage(img map[string]events.DynamoDBAttributeValue) (domain.Event, do
 	return e, st, nil
 }
 
-// StreamImage converts an image read with the DynamoDB Streams API
-// (GetRecords) into the attribute values of Lambda's DynamoDB event, so that
-// a local stream reader can hand records to the same handlers Lambda does.
-// Every attribute type is converted; unknown union members are dropped.
+// StreamImage converts an image (or keys) read with the DynamoDB Streams
+// API (GetRecords) into the attribute values of Lambda's DynamoDB event, so
+// that a local stream reader can hand records to the same handlers Lambda
+// does. Every attribute is converted by AttributeValue. A nil map stays nil.
+// It is the one converter from the Streams API's attribute values: the local
+// event source mapping (internal/esm) uses it too.
 func StreamImage(m map[string]streamtypes.AttributeValue) map[string]events.DynamoDBAttributeValue {
 	if m == nil {
 		return nil
 	}
 	out := make(map[string]events.DynamoDBAttributeValue, len(m))
 	for k, v := range m {
-		if av, ok := streamValue(v); ok {
-			out[k] = av
-		}
+		out[k] = AttributeValue(v)
 	}
 	return out
 }
 
-func streamValue(v streamtypes.AttributeValue) (events.DynamoDBAttributeValue, bool) {
+// AttributeValue converts one DynamoDB Streams attribute value to the Lambda
+// event form, recursively for lists and maps (an empty map stays an empty
+// map). A nil value or an unknown union member becomes NULL, so that no
+// attribute goes missing.
+func AttributeValue(v streamtypes.AttributeValue) events.DynamoDBAttributeValue {
 	switch v := v.(type) {
 	case *streamtypes.AttributeValueMemberS:
-		return events.NewStringAttribute(v.Value), true
+		return events.NewStringAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberN:
-		return events.NewNumberAttribute(v.Value), true
+		return events.NewNumberAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberB:
-		return events.NewBinaryAttribute(v.Value), true
+		return events.NewBinaryAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberBOOL:
-		return events.NewBooleanAttribute(v.Value), true
-	case *streamtypes.AttributeValueMemberNULL:
-		return events.NewNullAttribute(), true
+		return events.NewBooleanAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberSS:
-		return events.NewStringSetAttribute(v.Value), true
+		return events.NewStringSetAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberNS:
-		return events.NewNumberSetAttribute(v.Value), true
+		return events.NewNumberSetAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberBS:
-		return events.NewBinarySetAttribute(v.Value), true
+		return events.NewBinarySetAttribute(v.Value)
 	case *streamtypes.AttributeValueMemberL:
-		l := make([]events.DynamoDBAttributeValue, 0, len(v.Value))
-		for _, e := range v.Value {
-			if av, ok := streamValue(e); ok {
-				l = append(l, av)
-			}
+		l := make([]events.DynamoDBAttributeValue, len(v.Value))
+		for i, e := range v.Value {
+			l[i] = AttributeValue(e)
 		}
-		return events.NewListAttribute(l), true
+		return events.NewListAttribute(l)
 	case *streamtypes.AttributeValueMemberM:
-		return events.NewMapAttribute(StreamImage(v.Value)), true
+		m := StreamImage(v.Value)
+		if m == nil {
+			m = map[string]events.DynamoDBAttributeValue{}
+		}
+		return events.NewMapAttribute(m)
+	default: // *AttributeValueMemberNULL, nil, unknown union members
+		return events.NewNullAttribute()
 	}
-	return events.DynamoDBAttributeValue{}, false
 }
