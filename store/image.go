@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
 	"github.com/ferryhq/ferry/domain"
@@ -99,4 +100,37 @@ func AttributeValue(v streamtypes.AttributeValue) events.DynamoDBAttributeValue 
 	default: // *AttributeValueMemberNULL, nil, unknown union members
 		return events.NewNullAttribute()
 	}
+}
+
+// EventImage returns the NEW_IMAGE that the table's stream carries for the
+// item Append writes for event e, st being the state after e and writeID the
+// Append call's write id (the "wid" attribute; "" leaves it out). It is the
+// store's own item encoding, for tests that build stream records for the
+// handlers: DecodeImage reverses it. The error is domain.KindInvalid when e's
+// payload or st cannot be encoded.
+func EventImage(e domain.Event, st domain.State, writeID string) (map[string]events.DynamoDBAttributeValue, error) {
+	item, err := eventItem(e, st, writeID)
+	if err != nil {
+		return nil, err
+	}
+	return itemImage(item)
+}
+
+// itemImage returns the stream image of an item the store writes, as
+// DynamoDB Streams carries it and StreamImage converts it. The store writes
+// strings and numbers only; any other attribute is a domain.KindInternal
+// error.
+func itemImage(item map[string]types.AttributeValue) (map[string]events.DynamoDBAttributeValue, error) {
+	m := make(map[string]streamtypes.AttributeValue, len(item))
+	for k, v := range item {
+		switch v := v.(type) {
+		case *types.AttributeValueMemberS:
+			m[k] = &streamtypes.AttributeValueMemberS{Value: v.Value}
+		case *types.AttributeValueMemberN:
+			m[k] = &streamtypes.AttributeValueMemberN{Value: v.Value}
+		default:
+			return nil, domain.Errorf(domain.KindInternal, "stream image: attribute %s is a %T", k, v)
+		}
+	}
+	return StreamImage(m), nil
 }

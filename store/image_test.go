@@ -2,10 +2,14 @@ package store
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+
+	"github.com/ferryhq/ferry/domain"
 )
 
 // TestAttributeValue was internal/esm's test of its own converter, which
@@ -73,4 +77,37 @@ func TestStreamImageKeepsEveryAttribute(t *testing.T) {
 	if StreamImage(nil) != nil {
 		t.Error("StreamImage(nil) is not nil")
 	}
+}
+
+func TestEventImage(t *testing.T) {
+	st, evs := testState(t)
+	img, err := EventImage(evs[1], st, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := eventItem(evs[1], st, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustJSON(t, img), mustJSON(t, image(t, item)); got != want {
+		t.Errorf("EventImage = %s\nwant the image of the appended item %s", got, want)
+	}
+	e, got, err := DecodeImage(img)
+	if err != nil || !reflect.DeepEqual(e, evs[1]) || !reflect.DeepEqual(got, st) {
+		t.Errorf("DecodeImage(EventImage) = %+v, %+v, %v; want %+v, %+v", e, got, err, evs[1], st)
+	}
+	if img["wid"].String() != "w1" {
+		t.Errorf("wid = %v, want w1", img["wid"])
+	}
+	if img, err := EventImage(evs[1], st, ""); err != nil || len(img) != len(item)-1 {
+		t.Errorf("without a write id: %v, %d attributes, want %d", err, len(img), len(item)-1)
+	} else if _, ok := img["wid"]; ok {
+		t.Error("without a write id: the image has a wid")
+	}
+	t.Run("the store writes strings and numbers only", func(t *testing.T) {
+		item[attrData] = &types.AttributeValueMemberBOOL{Value: true}
+		if _, err := itemImage(item); domain.KindOf(err) != domain.KindInternal {
+			t.Errorf("err = %v, want kind internal", err)
+		}
+	})
 }
