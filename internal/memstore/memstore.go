@@ -226,7 +226,8 @@ func (s *Store) Project(_ context.Context, st domain.State) (bool, error) {
 
 // Seed replaces the transfer's history with events of the payloads, versions
 // 1, 2, … one a second from at, without checks or hooks. It returns the
-// events and the state after each.
+// events and the state after each. It projects no view: Project the last
+// state for FindByRef to find the transfer.
 func (s *Store) Seed(id string, at time.Time, payloads ...domain.Payload) ([]domain.Event, []domain.State) {
 	s.lock()
 	defer s.mu.Unlock()
