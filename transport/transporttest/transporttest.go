@@ -66,9 +66,10 @@ type Features struct {
 	// when the first chunk creates and names the destination object: MESH
 	// makes a new message of every first chunk (and a later chunk cannot go
 	// before it, since it needs the message id that the first chunk's
-	// response carries). The advance handler then never re-sends chunk 1
-	// once ChunkSent 1 is recorded; a crash between MESH's response and that
-	// append does leave a second message, which the recipient sees.
+	// response carries). The advance handler never re-sends chunk 1 once
+	// ChunkSent 1 is recorded; a crash between MESH's response and that
+	// append leaves a second message (incomplete and never delivered for a
+	// file of several chunks, delivered twice for a single-chunk one).
 	IdempotentFirstChunk bool
 	// EmptyFile says that a file of no bytes (one empty chunk) can be
 	// delivered. It is false for MESH, which refuses a message without
