@@ -50,8 +50,14 @@
 //
 // The table's stream carries NEW_IMAGE records; IsEventImage and DecodeImage
 // turn the records of event items back into events and snapshots, and
-// StreamImage converts the DynamoDB Streams API's attribute values into the
-// Lambda event types they accept.
+// StreamImage (AttributeValue for one value) converts the DynamoDB Streams
+// API's attribute values into the Lambda event types they accept. EventImage
+// returns the image of the item Append writes for an event, for tests that
+// build stream records with the store's own encoding.
+//
+// store/storetest is the store's contract suite: Run holds this Store and
+// every fake (internal/memstore) to what handlers rely on, RunDynamoDB adds
+// what only the DynamoDB store keeps.
 //
 // Errors are domain errors (*domain.Error in the chain, the AWS error
 // wrapped inside it, its code as the Code), classified by internal/awserr,

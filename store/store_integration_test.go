@@ -36,27 +36,35 @@ func awsConfig(t *testing.T) aws.Config {
 
 func TestStore(t *testing.T) {
 	cfg := awsConfig(t)
-	storetest.Run(t, storetest.Harness{
-		NewStore: func(t *testing.T, opts ...func(*dynamodb.Options)) *store.Store {
-			t.Helper()
-			db := dynamodb.NewFromConfig(cfg, opts...)
-			table := "store-test-" + strings.ToLower(ulid.MustNew(ulid.Now(), rand.Reader).String())
-			s := store.New(db, table)
-			if err := s.CreateTable(context.Background()); err != nil {
-				t.Fatalf("create table: %v", err)
+	newStore := func(t *testing.T, opts ...func(*dynamodb.Options)) *store.Store {
+		t.Helper()
+		db := dynamodb.NewFromConfig(cfg, opts...)
+		table := "store-test-" + strings.ToLower(ulid.MustNew(ulid.Now(), rand.Reader).String())
+		s := store.New(db, table)
+		if err := s.CreateTable(context.Background()); err != nil {
+			t.Fatalf("create table: %v", err)
+		}
+		if err := s.CreateTable(context.Background()); err != nil {
+			t.Fatalf("create table again: %v", err)
+		}
+		t.Cleanup(func() {
+			if _, err := db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}); err != nil {
+				t.Errorf("delete table %s: %v", table, err)
 			}
-			if err := s.CreateTable(context.Background()); err != nil {
-				t.Fatalf("create table again: %v", err)
-			}
-			t.Cleanup(func() {
-				if _, err := db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}); err != nil {
-					t.Errorf("delete table %s: %v", table, err)
-				}
-			})
-			return s
-		},
-		Streams: func(t *testing.T) *dynamodbstreams.Client {
-			return dynamodbstreams.NewFromConfig(cfg)
-		},
+		})
+		return s
+	}
+	t.Run("contract", func(t *testing.T) {
+		storetest.Run(t, storetest.Harness{
+			NewStore: func(t *testing.T) storetest.Store { return newStore(t) },
+		})
+	})
+	t.Run("dynamodb", func(t *testing.T) {
+		storetest.RunDynamoDB(t, storetest.DynamoDBHarness{
+			NewStore: newStore,
+			Streams: func(t *testing.T) *dynamodbstreams.Client {
+				return dynamodbstreams.NewFromConfig(cfg)
+			},
+		})
 	})
 }

@@ -195,18 +195,11 @@ func testState(t *testing.T) (domain.State, []domain.Event) {
 // StreamImage would deliver it.
 func image(t *testing.T, item map[string]types.AttributeValue) map[string]events.DynamoDBAttributeValue {
 	t.Helper()
-	m := map[string]streamtypes.AttributeValue{}
-	for k, v := range item {
-		switch v := v.(type) {
-		case *types.AttributeValueMemberS:
-			m[k] = &streamtypes.AttributeValueMemberS{Value: v.Value}
-		case *types.AttributeValueMemberN:
-			m[k] = &streamtypes.AttributeValueMemberN{Value: v.Value}
-		default:
-			t.Fatalf("unexpected attribute %s: %T", k, v)
-		}
+	img, err := itemImage(item)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return StreamImage(m)
+	return img
 }
 
 func TestDecodeImage(t *testing.T) {

@@ -551,9 +551,20 @@ func outbound(expectAck bool) []domain.Payload {
 	return []domain.Payload{r, domain.Started{}, domain.ChunkSent{Index: 1, Bytes: 5, Ref: outMsg}, domain.Delivered{Ref: outMsg, Location: "mesh://X26ABC3/" + outMsg}}
 }
 
+// seedOutbound stores history as the outbound transfer outID and projects
+// its view, as publish does from the stream: the store finds a transfer by
+// its MESH message id in the read model.
+func seedOutbound(t *testing.T, f *fixture, history []domain.Payload) {
+	t.Helper()
+	_, states := f.store.Seed(outID, now.Add(-time.Hour), history...)
+	if _, err := f.store.Project(context.Background(), states[len(states)-1]); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReportFailsTheOutboundTransfer(t *testing.T) {
 	f := newFixture(Config{})
-	f.store.Seed(outID, now.Add(-time.Hour), outbound(true)...)
+	seedOutbound(t, f, outbound(true))
 	f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 	res := f.poll(t, mailbox)
 	if want := (Result{Listed: 1, Created: 1, ReportsFor: 1}); res != want {
@@ -606,7 +617,7 @@ func TestReportFailsTheOutboundTransfer(t *testing.T) {
 
 func TestReportLeftWhenTheFailureIsNotRecorded(t *testing.T) {
 	f := newFixture(Config{})
-	f.store.Seed(outID, now.Add(-time.Hour), outbound(true)...)
+	seedOutbound(t, f, outbound(true))
 	f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 		if prev.ID == outID {
 			return domain.Errorf(domain.KindUnavailable, "throttled")
@@ -638,7 +649,7 @@ func TestReportsThatFailNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(Config{})
-			f.store.Seed(outID, now.Add(-time.Hour), tt.history...)
+			seedOutbound(t, f, tt.history)
 			f.inboxes[mailbox].put(tt.head)
 			res := f.poll(t, mailbox)
 			if want := (Result{Listed: 1, Created: 1}); res != want {

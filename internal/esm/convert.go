@@ -5,12 +5,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ferryhq/ferry/store"
 )
 
 // StreamRecord converts a record read from a DynamoDB stream into the record
 // Lambda hands a stream-triggered function: eventSource "aws:dynamodb",
 // eventSourceARN the stream's ARN, awsRegion region (the record's own region
-// when region is empty), and the change with its keys and images.
+// when region is empty), and the change with its keys and images (converted
+// by store.StreamImage).
 func StreamRecord(r streamtypes.Record, streamARN, region string) events.DynamoDBEventRecord {
 	if region == "" {
 		region = aws.ToString(r.AwsRegion)
@@ -31,9 +34,9 @@ func StreamRecord(r streamtypes.Record, streamARN, region string) events.DynamoD
 	}
 	if d := r.Dynamodb; d != nil {
 		rec.Change = events.DynamoDBStreamRecord{
-			Keys:           AttributeValueMap(d.Keys),
-			NewImage:       AttributeValueMap(d.NewImage),
-			OldImage:       AttributeValueMap(d.OldImage),
+			Keys:           store.StreamImage(d.Keys),
+			NewImage:       store.StreamImage(d.NewImage),
+			OldImage:       store.StreamImage(d.OldImage),
 			SequenceNumber: aws.ToString(d.SequenceNumber),
 			SizeBytes:      aws.ToInt64(d.SizeBytes),
 			StreamViewType: string(d.StreamViewType),
@@ -43,55 +46,6 @@ func StreamRecord(r streamtypes.Record, streamARN, region string) events.DynamoD
 		}
 	}
 	return rec
-}
-
-// AttributeValueMap converts a map of DynamoDB Streams attribute values
-// (keys, an image) to the Lambda event form. A nil map stays nil.
-func AttributeValueMap(m map[string]streamtypes.AttributeValue) map[string]events.DynamoDBAttributeValue {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]events.DynamoDBAttributeValue, len(m))
-	for k, v := range m {
-		out[k] = AttributeValue(v)
-	}
-	return out
-}
-
-// AttributeValue converts one DynamoDB Streams attribute value to the Lambda
-// event form, recursively for lists and maps. A nil or unknown value becomes
-// NULL.
-func AttributeValue(v streamtypes.AttributeValue) events.DynamoDBAttributeValue {
-	switch v := v.(type) {
-	case *streamtypes.AttributeValueMemberS:
-		return events.NewStringAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberN:
-		return events.NewNumberAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberB:
-		return events.NewBinaryAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberBOOL:
-		return events.NewBooleanAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberSS:
-		return events.NewStringSetAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberNS:
-		return events.NewNumberSetAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberBS:
-		return events.NewBinarySetAttribute(v.Value)
-	case *streamtypes.AttributeValueMemberL:
-		l := make([]events.DynamoDBAttributeValue, len(v.Value))
-		for i, e := range v.Value {
-			l[i] = AttributeValue(e)
-		}
-		return events.NewListAttribute(l)
-	case *streamtypes.AttributeValueMemberM:
-		m := AttributeValueMap(v.Value)
-		if m == nil {
-			m = map[string]events.DynamoDBAttributeValue{}
-		}
-		return events.NewMapAttribute(m)
-	default: // *AttributeValueMemberNULL, nil, unknown union members
-		return events.NewNullAttribute()
-	}
 }
 
 // sqsMessage converts a received SQS message into the record Lambda hands an

@@ -1,8 +1,6 @@
 package memstore
 
 import (
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -14,31 +12,16 @@ import (
 )
 
 // NewImage returns the NEW_IMAGE that the table's stream carries for the
-// item the store writes for event e, st being the state after e. It is built
-// by hand from the attribute names of store/item.go (eventItem), which the
-// store does not export; this package's tests and the handlers' golden
-// stream events keep the two in step.
+// item the store writes for event e, st being the state after e. It is the
+// store's own encoding (store.EventImage), so an encoding change reaches the
+// handlers' tests; the write id is a fixed one per version.
 func NewImage(t testing.TB, e domain.Event, st domain.State) map[string]events.DynamoDBAttributeValue {
 	t.Helper()
-	data, err := domain.MarshalPayload(e.Payload)
+	img, err := store.EventImage(e, st, "01JNZ0WR1TE1D000000000000"+strconv.Itoa(e.Seq%10))
 	if err != nil {
-		t.Fatalf("payload of %s v%d: %v", e.TransferID, e.Seq, err)
+		t.Fatalf("stream image of %s v%d: %v", e.TransferID, e.Seq, err)
 	}
-	snap, err := json.Marshal(st)
-	if err != nil {
-		t.Fatalf("state of %s v%d: %v", e.TransferID, e.Seq, err)
-	}
-	return map[string]events.DynamoDBAttributeValue{
-		"pk":    events.NewStringAttribute("T#" + e.TransferID),
-		"sk":    events.NewStringAttribute(fmt.Sprintf("E#%010d", e.Seq)),
-		"tid":   events.NewStringAttribute(e.TransferID),
-		"seq":   events.NewNumberAttribute(strconv.Itoa(e.Seq)),
-		"type":  events.NewStringAttribute(string(e.Type())),
-		"at":    events.NewStringAttribute(e.At.UTC().Format(store.TimeLayout)),
-		"data":  events.NewStringAttribute(string(data)),
-		"state": events.NewStringAttribute(string(snap)),
-		"wid":   events.NewStringAttribute("01JNZ0WR1TE1D000000000000" + strconv.Itoa(e.Seq%10)),
-	}
+	return img
 }
 
 // Insert returns the stream record of an INSERT with image img, as Lambda

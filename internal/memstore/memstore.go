@@ -1,12 +1,14 @@
 // Package memstore is an in-memory event store for unit tests of handlers.
 //
 // Store keeps the contract of store.Store's Load, Append, Events, FindByRef
-// and Project as handlers rely on it: Append checks its events as the real
-// store does (one transfer, versions contiguous after prev's, a Requested
-// first) and refuses, with an error satisfying errors.Is(err,
-// store.ErrConflict) (domain.KindConflict), to write a version that is
-// already stored; Load returns store.ErrNotFound for a transfer without
-// events. Hooks inject errors, accessors report what the handler did, and a
+// and Project as handlers rely on it, held to it by the suite the real
+// store runs (storetest.Run, in this package's tests): Append checks its
+// events as the real store does (at most store.MaxAppend, one transfer,
+// versions contiguous after prev's, a Requested first) and refuses, with an
+// error satisfying errors.Is(err, store.ErrConflict) (domain.KindConflict),
+// to write a version that is already stored; Load returns store.ErrNotFound
+// for a transfer without events; FindByRef finds a transfer by its
+// projected view, as the real store's read model does. Hooks inject errors, accessors report what the handler did, and a
 // Journal shared with the test's other fakes records each append in order
 // among their calls.
 //
@@ -125,12 +127,16 @@ func (s *Store) Append(_ context.Context, prev domain.State, events ...domain.Ev
 	return domain.Fold(prev, events...), nil
 }
 
-// check applies the real store's rules for the events of one Append: one
-// transfer (prev's, unless prev is new), versions contiguous after prev's,
-// every event with a payload, and a Requested first.
+// check applies the real store's rules for the events of one Append: at
+// most store.MaxAppend, one transfer (prev's, unless prev is new), versions
+// contiguous after prev's, every event with a payload, and a Requested
+// first.
 func check(prev domain.State, events []domain.Event) error {
 	if len(events) == 0 || events[0].TransferID == "" {
 		return domain.Errorf(domain.KindInvalid, "append: no events, or no transfer id")
+	}
+	if len(events) > store.MaxAppend {
+		return domain.Errorf(domain.KindInvalid, "append: %d events, at most %d at once", len(events), store.MaxAppend)
 	}
 	id := events[0].TransferID
 	if prev.Version != 0 && prev.ID != id {
@@ -165,10 +171,13 @@ func (s *Store) Events(_ context.Context, id string, afterSeq, limit int) ([]dom
 	return out, nil
 }
 
-// FindByRef returns the id of the transfer whose current state has the
-// remote reference ref (State.Ref), or an error satisfying errors.Is(err,
-// store.ErrNotFound) when none has it. The real store reads its projected
-// views; here a transfer is found as soon as its events are stored.
+// FindByRef returns the id of the transfer whose projected view (the newest
+// state Project stored for it) has the remote reference ref (State.Ref), or
+// an error satisfying errors.Is(err, store.ErrNotFound) when none has it.
+// As in the real store, which reads its read model, a transfer is found
+// once its view with that reference has been projected, not as soon as its
+// events are stored: a test that needs it found projects first, as publish
+// would.
 func (s *Store) FindByRef(_ context.Context, ref string) (string, error) {
 	s.lock()
 	defer s.mu.Unlock()
@@ -179,10 +188,14 @@ func (s *Store) FindByRef(_ context.Context, ref string) (string, error) {
 		}
 	}
 	if ref != "" {
-		for _, id := range s.ids() {
-			if domain.Fold(domain.State{}, s.transfers[id]...).Ref == ref {
-				return id, nil
+		var ids []string
+		for id, v := range s.views {
+			if v.Ref == ref {
+				ids = append(ids, id)
 			}
+		}
+		if len(ids) > 0 {
+			return slices.Min(ids), nil
 		}
 	}
 	return "", fmt.Errorf("ref %s: %w", ref, store.ErrNotFound)
@@ -213,7 +226,8 @@ func (s *Store) Project(_ context.Context, st domain.State) (bool, error) {
 
 // Seed replaces the transfer's history with events of the payloads, versions
 // 1, 2, … one a second from at, without checks or hooks. It returns the
-// events and the state after each.
+// events and the state after each. It projects no view: Project the last
+// state for FindByRef to find the transfer.
 func (s *Store) Seed(id string, at time.Time, payloads ...domain.Payload) ([]domain.Event, []domain.State) {
 	s.lock()
 	defer s.mu.Unlock()

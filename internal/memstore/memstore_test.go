@@ -267,8 +267,14 @@ func TestEvents(t *testing.T) {
 
 func TestFindByRef(t *testing.T) {
 	s := New()
-	s.Seed(idA, t0, req, domain.Started{Ref: "msg-a"})
+	_, statesA := s.Seed(idA, t0, req, domain.Started{Ref: "msg-a"})
 	s.Seed(idB, t0, req)
+	if _, err := s.FindByRef(ctx, "msg-a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FindByRef(msg-a) before its view is projected = %v, want store.ErrNotFound", err)
+	}
+	if _, err := s.Project(ctx, statesA[1]); err != nil {
+		t.Fatal(err)
+	}
 	if id, err := s.FindByRef(ctx, "msg-a"); id != idA || err != nil {
 		t.Errorf("FindByRef(msg-a) = %q, %v; want %s", id, err, idA)
 	}
@@ -277,7 +283,7 @@ func TestFindByRef(t *testing.T) {
 			t.Errorf("FindByRef(%q) = %v, want store.ErrNotFound", ref, err)
 		}
 	}
-	if got := s.FindCalls(); !slices.Equal(got, []string{"msg-a", "msg-b", ""}) {
+	if got := s.FindCalls(); !slices.Equal(got, []string{"msg-a", "msg-a", "msg-b", ""}) {
 		t.Errorf("FindCalls = %q", got)
 	}
 }

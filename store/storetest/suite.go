@@ -1,6 +1,17 @@
 // Package storetest is the contract of ferry's event store, written once and
-// run against every DynamoDB that ferry meets (an emulator in CI, the real
-// service in a smoke test).
+// run against every implementation, as watermill's tests.TestPubSub is for
+// its Pub/Subs.
+//
+// Run holds every implementation of the Store interface to the contract
+// that handlers rely on (Append, Load, Events, Project, FindByRef): the
+// DynamoDB store.Store against every DynamoDB that ferry meets (an emulator
+// in integration tests, the real service in a smoke test), and
+// internal/memstore, the fake that handler unit tests use, in plain
+// `go test`. RunDynamoDB adds the cases only the DynamoDB store has to keep:
+// request and write counts, SDK resends, stream images, View and the
+// history indexes.
+//
+//	storetest.Run(t, storetest.Harness{NewStore: func(t *testing.T) storetest.Store { return memstore.New() }})
 package storetest
 
 import (
@@ -9,51 +20,51 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
-	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
-	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/store"
 )
 
-// Harness gives the suite what it needs of the environment under test.
-type Harness struct {
-	// NewStore returns a Store on a new, empty, created table whose client
-	// applies opts (the suite adds request-counting middleware with them).
-	NewStore func(t *testing.T, opts ...func(*dynamodb.Options)) *store.Store
-	// Streams returns a DynamoDB Streams client for the same endpoint.
-	Streams func(t *testing.T) *dynamodbstreams.Client
+// Store is the part of an event store that ferry's handlers use, and that
+// every implementation (store.Store on DynamoDB, internal/memstore in unit
+// tests) must keep as store.Store documents it.
+type Store interface {
+	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)
+	Load(ctx context.Context, id string) (domain.State, error)
+	Events(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, error)
+	Project(ctx context.Context, st domain.State) (bool, error)
+	FindByRef(ctx context.Context, ref string) (string, error)
 }
 
-// Run runs the store contract as subtests of t.
+var _ Store = (*store.Store)(nil)
+
+// Harness gives Run what it needs of the implementation under test.
+type Harness struct {
+	// NewStore returns a new, empty Store.
+	NewStore func(t *testing.T) Store
+}
+
+// Run runs the store contract shared by every implementation as subtests of
+// t. RunDynamoDB adds what only the DynamoDB store keeps.
 func Run(t *testing.T, h Harness) {
-	if h.NewStore == nil || h.Streams == nil {
-		t.Fatal("storetest: the harness needs NewStore and Streams")
+	if h.NewStore == nil {
+		t.Fatal("storetest: the harness needs NewStore")
 	}
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Harness)
 	}{
 		{"append and load round trip", testAppendLoad},
-		{"load is one request whatever the history length", testLoadOneRequest},
+		{"a long history loads and pages", testLongHistory},
 		{"concurrent appends of one version: exactly one wins", testRace},
 		{"a multi-event append is atomic", testAtomic},
-		{"a resent append that had succeeded is not a conflict", testResend},
-		{"an older view never overwrites a newer one", testProjectOrder},
-		{"history by status over days, paged", testHistoryByStatus},
-		{"history by sender, recipient and route", testHistoryByParty},
-		{"stream images decode to the appended events", testStream},
-		{"a transfer of N chunks costs N+5 writes", testWriteCount},
+		{"an older view is never projected over a newer one", testProjectOrder},
+		{"a transfer is found by its reference once its view is projected", testFindByRef},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -91,7 +102,7 @@ func decide(t *testing.T, st domain.State, c domain.Command, at time.Time) []dom
 	return evs
 }
 
-func mustAppend(t *testing.T, s *store.Store, prev domain.State, evs ...domain.Event) domain.State {
+func mustAppend(t *testing.T, s Store, prev domain.State, evs ...domain.Event) domain.State {
 	t.Helper()
 	st, err := s.Append(context.Background(), prev, evs...)
 	if err != nil {
@@ -101,7 +112,7 @@ func mustAppend(t *testing.T, s *store.Store, prev domain.State, evs ...domain.E
 }
 
 // started returns a transfer of chunks chunks, requested and started.
-func started(t *testing.T, s *store.Store, chunks int) domain.State {
+func started(t *testing.T, s Store, chunks int) domain.State {
 	t.Helper()
 	id := newID()
 	st := mustAppend(t, s, domain.State{}, request(t, id, chunks, base))
@@ -114,7 +125,7 @@ func chunk(t *testing.T, st domain.State, at time.Time) []domain.Event {
 	return decide(t, st, domain.RecordChunk{Index: n, Bytes: st.Request.Chunk(n).Length, Ref: fmt.Sprintf("etag-%d", n)}, at)
 }
 
-func checkEvents(t *testing.T, s *store.Store, id string, want int) []domain.Event {
+func checkEvents(t *testing.T, s Store, id string, want int) []domain.Event {
 	t.Helper()
 	evs, err := s.Events(context.Background(), id, 0, 0)
 	if err != nil {
@@ -185,6 +196,13 @@ func testAppendLoad(t *testing.T, h Harness) {
 			"gap":   {{TransferID: id, Seq: 6, At: base, Payload: domain.Retried{}}},
 			"stale": {{TransferID: id, Seq: 4, At: base, Payload: domain.Retried{}}},
 			"none":  nil,
+			"too many": func() []domain.Event {
+				evs := make([]domain.Event, store.MaxAppend+1)
+				for i := range evs {
+					evs[i] = domain.Event{TransferID: id, Seq: st.Version + 1 + i, At: base, Payload: domain.Retried{}}
+				}
+				return evs
+			}(),
 		} {
 			if _, err := s.Append(ctx, st, evs...); domain.KindOf(err) != domain.KindInvalid {
 				t.Errorf("%s: err = %v, want kind invalid", name, err)
@@ -192,46 +210,6 @@ func testAppendLoad(t *testing.T, h Harness) {
 		}
 		checkEvents(t, s, id, 4)
 	})
-}
-
-func testLoadOneRequest(t *testing.T, h Harness) {
-	ctx := context.Background()
-	var c store.WriteCounter
-	s := h.NewStore(t, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, c.Middleware()) })
-	const n = 200
-	st := started(t, s, n)
-	id := st.ID
-	for st.Version < n {
-		var batch []domain.Event
-		next := st
-		for len(batch) < store.MaxAppend && next.Version < n {
-			evs := chunk(t, next, base.Add(time.Duration(next.Version)*time.Second))
-			next = domain.Fold(next, evs...)
-			batch = append(batch, evs...)
-		}
-		st = mustAppend(t, s, st, batch...)
-	}
-
-	c.Reset()
-	got, err := s.Load(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if q := c.Calls("Query"); q != 1 {
-		t.Errorf("load made %d Query calls, want 1", q)
-	}
-	if c.Calls("GetItem") != 0 || c.Count() != 0 {
-		t.Errorf("load made other requests")
-	}
-	if !reflect.DeepEqual(got, st) || got.Version != n || got.ChunksSent != n-2 {
-		t.Errorf("load: got v%d with %d chunks, want v%d with %d", got.Version, got.ChunksSent, n, n-2)
-	}
-
-	checkEvents(t, s, id, n)
-	page, err := s.Events(ctx, id, 50, 10)
-	if err != nil || len(page) != 10 || page[0].Seq != 51 || page[9].Seq != 60 {
-		t.Errorf("events 51..60: got %d events, %v", len(page), err)
-	}
 }
 
 func testRace(t *testing.T, h Harness) {
@@ -356,64 +334,64 @@ func testAtomic(t *testing.T, h Harness) {
 	}
 }
 
-// resend is client middleware that sends every PutItem twice and returns
-// the second response, as the SDK does when a response is lost and it retries.
-func resend(stack *middleware.Stack) error {
-	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("storetestResend",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			if middleware.GetOperationName(ctx) != "PutItem" {
-				return next.HandleFinalize(ctx, in)
-			}
-			if _, _, err := next.HandleFinalize(ctx, in); err != nil {
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
-			}
-			req, ok := in.Request.(*smithyhttp.Request)
-			if !ok {
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("unexpected request %T", in.Request)
-			}
-			if err := req.RewindStream(); err != nil {
-				return middleware.FinalizeOutput{}, middleware.Metadata{}, err
-			}
-			return next.HandleFinalize(ctx, in)
-		}), middleware.After)
+func testLongHistory(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s := h.NewStore(t)
+	const n = 200
+	st := started(t, s, n)
+	for st.Version < n {
+		var batch []domain.Event
+		next := st
+		for len(batch) < store.MaxAppend && next.Version < n {
+			evs := chunk(t, next, base.Add(time.Duration(next.Version)*time.Second))
+			next = domain.Fold(next, evs...)
+			batch = append(batch, evs...)
+		}
+		st = mustAppend(t, s, st, batch...)
+	}
+	got, err := s.Load(ctx, st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) || got.Version != n || got.ChunksSent != n-2 {
+		t.Errorf("load: got v%d with %d chunks, want v%d with %d", got.Version, got.ChunksSent, n, n-2)
+	}
+	checkEvents(t, s, st.ID, n)
+	page, err := s.Events(ctx, st.ID, 50, 10)
+	if err != nil || len(page) != 10 || page[0].Seq != 51 || page[9].Seq != 60 {
+		t.Errorf("events 51..60: got %d events, %v", len(page), err)
+	}
+	if all, err := s.Events(ctx, st.ID, -1, 0); err != nil || len(all) != n {
+		t.Errorf("events after -1: got %d events, %v, want all %d", len(all), err, n)
+	}
+	if none, err := s.Events(ctx, newID(), 0, 0); err != nil || len(none) != 0 {
+		t.Errorf("events of a new id: got %+v, %v, want none and no error", none, err)
+	}
 }
 
-func testResend(t *testing.T, h Harness) {
-	ctx := context.Background()
-	s := h.NewStore(t, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, resend) })
-	st := started(t, s, 3)
-	next, err := s.Append(ctx, st, chunk(t, st, base)...)
-	if err != nil {
-		t.Fatalf("append: %v", err)
-	}
-	checkEvents(t, s, st.ID, st.Version+1)
-	// A different append of the same version still conflicts.
-	if _, err := s.Append(ctx, st, chunk(t, st, base)...); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("second append: err = %v, want ErrConflict", err)
-	}
-	if got, err := s.Load(ctx, st.ID); err != nil || !reflect.DeepEqual(got, next) {
-		t.Errorf("load: got %+v, %v, want %+v", got, err, next)
-	}
+// states returns the states after each of three events of a new transfer:
+// requested, started with ref, one chunk sent.
+func states(t *testing.T, ref string) (s1, s2, s3 domain.State) {
+	t.Helper()
+	s1 = domain.Fold(domain.State{}, request(t, newID(), 3, base))
+	s2 = domain.Fold(s1, decide(t, s1, domain.Start{Ref: ref}, base.Add(time.Second))...)
+	s3 = domain.Fold(s2, chunk(t, s2, base.Add(2*time.Second))...)
+	return s1, s2, s3
 }
 
 func testProjectOrder(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.NewStore(t)
-	id := newID()
-	s1 := domain.Fold(domain.State{}, request(t, id, 3, base))
-	s2 := domain.Fold(s1, decide(t, s1, domain.Start{}, base.Add(time.Second))...)
-	s3 := domain.Fold(s2, chunk(t, s2, base.Add(2*time.Second))...)
-
+	s1, s2, s3 := states(t, "")
 	steps := []struct {
 		st    domain.State
 		wrote bool
-		seq   int
 	}{
-		{s1, true, 1},
-		{s3, true, 3},
-		{s2, false, 3}, // a late record of an older version
-		{s3, false, 3}, // a duplicate
-		{s1, false, 3},
+		{s1, true},
+		{s3, true},
+		{s2, false}, // a late record of an older version
+		{s3, false}, // a duplicate
+		{s1, false},
 	}
 	for i, step := range steps {
 		wrote, err := s.Project(ctx, step.st)
@@ -423,339 +401,84 @@ func testProjectOrder(t *testing.T, h Harness) {
 		if wrote != step.wrote {
 			t.Errorf("step %d: project v%d wrote %t, want %t", i, step.st.Version, wrote, step.wrote)
 		}
-		v, err := s.View(ctx, id)
-		if err != nil {
-			t.Fatalf("step %d: view: %v", i, err)
-		}
-		if v.Seq != step.seq {
-			t.Errorf("step %d: view at v%d, want v%d", i, v.Seq, step.seq)
+	}
+	for name, st := range map[string]domain.State{"no id": {Version: 1}, "no version": {ID: newID()}} {
+		if _, err := s.Project(ctx, st); domain.KindOf(err) != domain.KindInvalid {
+			t.Errorf("project of a state with %s: err = %v, want kind invalid", name, err)
 		}
 	}
-	v, _ := s.View(ctx, id)
-	want := store.Summary{ID: id, Seq: 3, Status: domain.StatusInProgress, Route: "r1", Sender: "SENDER",
-		Recipient: "RECIPIENT", Workflow: "WF", Filename: id + ".dat", Size: 12, Chunks: 3, ChunksSent: 1,
-		Created: base, Updated: base.Add(2 * time.Second)}
-	if !reflect.DeepEqual(v, want) {
-		t.Errorf("view: got %+v, want %+v", v, want)
-	}
-	if _, err := s.View(ctx, newID()); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("view of a new id: err = %v, want ErrNotFound", err)
-	}
 }
 
-// view is a transfer as the history tests project it.
-type view struct {
-	sender, recipient, route string
-	created, updated         time.Time
-	status                   domain.Status
-}
-
-// project stores the view of a made-up transfer and returns its id.
-func project(t *testing.T, s *store.Store, v view) string {
+// findEventually calls FindByRef until it returns want (an id, or "" for
+// not found) or five seconds pass: DynamoDB's global secondary indexes,
+// which FindByRef reads, are eventually consistent.
+func findEventually(t *testing.T, s Store, ref, want string) {
 	t.Helper()
-	id := newID()
-	st := domain.State{
-		ID: id, Version: 2, Status: v.status, Created: v.created, Updated: v.updated,
-		Request: domain.Requested{Route: v.route, Sender: v.sender, Recipient: v.recipient, Size: 1, ChunkSize: 1, Chunks: 1},
-	}
-	if v.status == domain.StatusFailed {
-		st.LastFailure = &domain.Failed{Kind: domain.KindInvalid, Message: "bad"}
-	}
-	if ok, err := s.Project(context.Background(), st); err != nil || !ok {
-		t.Fatalf("project: %t, %v", ok, err)
-	}
-	return id
-}
-
-// collect pages through q and returns the ids in the order returned,
-// failing on duplicates or on pages larger than the limit.
-func collect(t *testing.T, s *store.Store, q store.Query) ([]string, int) {
-	t.Helper()
-	var ids []string
-	seen := map[string]bool{}
-	pages := 0
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		p, err := s.History(context.Background(), q)
-		if err != nil {
-			t.Fatalf("history %+v: %v", q, err)
+		id, err := s.FindByRef(context.Background(), ref)
+		switch {
+		case want == "" && errors.Is(err, store.ErrNotFound) && domain.KindOf(err) == domain.KindNotFound:
+			return
+		case want != "" && err == nil && id == want:
+			return
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			t.Fatalf("find %q: %v", ref, err)
 		}
-		pages++
-		if q.Limit > 0 && len(p.Items) > q.Limit {
-			t.Fatalf("page of %d items, limit %d", len(p.Items), q.Limit)
-		}
-		for _, it := range p.Items {
-			if seen[it.ID] {
-				t.Fatalf("%s seen twice", it.ID)
+		if time.Now().After(deadline) {
+			if want == "" {
+				t.Fatalf("find %q: got %q, %v, want ErrNotFound", ref, id, err)
 			}
-			seen[it.ID] = true
-			ids = append(ids, it.ID)
+			t.Fatalf("find %q: got %q, %v, want %s", ref, id, err, want)
 		}
-		if p.Cursor == "" {
-			return ids, pages
-		}
-		if pages > 100 {
-			t.Fatal("history does not end")
-		}
-		q.Cursor = p.Cursor
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func sameSet(t *testing.T, got, want []string) {
-	t.Helper()
-	g, w := append([]string(nil), got...), append([]string(nil), want...)
-	sort.Strings(g)
-	sort.Strings(w)
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("got ids %v, want %v", got, want)
-	}
-}
-
-func testHistoryByStatus(t *testing.T, h Harness) {
-	s := h.NewStore(t)
-	s.Now = func() time.Time { return base } // 2024-06-03T18:00Z
-	day := func(d, hour int) time.Time { return time.Date(2024, 6, d, hour, 0, 0, 0, time.UTC) }
-
-	// In the window (June 1 00:00 to now), newest first.
-	var want []string
-	for _, at := range []time.Time{day(3, 17), day(3, 2), day(2, 23), day(2, 12), day(2, 0), day(1, 9), day(1, 0)} {
-		want = append(want, project(t, s, view{sender: "A", created: at.Add(-time.Hour), updated: at, status: domain.StatusInProgress}))
-	}
-	// Outside it: other status, before Since, after Until.
-	project(t, s, view{sender: "A", created: day(2, 1), updated: day(2, 5), status: domain.StatusDelivered})
-	project(t, s, view{sender: "A", created: day(2, 1), updated: day(2, 6), status: domain.StatusFailed})
-	project(t, s, view{created: day(1, 0).Add(-2 * time.Hour), updated: day(1, 0).Add(-time.Second), status: domain.StatusInProgress})
-	project(t, s, view{created: day(3, 18), updated: day(3, 19), status: domain.StatusInProgress})
-
-	got, pages := collect(t, s, store.Query{Status: domain.StatusInProgress, Since: day(1, 0), Limit: 3})
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want newest first %v", got, want)
-	}
-	if pages < 3 {
-		t.Errorf("%d pages of 3 for %d items", pages, len(want))
-	}
-
-	t.Run("default window is the last 24 hours", func(t *testing.T) {
-		got, _ := collect(t, s, store.Query{Status: domain.StatusInProgress})
-		if !reflect.DeepEqual(got, want[:3]) {
-			t.Errorf("got %v, want %v", got, want[:3])
-		}
-	})
-	t.Run("one page when the limit allows", func(t *testing.T) {
-		p, err := s.History(context.Background(), store.Query{Status: domain.StatusFailed, Since: day(1, 0)})
-		if err != nil || len(p.Items) != 1 || p.Cursor != "" {
-			t.Fatalf("got %+v, %v", p, err)
-		}
-		if it := p.Items[0]; it.Status != domain.StatusFailed || it.LastError != "bad" || it.Sender != "A" {
-			t.Errorf("summary %+v", it)
-		}
-	})
-	t.Run("a cursor belongs to its query", func(t *testing.T) {
-		p, err := s.History(context.Background(), store.Query{Status: domain.StatusInProgress, Since: day(1, 0), Limit: 1})
-		if err != nil || p.Cursor == "" {
-			t.Fatalf("got %+v, %v", p, err)
-		}
-		_, err = s.History(context.Background(), store.Query{Status: domain.StatusDelivered, Cursor: p.Cursor})
-		if domain.KindOf(err) != domain.KindInvalid {
-			t.Errorf("err = %v, want kind invalid", err)
-		}
-		_, err = s.History(context.Background(), store.Query{Status: domain.StatusInProgress, Cursor: "garbage"})
-		if domain.KindOf(err) != domain.KindInvalid {
-			t.Errorf("err = %v, want kind invalid", err)
-		}
-	})
-	t.Run("a selector is required", func(t *testing.T) {
-		if _, err := s.History(context.Background(), store.Query{}); domain.KindOf(err) != domain.KindInvalid {
-			t.Errorf("err = %v, want kind invalid", err)
-		}
-	})
-}
-
-func testHistoryByParty(t *testing.T, h Harness) {
-	s := h.NewStore(t)
-	s.Now = func() time.Time { return base }
-	at := func(month time.Month, d int) time.Time { return time.Date(2024, month, d, 10, 0, 0, 0, time.UTC) }
-
-	type tr struct {
-		v  view
-		id string
-	}
-	all := []*tr{
-		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(4, 30), status: domain.StatusDelivered}},
-		{v: view{sender: "S1", recipient: "R1", route: "y", created: at(5, 2), status: domain.StatusInProgress}},
-		{v: view{sender: "S1", recipient: "R2", route: "x", created: at(5, 20), status: domain.StatusDelivered}},
-		{v: view{sender: "S2", recipient: "R1", route: "x", created: at(6, 1), status: domain.StatusDelivered}},
-		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(6, 2), status: domain.StatusFailed}},
-		{v: view{sender: "S2", recipient: "R1", route: "y", created: at(6, 3), status: domain.StatusDelivered}},
-		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(3, 1), status: domain.StatusDelivered}}, // before Since
-	}
-	for _, x := range all {
-		x.v.updated = x.v.created.Add(time.Minute)
-		x.id = project(t, s, x.v)
-	}
-	ids := func(keep func(view) bool) []string {
-		var out []string
-		for i := len(all) - 2; i >= 0; i-- { // newest first, without the last
-			if keep(all[i].v) {
-				out = append(out, all[i].id)
-			}
-		}
-		return out
-	}
-	since := at(4, 1)
-	tests := []struct {
-		name string
-		q    store.Query
-		want []string
-	}{
-		{"sender over three months", store.Query{Sender: "S1", Since: since, Limit: 2},
-			ids(func(v view) bool { return v.sender == "S1" })},
-		{"recipient with status filter", store.Query{Recipient: "R1", Status: domain.StatusDelivered, Since: since, Limit: 1},
-			ids(func(v view) bool { return v.recipient == "R1" && v.status == domain.StatusDelivered })},
-		{"sender with recipient and route filters", store.Query{Sender: "S1", Recipient: "R1", Route: "x", Since: since},
-			ids(func(v view) bool { return v.sender == "S1" && v.recipient == "R1" && v.route == "x" })},
-		{"route", store.Query{Route: "y", Since: since, Limit: 1},
-			ids(func(v view) bool { return v.route == "y" })},
-		{"nobody", store.Query{Sender: "S3", Since: since}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, _ := collect(t, s, tt.q)
-			if !reflect.DeepEqual(got, tt.want) {
-				sameSet(t, got, tt.want)
-				t.Errorf("got %v, want newest first %v", got, tt.want)
-			}
-		})
-	}
-}
-
-func testStream(t *testing.T, h Harness) {
+func testFindByRef(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.NewStore(t)
-	sc := h.Streams(t)
-	id := newID()
-	req := request(t, id, 2, base)
-	s1 := mustAppend(t, s, domain.State{}, req)
-	evs := decide(t, s1, domain.Start{Ref: "up"}, base.Add(time.Second))
-	evs = append(evs, chunk(t, domain.Fold(s1, evs...), base.Add(2*time.Second))...)
-	s3 := mustAppend(t, s, s1, evs...)
-	if _, err := s.Project(ctx, s3); err != nil {
-		t.Fatal(err)
+	ref := "msg-" + newID()
+	s1 := mustAppend(t, s, domain.State{}, request(t, newID(), 3, base))
+	s2 := mustAppend(t, s, s1, decide(t, s1, domain.Start{Ref: ref}, base.Add(time.Second))...)
+	if s2.Ref != ref {
+		t.Fatalf("started with ref %q, state has %q", ref, s2.Ref)
 	}
-	wantEvents := append([]domain.Event{req}, evs...)
-	wantStates := []domain.State{s1, domain.Fold(s1, evs[0]), s3}
 
-	arn, err := s.StreamARN(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The events alone do not make the transfer findable: the read model
+	// does, as publish projects it from the stream.
+	findEventually(t, s, ref, "")
+	if ok, err := s.Project(ctx, s1); err != nil || !ok {
+		t.Fatalf("project v1: %t, %v", ok, err)
 	}
-	images := readStream(t, sc, arn, 4)
-	var gotEvents []domain.Event
-	var gotStates []domain.State
-	views := 0
-	for _, img := range images {
-		if !store.IsEventImage(img) {
-			views++
-			if _, _, err := store.DecodeImage(img); domain.KindOf(err) != domain.KindInvalid {
-				t.Errorf("decode of a view image: err = %v, want kind invalid", err)
-			}
-			continue
-		}
-		e, st, err := store.DecodeImage(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotEvents = append(gotEvents, e)
-		gotStates = append(gotStates, st)
+	findEventually(t, s, ref, "")
+	if ok, err := s.Project(ctx, s2); err != nil || !ok {
+		t.Fatalf("project v2: %t, %v", ok, err)
 	}
-	if views != 1 {
-		t.Errorf("%d view images, want 1", views)
-	}
-	sort.Slice(gotEvents, func(i, j int) bool { return gotEvents[i].Seq < gotEvents[j].Seq })
-	sort.Slice(gotStates, func(i, j int) bool { return gotStates[i].Version < gotStates[j].Version })
-	if !reflect.DeepEqual(gotEvents, wantEvents) {
-		t.Errorf("events: got %+v\nwant %+v", gotEvents, wantEvents)
-	}
-	if !reflect.DeepEqual(gotStates, wantStates) {
-		t.Errorf("states: got %+v\nwant %+v", gotStates, wantStates)
-	}
-}
+	findEventually(t, s, ref, s2.ID)
 
-// readStream reads the NEW_IMAGEs of INSERT and MODIFY records from every
-// shard of the stream until it has want of them or ten seconds pass.
-func readStream(t *testing.T, sc *dynamodbstreams.Client, arn string, want int) []map[string]events.DynamoDBAttributeValue {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	var out []map[string]events.DynamoDBAttributeValue
-	desc, err := sc.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: &arn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range desc.StreamDescription.Shards {
-		it, err := sc.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
-			StreamArn: &arn, ShardId: sh.ShardId, ShardIteratorType: streamtypes.ShardIteratorTypeTrimHorizon,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		iter := it.ShardIterator
-		for iter != nil && len(out) < want && time.Now().Before(deadline) {
-			recs, err := sc.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: iter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs.Records {
-				if r.Dynamodb != nil && r.Dynamodb.NewImage != nil {
-					out = append(out, store.StreamImage(r.Dynamodb.NewImage))
-				}
-			}
-			iter = recs.NextShardIterator
-			if len(recs.Records) == 0 {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
-	if len(out) < want {
-		t.Fatalf("read %d stream images, want %d", len(out), want)
-	}
-	return out
-}
-
-func testWriteCount(t *testing.T, h Harness) {
-	ctx := context.Background()
-	var c store.WriteCounter
-	s := h.NewStore(t, func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, c.Middleware()) })
-	const n = 5
-	at := base
-	step := func(st domain.State, cmd domain.Command) domain.State {
-		t.Helper()
-		at = at.Add(time.Second)
-		return mustAppend(t, s, st, decide(t, st, cmd, at)...)
-	}
-	project := func(st domain.State) {
-		t.Helper()
+	t.Run("a newer view with another reference moves it", func(t *testing.T) {
+		other := "msg-" + newID()
+		st := s2
+		st.Version, st.Ref = st.Version+1, other // a made-up later state
 		if ok, err := s.Project(ctx, st); err != nil || !ok {
-			t.Fatalf("project v%d: %t, %v", st.Version, ok, err)
+			t.Fatalf("project: %t, %v", ok, err)
 		}
-	}
-
-	id := newID()
-	st := mustAppend(t, s, domain.State{}, request(t, id, n, at))
-	project(st)
-	st = step(st, domain.Start{Ref: "up"})
-	for i := 1; i <= n; i++ {
-		st = step(st, domain.RecordChunk{Index: i, Bytes: st.Request.Chunk(i).Length})
-	}
-	st = step(st, domain.Complete{Location: "null://" + id})
-	project(st)
-
-	if st.Status != domain.StatusDelivered || st.Version != n+3 {
-		t.Fatalf("transfer ended %s at v%d", st.Status, st.Version)
-	}
-	if got, want := c.Count(), int64(n+5); got != want {
-		t.Errorf("a transfer of %d chunks cost %d writes, want %d", n, got, want)
-	}
-	if got := c.Calls("PutItem"); got != n+5 {
-		t.Errorf("%d PutItem calls, want %d", got, n+5)
-	}
+		findEventually(t, s, other, st.ID)
+		findEventually(t, s, ref, "")
+		// A late record of the older view does not move it back.
+		if ok, err := s.Project(ctx, s2); err != nil || ok {
+			t.Fatalf("project of the older view: %t, %v, want false", ok, err)
+		}
+		findEventually(t, s, other, st.ID)
+		findEventually(t, s, ref, "")
+	})
+	t.Run("nobody has an unknown or empty reference", func(t *testing.T) {
+		_, _, s3 := states(t, "")
+		if ok, err := s.Project(ctx, s3); err != nil || !ok {
+			t.Fatalf("project: %t, %v", ok, err)
+		}
+		findEventually(t, s, "msg-"+newID(), "")
+		findEventually(t, s, "", "")
+	})
 }

@@ -14,6 +14,7 @@ func TestContract(t *testing.T) {
 	transporttest.Run(t, transporttest.Harness{
 		Transport: null.New(),
 		ChunkSize: chunkSize,
+		Features:  transporttest.Features{IdempotentFirstChunk: true, EmptyFile: true},
 		NewTransfer: func(t *testing.T, id string, _ io.ReadSeeker, size int64) domain.State {
 			return transporttest.NewState(t, id, domain.Requested{
 				Source:      domain.Source{Kind: "s3", Bucket: "nowhere", Key: "in/" + id},

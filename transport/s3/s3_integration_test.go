@@ -142,6 +142,7 @@ func TestContract(t *testing.T) {
 	transporttest.Run(t, transporttest.Harness{
 		Transport:   e.tr,
 		ChunkSize:   chunkSize,
+		Features:    transporttest.Features{IdempotentFirstChunk: true, EmptyFile: true},
 		NewTransfer: e.transfer,
 		Received: func(t *testing.T, _ domain.State, d transport.Delivery) io.ReadCloser {
 			return e.open(t, d)

@@ -5,8 +5,15 @@
 // An implementation's test builds a Harness and calls Run:
 //
 //	func TestContract(t *testing.T) {
-//		transporttest.Run(t, transporttest.Harness{Transport: tr, ChunkSize: 5 * domain.MiB, ...})
+//		transporttest.Run(t, transporttest.Harness{
+//			Transport: tr, ChunkSize: 5 * domain.MiB, ...,
+//			Features:  transporttest.Features{IdempotentFirstChunk: true, EmptyFile: true},
+//		})
 //	}
+//
+// A transport declares in Features what its protocol can offer, as
+// watermill's tests.Features do for its Pub/Subs; the suite skips, saying
+// why, only the cases that need what a transport declares it cannot do.
 package transporttest
 
 import (
@@ -45,6 +52,38 @@ type Harness struct {
 	// reads its source (the null transport): the suite then leaves out the
 	// missing-source cases.
 	DeleteSource func(t *testing.T, st domain.State)
+	// Features says what the transport's protocol offers. Declare each
+	// feature: a false one skips the cases that need it.
+	Features Features
+}
+
+// Features are the behaviours of the contract that a protocol may be unable
+// to offer. The zero Features offers none of them; a transport that can
+// offer one declares it true so that the suite holds it to it.
+type Features struct {
+	// IdempotentFirstChunk says that chunk 1 can be sent again, at any
+	// time, and leave the same result, as every later chunk can. It is false
+	// when the first chunk creates and names the destination object: MESH
+	// makes a new message of every first chunk (and a later chunk cannot go
+	// before it, since it needs the message id that the first chunk's
+	// response carries). The advance handler never re-sends chunk 1 once
+	// ChunkSent 1 is recorded; a crash between MESH's response and that
+	// append leaves a second message (incomplete and never delivered for a
+	// file of several chunks, delivered twice for a single-chunk one).
+	IdempotentFirstChunk bool
+	// EmptyFile says that a file of no bytes (one empty chunk) can be
+	// delivered. It is false for MESH, which refuses a message without
+	// data (HTTP 417, error "02": data file is missing), a final
+	// domain.KindInvalid failure of the transfer.
+	EmptyFile bool
+}
+
+// needs skips t unless the transport offers the feature (ok), saying why.
+func needs(t *testing.T, ok bool, feature, why string) {
+	t.Helper()
+	if !ok {
+		t.Skipf("the transport declares Features{%s: false}: this case %s", feature, why)
+	}
 }
 
 // NewState returns the state of a transfer just requested with r, exactly
@@ -99,6 +138,7 @@ func Run(t *testing.T, h Harness) {
 		x.checkDelivered(t, x.complete(t))
 	})
 	t.Run("delivers an empty file", func(t *testing.T) {
+		needs(t, h.Features.EmptyFile, "EmptyFile", "delivers an empty file")
 		x := h.start(t, 0)
 		if x.st.Request.Chunks != 1 {
 			t.Fatalf("an empty file has %d chunks, want 1", x.st.Request.Chunks)
@@ -113,12 +153,22 @@ func Run(t *testing.T, h Harness) {
 		x.checkDelivered(t, x.complete(t))
 	})
 	t.Run("re-sending every chunk leaves the same result", func(t *testing.T) {
+		needs(t, h.Features.IdempotentFirstChunk, "IdempotentFirstChunk", "re-sends chunk 1")
 		x := h.start(t, several)
 		x.sendAll(t)
 		x.sendAll(t)
 		x.checkDelivered(t, x.complete(t))
 	})
+	t.Run("re-sending every chunk after the first leaves the same result", func(t *testing.T) {
+		x := h.start(t, several)
+		x.sendAll(t)
+		for i := 2; i <= x.st.Request.Chunks; i++ {
+			x.send(t, i)
+		}
+		x.checkDelivered(t, x.complete(t))
+	})
 	t.Run("re-sending chunks out of order leaves the same result", func(t *testing.T) {
+		needs(t, h.Features.IdempotentFirstChunk, "IdempotentFirstChunk", "re-sends chunk 1")
 		x := h.start(t, several)
 		x.send(t, 3, 1, 2, 1)
 		x.checkDelivered(t, x.complete(t))
@@ -134,6 +184,7 @@ func Run(t *testing.T, h Harness) {
 		x.checkDelivered(t, second)
 	})
 	t.Run("completing an empty file twice gives the same delivery", func(t *testing.T) {
+		needs(t, h.Features.EmptyFile, "EmptyFile", "delivers an empty file")
 		x := h.start(t, 0)
 		x.sendAll(t)
 		first := x.complete(t)
