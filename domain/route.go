@@ -31,7 +31,9 @@ func (d Destination) Validate() error {
 		}
 	case "null", "mesh":
 		// mesh: the MESH environment and mailboxes are configured in the
-		// "mesh" section; from, to and workflow come with each upload.
+		// routing file's "mesh" section, which the mesh transport parses
+		// and validates (mesh.ParseConfig); from, to and workflow come
+		// with each upload.
 	case "":
 		errs = append(errs, errors.New("destination type is missing"))
 	default:
@@ -101,7 +103,8 @@ func (u Upload) has(keys []string) bool {
 type Routes struct {
 	Routes []Route `json:"routes"`
 	// Mesh configures the MESH environment (URL, credentials, mailboxes,
-	// polling). It is opaque here; the mesh transport's configuration reads it.
+	// polling). It is opaque here: the mesh transport owns its settings
+	// (mesh.ParseConfig decodes, defaults and validates them).
 	Mesh json.RawMessage `json:"mesh,omitempty"`
 }
 

@@ -45,14 +45,25 @@ type Objects interface {
 	ListObjectVersions(ctx context.Context, in *s3.ListObjectVersionsInput, opts ...func(*s3.Options)) (*s3.ListObjectVersionsOutput, error)
 }
 
+// Addresser completes the request of an upload on a route whose
+// destination takes its addresses from the upload (MESH: from, to and
+// workflow from mex-* metadata or the mailbox folder; mesh.Addressing), or
+// returns why it cannot be sent (a KindInvalid error with a code), which
+// intake records as the transfer's failure.
+type Addresser interface {
+	// Address completes req from the object's raw user metadata and its
+	// Content-Encoding.
+	Address(req *domain.Requested, route domain.Route, metadata map[string]string, contentEncoding string) *domain.Error
+}
+
 // Handler is the intake Lambda.
 type Handler struct {
 	Store   Store
 	Objects Objects
 	Routes  domain.Routes
-	// Mesh addresses uploads on routes to MESH; nil when no MESH is
-	// configured (such uploads are then rejected).
-	Mesh *MeshOutbound
+	// MESH addresses uploads on routes to MESH; nil when no MESH is
+	// configured (such uploads are then rejected, code NO_MESH).
+	MESH Addresser
 	Now  func() time.Time
 	Log  *slog.Logger
 }
@@ -256,7 +267,10 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
 	}
 	if route.Destination.Type == "mesh" {
-		if reason := h.Mesh.address(&req, route, head); reason != nil {
+		if h.MESH == nil {
+			return domain.Reject{Requested: req, Reason: reasonf("route %s sends to MESH, but no MESH environment is configured", route.Name).WithCode("NO_MESH")}
+		}
+		if reason := h.MESH.Address(&req, route, head.Metadata, aws.ToString(head.ContentEncoding)); reason != nil {
 			return domain.Reject{Requested: req, Reason: reason}
 		}
 	}

@@ -24,9 +24,9 @@ const meshThreshold = domain.MiB
 
 // meshOutbound holds credentials for X26ABC1 (two mappings; the first
 // wins) and X26ABC3 (none).
-func meshOutbound() *MeshOutbound {
-	return &MeshOutbound{
-		Mailboxes: map[string][]MeshMapping{
+func meshOutbound() *mesh.Addressing {
+	return &mesh.Addressing{
+		Mailboxes: map[string][]mesh.Mapping{
 			"X26ABC1": {{To: "X26ABC2", Workflow: "TEST_WORKFLOW"}, {To: "X26ABC3", Workflow: "SECOND_WORKFLOW"}},
 			"X26ABC3": nil,
 		},
@@ -36,11 +36,13 @@ func meshOutbound() *MeshOutbound {
 
 // meshUpload puts obj at k (which must need no URL encoding), notifies
 // intake of it and returns the transfer's events.
-func meshUpload(t *testing.T, m *MeshOutbound, k string, obj object) []domain.Event {
+func meshUpload(t *testing.T, m *mesh.Addressing, k string, obj object) []domain.Event {
 	t.Helper()
 	f := newFixture(nil)
 	f.h.Routes = meshRoutes
-	f.h.Mesh = m
+	if m != nil { // a nil *mesh.Addressing would be a non-nil Addresser
+		f.h.MESH = m
+	}
 	f.objects.objects = map[string]object{}
 	if obj.versionID == "" {
 		obj.versionID, obj.etag, obj.lastModified = version, etag, lastModified
@@ -127,7 +129,7 @@ func TestMeshUploadAddressedByFolder(t *testing.T) {
 func TestMeshUploadRejected(t *testing.T) {
 	tests := []struct {
 		name      string
-		mesh      *MeshOutbound
+		mesh      *mesh.Addressing
 		key       string
 		metadata  map[string]string
 		wantCode  string
@@ -273,7 +275,7 @@ func TestS3RouteWithMexMetadata(t *testing.T) {
 	// route, so it is not addressed for MESH even though MESH is configured.
 	f := newFixture(map[string]string{"mex-from": "X26ABC1", "mex-to": "X26ABC2", "mex-workflowid": "W"})
 	f.h.Routes = meshRoutes
-	f.h.Mesh = meshOutbound()
+	f.h.MESH = meshOutbound()
 	resp := handle(t, f.h, message("m1", notification(t, keyURL, version)))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures: %v", failures(resp))

@@ -44,10 +44,19 @@ type Inbox interface {
 	Head(ctx context.Context, id string) (mesh.Head, error)
 }
 
-// Config says where inbound messages land and how hard to poll.
-type Config struct {
-	Bucket string // inbound bucket
-	Prefix string // key prefix; the mailbox id and "/" follow (default DefaultPrefix)
+// Landing says where an inbox message lands (mesh.InboundConfig.Land: the
+// inbound bucket, under prefix + mailbox + "/", as {message_id}.dat or .ctl
+// or the sender's filename).
+type Landing interface {
+	Land(mailbox, msgID string, h mesh.MessageHeaders) (dest domain.Destination, filename string)
+}
+
+// Handler is the meshpoll Lambda.
+type Handler struct {
+	Store     Store
+	Mailboxes map[string]Inbox // by mailbox id
+	// Landing says where messages land; required.
+	Landing Landing
 	// PageLimit is max_results per inbox listing (default 500).
 	PageLimit int
 	// MaxPages bounds the listings of one poll when pages keep coming back
@@ -55,25 +64,11 @@ type Config struct {
 	MaxPages int
 	// Concurrency bounds the messages registered at once (default 4).
 	Concurrency int
-	// UseSenderFilename lands files under the sender's mex-FileName
-	// (sanitised) instead of {message_id}.dat.
-	UseSenderFilename bool
 	// ReportGrace is how long a report about a message ferry cannot find
 	// yet is left in the inbox before it is landed anyway (default 10m).
 	ReportGrace time.Duration
-}
-
-// DefaultPrefix is the key prefix of landed messages when Config.Prefix is
-// empty.
-const DefaultPrefix = "inbound/"
-
-// Handler is the meshpoll Lambda.
-type Handler struct {
-	Store     Store
-	Mailboxes map[string]Inbox // by mailbox id
-	Config    Config
-	Now       func() time.Time
-	Log       *slog.Logger
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 // Input is the scheduled event's payload: which mailbox to poll.
@@ -112,16 +107,16 @@ func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
 	if err := inbox.EnsureHandshake(ctx); err != nil {
 		return res, err
 	}
-	cfg := h.config()
+	set := h.settings()
 	from := ""
-	for range cfg.MaxPages {
-		page, err := inbox.Inbox(ctx, cfg.PageLimit, from)
+	for range set.maxPages {
+		page, err := inbox.Inbox(ctx, set.pageLimit, from)
 		if err != nil {
 			return res, err
 		}
 		res.Listed += len(page.MessageIDs)
 		h.register(ctx, log, mailbox, inbox, page.MessageIDs, &res)
-		if len(page.MessageIDs) < cfg.PageLimit {
+		if len(page.MessageIDs) < set.pageLimit {
 			break
 		}
 		from = page.ContinueFrom // "" when MESH gives no next link: list again
@@ -130,31 +125,33 @@ func (h *Handler) Poll(ctx context.Context, mailbox string) (Result, error) {
 	return res, nil
 }
 
-// config is h.Config with every zero field set to its default: the one
-// place meshpoll applies its defaults.
-func (h *Handler) config() Config {
-	c := h.Config
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
+// settings are the handler's tunables with every zero field set to its
+// default: the one place meshpoll applies its defaults.
+type settings struct {
+	pageLimit, maxPages, concurrency int
+	reportGrace                      time.Duration
+}
+
+func (h *Handler) settings() settings {
+	s := settings{pageLimit: h.PageLimit, maxPages: h.MaxPages, concurrency: h.Concurrency, reportGrace: h.ReportGrace}
+	if s.pageLimit <= 0 {
+		s.pageLimit = 500
 	}
-	if c.PageLimit <= 0 {
-		c.PageLimit = 500
+	if s.maxPages <= 0 {
+		s.maxPages = 10
 	}
-	if c.MaxPages <= 0 {
-		c.MaxPages = 10
+	if s.concurrency <= 0 {
+		s.concurrency = 4
 	}
-	if c.Concurrency <= 0 {
-		c.Concurrency = 4
+	if s.reportGrace <= 0 {
+		s.reportGrace = 10 * time.Minute
 	}
-	if c.ReportGrace <= 0 {
-		c.ReportGrace = 10 * time.Minute
-	}
-	return c
+	return s
 }
 
 func (h *Handler) register(ctx context.Context, log *slog.Logger, mailbox string, inbox Inbox, ids []string, res *Result) {
 	var mu sync.Mutex
-	sem := make(chan struct{}, h.config().Concurrency)
+	sem := make(chan struct{}, h.settings().concurrency)
 	var wg sync.WaitGroup
 	for _, msgID := range ids {
 		wg.Add(1)
@@ -221,25 +218,19 @@ func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgI
 			out = createdAfterReport
 		}
 	}
-	cfg := h.config()
+	dest, filename := h.Landing.Land(mailbox, msgID, head.Headers)
 	req := domain.Requested{
 		Source:      domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: msgID},
 		Route:       "mesh-inbound",
-		Destination: domain.Destination{Type: "s3", Bucket: cfg.Bucket, Prefix: cfg.Prefix + mailbox + "/"},
+		Destination: dest,
 		Sender:      head.Headers.From,
 		Recipient:   mailbox,
 		Workflow:    head.Headers.WorkflowID,
-		Filename:    msgID + ".dat",
+		Filename:    filename,
 		ChunkSize:   0, // MESH chose the chunks
 		Chunks:      max(head.Total, 1),
 		AckSource:   true,
 		Metadata:    head.Headers.All,
-	}
-	switch {
-	case head.Headers.MessageType == mesh.MessageTypeReport:
-		req.Filename = msgID + ".ctl"
-	case cfg.UseSenderFilename && head.Headers.FileName != "":
-		req.Filename = head.Headers.FileName
 	}
 	if d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, domain.Request{Requested: req}, h.Now()); err != nil || d.Lost {
 		return known, err
@@ -287,7 +278,7 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	if domain.KindOf(err) == domain.KindNotFound {
 		// Not ours, too old to wait for, or of unknown age: land it
 		// anyway rather than hold the inbox up for ever.
-		if ts := parseMeshTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.config().ReportGrace {
+		if ts := parseMeshTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.settings().reportGrace {
 			return false, nil
 		}
 		return false, errReportEarly

@@ -47,7 +47,9 @@ type fixture struct {
 	clock   *fakeclock.Clock
 }
 
-func newFixture(cfg Config) *fixture {
+// newFixture builds a handler whose messages land as in says (in the
+// inbound bucket when in names none), changed by edits.
+func newFixture(in mesh.InboundConfig, edits ...func(*Handler)) *fixture {
 	log := &memstore.Journal{}
 	f := &fixture{log: log, store: &memstore.Store{Log: log}, clock: fakeclock.New(now), inboxes: map[string]*fakeInbox{}}
 	boxes := map[string]Inbox{}
@@ -55,10 +57,13 @@ func newFixture(cfg Config) *fixture {
 		f.inboxes[id] = newInbox(id, log)
 		boxes[id] = f.inboxes[id]
 	}
-	if cfg.Bucket == "" {
-		cfg.Bucket = bucket
+	if in.Bucket == "" {
+		in.Bucket = bucket
 	}
-	f.h = &Handler{Store: f.store, Mailboxes: boxes, Config: cfg, Now: f.clock.Now, Log: slog.New(slog.DiscardHandler)}
+	f.h = &Handler{Store: f.store, Mailboxes: boxes, Landing: in, Now: f.clock.Now, Log: slog.New(slog.DiscardHandler)}
+	for _, edit := range edits {
+		edit(f.h)
+	}
 	return f
 }
 
@@ -147,7 +152,7 @@ func reportHead(msgID, linked, code string, raised time.Time) mesh.Head {
 }
 
 func TestPollRegistersOneTransferPerMessage(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	f.inboxes[mailbox].put(dataHead(msg1, 3), dataHead(msg2, 1))
 	res := f.poll(t, mailbox)
 	if want := (Result{Listed: 2, Created: 2}); res != want {
@@ -189,21 +194,21 @@ func TestLandingPlace(t *testing.T) {
 	withoutName.Headers.FileName = ""
 	tests := []struct {
 		name       string
-		cfg        Config
+		in         mesh.InboundConfig
 		head       mesh.Head
 		wantPrefix string
 		wantFile   string
 	}{
-		{"default", Config{}, dataHead(msg1, 1), "inbound/X26ABC1/", msg1 + ".dat"},
-		{"configured prefix", Config{Prefix: "mesh/in/"}, dataHead(msg1, 1), "mesh/in/X26ABC1/", msg1 + ".dat"},
-		{"sender's filename", Config{UseSenderFilename: true}, dataHead(msg1, 1), "inbound/X26ABC1/", "monthly report (2).csv"},
-		{"sender gave no filename", Config{UseSenderFilename: true}, withoutName, "inbound/X26ABC1/", msg2 + ".dat"},
-		{"report", Config{}, reportHead(report, "", "14", now), "inbound/X26ABC1/", report + ".ctl"},
-		{"report ignores the sender's filename", Config{UseSenderFilename: true}, reportHead(report, "", "14", now), "inbound/X26ABC1/", report + ".ctl"},
+		{"default", mesh.InboundConfig{}, dataHead(msg1, 1), "inbound/X26ABC1/", msg1 + ".dat"},
+		{"configured prefix", mesh.InboundConfig{Prefix: "mesh/in/"}, dataHead(msg1, 1), "mesh/in/X26ABC1/", msg1 + ".dat"},
+		{"sender's filename", mesh.InboundConfig{UseSenderFilename: true}, dataHead(msg1, 1), "inbound/X26ABC1/", "monthly report (2).csv"},
+		{"sender gave no filename", mesh.InboundConfig{UseSenderFilename: true}, withoutName, "inbound/X26ABC1/", msg2 + ".dat"},
+		{"report", mesh.InboundConfig{}, reportHead(report, "", "14", now), "inbound/X26ABC1/", report + ".ctl"},
+		{"report ignores the sender's filename", mesh.InboundConfig{UseSenderFilename: true}, reportHead(report, "", "14", now), "inbound/X26ABC1/", report + ".ctl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(tt.cfg)
+			f := newFixture(tt.in)
 			f.inboxes[mailbox].put(tt.head)
 			if res := f.poll(t, mailbox); res.Created != 1 {
 				t.Fatalf("result = %+v, want one created", res)
@@ -224,7 +229,7 @@ func TestLandingPlace(t *testing.T) {
 
 func TestKnownMessages(t *testing.T) {
 	t.Run("a known message costs no Head", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.store.Seed(TransferID(mailbox, msg1), now.Add(-time.Minute), domain.Requested{
 			Source: domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: msg1}, Destination: domain.Destination{Type: "s3", Bucket: bucket}, Chunks: 1, AckSource: true,
 		})
@@ -242,7 +247,7 @@ func TestKnownMessages(t *testing.T) {
 	})
 
 	t.Run("listed again", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.inboxes[mailbox].put(dataHead(msg1, 2))
 		f.poll(t, mailbox)
 		f.inboxes[mailbox].put(dataHead(msg1, 2))
@@ -260,7 +265,7 @@ func TestKnownMessages(t *testing.T) {
 
 	t.Run("an append conflict counts as known", func(t *testing.T) {
 		// Another poller registered the message between Load and Append.
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 			return fmt.Errorf("append %s v1: %w", prev.ID, store.ErrConflict)
 		}
@@ -272,7 +277,7 @@ func TestKnownMessages(t *testing.T) {
 	})
 
 	t.Run("the same message id in another mailbox is another transfer", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
 		f.inboxes[other].put(dataHead(msg1, 1))
 		f.poll(t, mailbox)
@@ -288,7 +293,7 @@ func TestKnownMessages(t *testing.T) {
 func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 	unavailable := domain.Errorf(domain.KindUnavailable, "throttled")
 	t.Run("load", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.store.LoadErr = func(string) error { return unavailable }
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
@@ -299,7 +304,7 @@ func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 		}
 	})
 	t.Run("append", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.store.AppendErr = func(domain.State, []domain.Event) error { return unavailable }
 		f.inboxes[mailbox].put(dataHead(msg1, 1))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
@@ -311,7 +316,7 @@ func TestStoreErrorsLeaveTheMessage(t *testing.T) {
 func TestUnsafeMessageIDsAreRefusedAndRecorded(t *testing.T) {
 	for _, bad := range []string{"../../etc/passwd", "a/b", "x?y=1", ".hidden", "spaced id", strings.Repeat("9", 101), "caf\u00e9"} {
 		t.Run(bad[:min(len(bad), 20)], func(t *testing.T) {
-			f := newFixture(Config{})
+			f := newFixture(mesh.InboundConfig{})
 			in := f.inboxes[mailbox]
 			in.pages = []mesh.InboxPage{{MessageIDs: []string{bad, msg1}}}
 			in.heads[msg1] = dataHead(msg1, 1)
@@ -345,7 +350,7 @@ func TestUnsafeMessageIDsAreRefusedAndRecorded(t *testing.T) {
 }
 
 func TestHeadErrorLeavesMessageForNextPoll(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	in := f.inboxes[mailbox]
 	in.headErr[msg1] = domain.Errorf(domain.KindUnavailable, "mesh head %s: HTTP 503", msg1)
 	in.put(dataHead(msg1, 1), dataHead(msg2, 1))
@@ -369,7 +374,7 @@ func TestHeadErrorLeavesMessageForNextPoll(t *testing.T) {
 }
 
 func TestListingErrorFailsThePoll(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	f.inboxes[mailbox].listErr = domain.Errorf(domain.KindUnauthorized, "mesh list inbox: HTTP 403")
 	_, err := f.h.Poll(context.Background(), mailbox)
 	if domain.KindOf(err) != domain.KindUnauthorized {
@@ -390,7 +395,7 @@ func TestPaging(t *testing.T) {
 	}
 
 	t.Run("full pages are listed again", func(t *testing.T) {
-		f := newFixture(Config{PageLimit: 2})
+		f := newFixture(mesh.InboundConfig{}, func(h *Handler) { h.PageLimit = 2 })
 		in := f.inboxes[mailbox]
 		all := ids(5)
 		for _, id := range all {
@@ -413,7 +418,7 @@ func TestPaging(t *testing.T) {
 	})
 
 	t.Run("stops after MaxPages", func(t *testing.T) {
-		f := newFixture(Config{PageLimit: 1, MaxPages: 3})
+		f := newFixture(mesh.InboundConfig{}, func(h *Handler) { h.PageLimit, h.MaxPages = 1, 3 })
 		in := f.inboxes[mailbox]
 		for i, id := range ids(5) {
 			in.heads[id] = dataHead(id, 1)
@@ -429,7 +434,7 @@ func TestPaging(t *testing.T) {
 	})
 
 	t.Run("defaults", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		in := f.inboxes[mailbox]
 		for range 12 {
 			in.pages = append(in.pages, mesh.InboxPage{MessageIDs: make([]string, 500)})
@@ -457,7 +462,7 @@ func TestPaging(t *testing.T) {
 }
 
 func TestHandshake(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	a, b := f.inboxes[mailbox], f.inboxes[other]
 	f.poll(t, mailbox)
 	if a.handshakeCount() != 1 {
@@ -478,7 +483,7 @@ func TestHandshake(t *testing.T) {
 	}
 
 	t.Run("a failed handshake fails the poll and is tried again", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		in := f.inboxes[mailbox]
 		in.handshakeErr = domain.Errorf(domain.KindUnauthorized, "mesh handshake: HTTP 403")
 		in.put(dataHead(msg1, 1))
@@ -500,7 +505,7 @@ func TestHandshake(t *testing.T) {
 }
 
 func TestUnknownMailbox(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	_, err := f.h.Poll(context.Background(), "X26ZZZ9")
 	if domain.KindOf(err) != domain.KindInvalid || !strings.Contains(fmt.Sprint(err), "X26ZZZ9") {
 		t.Errorf("Poll = %v, want an invalid error naming the mailbox", err)
@@ -517,7 +522,7 @@ func TestHandleInput(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"mailbox":"X26ABC1"}`), &in); err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	f.inboxes[mailbox].put(dataHead(msg1, 1))
 	res, err := f.h.Handle(context.Background(), in)
 	if err != nil || res.Created != 1 {
@@ -563,7 +568,7 @@ func seedOutbound(t *testing.T, f *fixture, history []domain.Payload) {
 }
 
 func TestReportFailsTheOutboundTransfer(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	seedOutbound(t, f, outbound(true))
 	f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 	res := f.poll(t, mailbox)
@@ -616,7 +621,7 @@ func TestReportFailsTheOutboundTransfer(t *testing.T) {
 }
 
 func TestReportLeftWhenTheFailureIsNotRecorded(t *testing.T) {
-	f := newFixture(Config{})
+	f := newFixture(mesh.InboundConfig{})
 	seedOutbound(t, f, outbound(true))
 	f.store.AppendErr = func(prev domain.State, _ []domain.Event) error {
 		if prev.ID == outID {
@@ -648,7 +653,7 @@ func TestReportsThatFailNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(Config{})
+			f := newFixture(mesh.InboundConfig{})
 			seedOutbound(t, f, tt.history)
 			f.inboxes[mailbox].put(tt.head)
 			res := f.poll(t, mailbox)
@@ -670,7 +675,7 @@ func TestReportsThatFailNothing(t *testing.T) {
 
 func TestReportAboutUnknownMessage(t *testing.T) {
 	t.Run("young: held back, then landed once the grace has passed", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		in := f.inboxes[mailbox]
 		in.put(reportHead(report, outMsg, "14", now.Add(-time.Minute)))
 		res := f.poll(t, mailbox)
@@ -696,7 +701,7 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 	})
 
 	t.Run("old: landed at once", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-11*time.Minute)))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Created: 1}) {
 			t.Errorf("result = %+v, want the report landed", res)
@@ -704,7 +709,7 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 	})
 
 	t.Run("configured grace", func(t *testing.T) {
-		f := newFixture(Config{ReportGrace: time.Hour})
+		f := newFixture(mesh.InboundConfig{}, func(h *Handler) { h.ReportGrace = time.Hour })
 		f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-30*time.Minute)))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 			t.Errorf("result = %+v, want the report held back within an hour", res)
@@ -712,7 +717,7 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 	})
 
 	t.Run("lookup error holds it back", func(t *testing.T) {
-		f := newFixture(Config{})
+		f := newFixture(mesh.InboundConfig{})
 		f.store.FindErr = func(string) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		f.inboxes[mailbox].put(reportHead(report, outMsg, "14", now.Add(-time.Hour)))
 		if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
@@ -726,7 +731,7 @@ func TestReportAboutUnknownMessage(t *testing.T) {
 
 func TestConcurrency(t *testing.T) {
 	const limit = 3
-	f := newFixture(Config{Concurrency: limit})
+	f := newFixture(mesh.InboundConfig{}, func(h *Handler) { h.Concurrency = limit })
 	in := f.inboxes[mailbox]
 	var heads []mesh.Head
 	for i := range 40 {

@@ -141,7 +141,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	if routes.Mesh == nil {
 		return a, nil
 	}
-	mc, err := ParseMeshConfig(routes.Mesh)
+	mc, err := mesh.ParseConfig(routes.Mesh)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	m.Outbound = &mesh.Outbound{Clients: m.Clients, Source: s3transport.NewReader(s3c)}
 	s3t.WithSource("mesh", m.Inbound)
 	a.Mesh = m
-	a.Intake.Mesh = m.Intake
+	a.Intake.MESH = m.Addressing
 	a.Advance.Transports["mesh"] = m.Outbound
 	a.Advance.Acknowledgers = map[string]advance.Acknowledger{"mesh": m.Inbound}
 	a.Advance.TrackInterval = time.Duration(mc.TrackInterval)
@@ -167,12 +167,10 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	a.MeshPoll = &meshpoll.Handler{
 		Store:     st,
 		Mailboxes: inboxes,
-		Config: meshpoll.Config{
-			Bucket: mc.Inbound.Bucket, Prefix: mc.Inbound.Prefix, PageLimit: mc.Inbound.PageLimit,
-			UseSenderFilename: mc.Inbound.UseSenderFilename,
-		},
-		Now: now,
-		Log: log.With("fn", "meshpoll"),
+		Landing:   mc.Inbound,
+		PageLimit: mc.Inbound.PageLimit,
+		Now:       now,
+		Log:       log.With("fn", "meshpoll"),
 	}
 	return a, nil
 }

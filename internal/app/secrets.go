@@ -13,7 +13,8 @@ import (
 	"github.com/ferryhq/ferry/internal/awserr"
 )
 
-// Secrets resolves references to secrets and settings kept in AWS:
+// Secrets resolves references to secrets and settings kept in AWS (see
+// domain.IsSecretRef):
 //
 //	secret:NAME   a Secrets Manager secret (string or binary)
 //	ssm:NAME      an SSM parameter (String or SecureString, decrypted)
@@ -31,11 +32,6 @@ type Secrets struct {
 // NewSecrets returns a resolver using the clients of awsCfg.
 func NewSecrets(awsCfg aws.Config) *Secrets {
 	return &Secrets{SecretsManager: secretsmanager.NewFromConfig(awsCfg), SSM: ssm.NewFromConfig(awsCfg)}
-}
-
-// IsRef reports whether s is a secret reference rather than a literal.
-func IsRef(s string) bool {
-	return strings.HasPrefix(s, "secret:") || strings.HasPrefix(s, "ssm:")
 }
 
 // Resolve returns the value ref names. Errors are *domain.Error:

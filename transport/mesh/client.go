@@ -1,6 +1,17 @@
 // Package mesh is a client for NHS England's MESH API v2 (Message Exchange
 // for Social care and Health): handshake, chunked and gzip-compressed
-// sending, inbox listing, chunked download, acknowledgement and tracking.
+// sending, inbox listing, chunked download, acknowledgement and tracking;
+// and ferry's MESH transport built on it.
+//
+// The package owns everything MESH about ferry, as each transport package
+// owns its destination: its settings (Config, the routing file's "mesh"
+// section: ParseConfig, WithDefaults, Validate), its addressing rule for
+// uploads (Addressing: from, to and workflow from mex-* metadata or the
+// mailbox folder's outbound mapping, the ISO-8859-1 check, the compression
+// decision), where inbound messages land (InboundConfig.Land), the outbound
+// transport (Outbound) and the inbound source (Inbound). The handlers that
+// use these declare the small interfaces they need; a route names the
+// transport only by its destination type, "mesh".
 //
 // Every error it returns is a *domain.Error. Only KindUnavailable (network
 // failures, timeouts, HTTP 408, 429 and 5xx) is worth repeating; the HTTP
@@ -34,7 +45,7 @@ const maxErrorBody = 64 << 10
 
 // Client talks to one MESH mailbox. It is safe for concurrent use.
 type Client struct {
-	cfg     Config
+	cfg     ClientConfig
 	mailbox string // upper case
 	base    *url.URL
 	http    *http.Client

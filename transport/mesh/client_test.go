@@ -568,7 +568,7 @@ func TestShouldCompress(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Run("reports every problem at once", func(t *testing.T) {
-		err := Config{URL: "ftp://user:pw@host/?q=1", Mailbox: "A:B", ClientCertPEM: []byte("x"), CACertPEM: []byte("nope"), Timeout: -1}.Validate()
+		err := ClientConfig{URL: "ftp://user:pw@host/?q=1", Mailbox: "A:B", ClientCertPEM: []byte("x"), CACertPEM: []byte("nope"), Timeout: -1}.Validate()
 		if err == nil {
 			t.Fatal("no error")
 		}
@@ -584,17 +584,17 @@ func TestConfigValidate(t *testing.T) {
 		noSecrets(t, err.Error())
 	})
 	t.Run("New refuses an invalid config", func(t *testing.T) {
-		_, err := New(Config{URL: "https://mesh.example", Mailbox: "X26ABC1", Password: testPassword})
+		_, err := New(ClientConfig{URL: "https://mesh.example", Mailbox: "X26ABC1", Password: testPassword})
 		wantError(t, err, domain.KindInvalid, "", "SharedKey is required")
 	})
 	t.Run("bad key pair does not echo the key", func(t *testing.T) {
-		err := Config{URL: "https://mesh.example", Mailbox: "X", Password: "p", SharedKey: "k",
+		err := ClientConfig{URL: "https://mesh.example", Mailbox: "X", Password: "p", SharedKey: "k",
 			ClientCertPEM: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
 			ClientKeyPEM:  []byte("-----BEGIN PRIVATE KEY-----\nsekrit-shared-key\n-----END PRIVATE KEY-----\n")}.Validate()
 		wantError(t, err, domain.KindInvalid, "", "client certificate and key")
 	})
 	t.Run("defaults", func(t *testing.T) {
-		c := Config{}.WithDefaults()
+		c := ClientConfig{}.WithDefaults()
 		if c.Timeout != DefaultTimeout || c.Now == nil || c.ClientVersion != DefaultClientVersion {
 			t.Errorf("defaults = %v", c)
 		}
@@ -602,7 +602,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigNeverRevealsSecrets(t *testing.T) {
-	cfg := Config{URL: "https://mesh.example", Mailbox: "X26ABC1", Password: testPassword, SharedKey: testSharedKey,
+	cfg := ClientConfig{URL: "https://mesh.example", Mailbox: "X26ABC1", Password: testPassword, SharedKey: testSharedKey,
 		ClientCertPEM: []byte("CERT"), ClientKeyPEM: []byte("-----BEGIN PRIVATE KEY-----\nsekrit-shared-key\n")}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
@@ -625,11 +625,11 @@ func TestClientVerifiesWithConfiguredCA(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	ca := certPEM(srv.Certificate().Raw)
-	err := testClient(t, srv.URL, func(c *Config) { c.CACertPEM = ca }).Handshake(ctxTimeout(t, 5*time.Second))
+	err := testClient(t, srv.URL, func(c *ClientConfig) { c.CACertPEM = ca }).Handshake(ctxTimeout(t, 5*time.Second))
 	if err != nil {
 		t.Errorf("with the server's CA: %v", err)
 	}
-	err = testClient(t, srv.URL, func(c *Config) { c.InsecureSkipVerify = true }).Handshake(ctxTimeout(t, 5*time.Second))
+	err = testClient(t, srv.URL, func(c *ClientConfig) { c.InsecureSkipVerify = true }).Handshake(ctxTimeout(t, 5*time.Second))
 	if err != nil {
 		t.Errorf("with InsecureSkipVerify: %v", err)
 	}

@@ -17,17 +17,20 @@ import (
 )
 
 // DefaultTimeout bounds connecting, the TLS handshake, and waiting for
-// response headers once a request is written, when Config.Timeout is zero.
+// response headers once a request is written, when ClientConfig.Timeout is zero.
 const DefaultTimeout = time.Minute
 
 // DefaultClientVersion is sent as mex-ClientVersion when
-// Config.ClientVersion is empty.
+// ClientConfig.ClientVersion is empty.
 const DefaultClientVersion = "ferry==dev"
 
-// Config says how to reach one MESH mailbox. Secrets (Password, SharedKey,
-// ClientKeyPEM) never appear in String, %v, %#v, JSON or slog output, nor in
-// any error this package returns.
-type Config struct {
+// ClientConfig says how to reach one MESH mailbox: what New needs to build
+// its Client. Config, the routing file's mesh section, names the mailboxes
+// and their credentials; the wiring resolves those into one ClientConfig
+// per mailbox. Secrets (Password, SharedKey, ClientKeyPEM) never appear in
+// String, %v, %#v, JSON or slog output, nor in any error this package
+// returns.
+type ClientConfig struct {
 	// URL is the MESH base URL, e.g. https://msg.intspineservices.nhs.uk;
 	// request paths go under /messageexchange. It must not carry
 	// credentials, a query or a fragment.
@@ -68,7 +71,7 @@ type Config struct {
 }
 
 // WithDefaults returns c with every unset optional field given its default.
-func (c Config) WithDefaults() Config {
+func (c ClientConfig) WithDefaults() ClientConfig {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -83,7 +86,7 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports every problem with c at once (errors.Join of
 // *domain.Error, each KindInvalid), or nil.
-func (c Config) Validate() error {
+func (c ClientConfig) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, domain.Errorf(domain.KindInvalid, "mesh config: "+format, args...))
@@ -137,7 +140,7 @@ func (c Config) Validate() error {
 }
 
 // String describes c with every secret redacted.
-func (c Config) String() string {
+func (c ClientConfig) String() string {
 	set := func(b []byte) string {
 		if len(b) == 0 {
 			return "unset"
@@ -154,30 +157,30 @@ func (c Config) String() string {
 	if len(c.ClientKeyPEM) > 0 {
 		key = "[redacted]"
 	}
-	return fmt.Sprintf("mesh.Config{URL: %q, Mailbox: %q, Password: %s, SharedKey: %s, CACertPEM: %s, ClientCertPEM: %s, ClientKeyPEM: %s, InsecureSkipVerify: %t, Timeout: %s, ClientVersion: %q}",
+	return fmt.Sprintf("mesh.ClientConfig{URL: %q, Mailbox: %q, Password: %s, SharedKey: %s, CACertPEM: %s, ClientCertPEM: %s, ClientKeyPEM: %s, InsecureSkipVerify: %t, Timeout: %s, ClientVersion: %q}",
 		c.URL, c.Mailbox, secret(c.Password), secret(c.SharedKey), set(c.CACertPEM), set(c.ClientCertPEM), key,
 		c.InsecureSkipVerify, c.Timeout, c.ClientVersion)
 }
 
 // GoString is String, so %#v redacts secrets too.
-func (c Config) GoString() string { return c.String() }
+func (c ClientConfig) GoString() string { return c.String() }
 
 // Format prints String for every verb, so no formatting verb reveals a
 // secret.
-func (c Config) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, c.String()) }
+func (c ClientConfig) Format(f fmt.State, _ rune) { _, _ = fmt.Fprint(f, c.String()) }
 
 // LogValue makes slog record the redacted form.
-func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c ClientConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // MarshalJSON encodes the redacted form.
-func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+func (c ClientConfig) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
 
 // New validates cfg and returns a client for its mailbox. The HTTP client
 // verifies the server against CACertPEM (or the system roots) unless
 // InsecureSkipVerify, presents the client certificate when configured,
 // requires TLS 1.2 or later, and never decompresses responses behind the
 // caller's back. Returns KindInvalid when cfg is invalid.
-func New(cfg Config) (*Client, error) {
+func New(cfg ClientConfig) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &domain.Error{Kind: domain.KindInvalid, Message: "mesh: invalid config", Err: err}
 	}

@@ -142,7 +142,7 @@ func TestNetworkErrors(t *testing.T) {
 			}
 		}))
 		defer srv.Close()
-		c := testClient(t, srv.URL, func(c *Config) { c.Timeout = 100 * time.Millisecond })
+		c := testClient(t, srv.URL, func(c *ClientConfig) { c.Timeout = 100 * time.Millisecond })
 		_, err := c.Inbox(context.Background(), 0, "")
 		wantError(t, err, domain.KindUnavailable, "")
 	})

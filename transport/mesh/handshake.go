@@ -29,7 +29,7 @@ type HandshakeRecord interface {
 // EnsureHandshake handshakes (see Handshake) unless this mailbox has
 // handshaken within HandshakeInterval: as known to this client, which
 // Outbound and meshpoll share within a process, or, when
-// Config.Handshakes is set, to any process sharing that record. Concurrent
+// ClientConfig.Handshakes is set, to any process sharing that record. Concurrent
 // calls on one client handshake at most once. When the shared record
 // cannot be read or written, EnsureHandshake logs that and handshakes
 // anyway rather than hold up sending or polling. A failed handshake is

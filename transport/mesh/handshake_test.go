@@ -81,7 +81,7 @@ func (m *memRecord) ReleaseHandshake(_ context.Context, mailbox string, claimedA
 
 func handshakeClient(t *testing.T, url string, clock *fakeclock.Clock, rec HandshakeRecord, log *slog.Logger) *Client {
 	t.Helper()
-	return testClient(t, url, func(c *Config) {
+	return testClient(t, url, func(c *ClientConfig) {
 		c.Now = clock.Now
 		c.Log = log
 		if rec != nil {

@@ -18,9 +18,9 @@ const (
 var testNow = time.Date(2024, 3, 7, 9, 5, 42, 0, time.UTC)
 
 // testClient returns a client for url as mailbox X26ABC1 with a fixed clock.
-func testClient(t *testing.T, url string, edit ...func(*Config)) *Client {
+func testClient(t *testing.T, url string, edit ...func(*ClientConfig)) *Client {
 	t.Helper()
-	cfg := Config{
+	cfg := ClientConfig{
 		URL: url, Mailbox: "x26abc1", Password: testPassword, SharedKey: testSharedKey,
 		Timeout: 5 * time.Second, Now: func() time.Time { return testNow }, ClientVersion: "ferry==test",
 	}

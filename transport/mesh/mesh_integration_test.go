@@ -80,7 +80,7 @@ func sandbox(t *testing.T) peer {
 
 func (p peer) client(t *testing.T, mailbox, pw string) *mesh.Client {
 	t.Helper()
-	c, err := mesh.New(mesh.Config{
+	c, err := mesh.New(mesh.ClientConfig{
 		URL: p.url, Mailbox: mailbox, Password: pw, SharedKey: key,
 		CACertPEM: p.ca, ClientCertPEM: p.cert, ClientKeyPEM: p.key, ClientVersion: "ferry==integration-test",
 	})

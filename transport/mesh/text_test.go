@@ -215,7 +215,7 @@ func TestRequestURLEscapesEachSegment(t *testing.T) {
 	var got string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.EscapedPath() }))
 	defer srv.Close()
-	c := testClient(t, srv.URL, func(cfg *Config) { cfg.Mailbox = "x26%abc?1" })
+	c := testClient(t, srv.URL, func(cfg *ClientConfig) { cfg.Mailbox = "x26%abc?1" })
 	_ = c.Handshake(ctxTimeout(t, 5*time.Second))
 	if want := "/messageexchange/X26%25ABC%3F1"; got != want {
 		t.Errorf("server saw path %q, want %q", got, want)
