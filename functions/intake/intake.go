@@ -128,52 +128,12 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 			Reason:    reasonf("source object s3://%s/%s %s", bucket, key, why).WithCode("SOURCE_GONE"),
 		})
 	}
-	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
-	var head *s3.HeadObjectOutput
-	switch v := r.S3.Object.VersionID; {
-	case v != "":
-		in.VersionId = &v
-	case etag != "":
-		// No version id: an unversioned bucket (or the local emulator).
-		// The key may hold a newer upload by now. The newest version is
-		// the one the notification is about when it has the notified ETag
-		// and is not newer than the event; otherwise find the version
-		// whose ETag the notification names.
-		if latest, err := h.Objects.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key}); err == nil &&
-			normalETag(aws.ToString(latest.ETag)) == etag && !newerThanEvent(aws.ToTime(latest.LastModified), r.EventTime) {
-			head = latest
-			break
-		} else if err != nil && awserr.Classify("", err).Kind != domain.KindNotFound {
-			return awserr.Classify("head source object", err)
-		}
-		v, found, err := h.versionOf(ctx, bucket, key, etag, r.EventTime)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return gone(fmt.Sprintf("was overwritten before it could be read (no version has ETag %s)", etag))
-		}
-		if v != "" && v != "null" {
-			in.VersionId = &v
-		} else {
-			// The bucket keeps one version: read it only if it is still
-			// the one the notification is about.
-			in.IfMatch = aws.String(`"` + etag + `"`)
-		}
-	}
-	if head == nil {
-		head, err = h.Objects.HeadObject(ctx, in)
-	}
+	head, why, err := h.headNotified(ctx, r, bucket, key, etag)
 	if err != nil {
-		e := awserr.Classify("head source object", err)
-		switch {
-		case e.Kind == domain.KindNotFound:
-			// Deleted before we saw it: record that, do not retry for ever.
-			return gone("no longer exists")
-		case e.Code == "PreconditionFailed" || e.Code == "412":
-			return gone(fmt.Sprintf("was overwritten before it could be read (it no longer has ETag %s)", etag))
-		}
-		return e
+		return err
+	}
+	if why != "" {
+		return gone(why)
 	}
 	versionID := aws.ToString(head.VersionId)
 	if versionID == "null" {
@@ -183,6 +143,57 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	modified := aws.ToTime(head.LastModified)
 	id := TransferID(bucket, key, versionID, headETag, modified)
 	return h.create(ctx, id, h.command(bucket, key, versionID, headETag, head))
+}
+
+// headNotified reads the object version a notification is about. When that
+// version cannot be read any more it returns why (recorded as SOURCE_GONE);
+// an error is worth retrying.
+//
+// A notification without a version id (an unversioned bucket, or the local
+// emulator) names its object by ETag, and the key may hold a newer upload by
+// now: the newest version is the notified one when it has that ETag and is
+// not newer than the event; otherwise the version is looked up by ETag.
+func (h *Handler) headNotified(ctx context.Context, r events.S3EventRecord, bucket, key, etag string) (*s3.HeadObjectOutput, string, error) {
+	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+	if v := r.S3.Object.VersionID; v != "" {
+		in.VersionId = &v
+	} else if etag != "" {
+		latest, err := h.Objects.HeadObject(ctx, in)
+		switch {
+		case err == nil && normalETag(aws.ToString(latest.ETag)) == etag && !newerThanEvent(aws.ToTime(latest.LastModified), r.EventTime):
+			return latest, "", nil
+		case err != nil && awserr.Kind(err) != domain.KindNotFound:
+			return nil, "", awserr.Classify("head source object", err)
+		}
+		v, found, err := h.versionOf(ctx, bucket, key, etag, r.EventTime)
+		if err != nil {
+			return nil, "", err
+		}
+		if !found {
+			return nil, fmt.Sprintf("was overwritten before it could be read (no version has ETag %s)", etag), nil
+		}
+		in = &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+		if v != "" && v != "null" {
+			in.VersionId = &v
+		} else {
+			// The bucket keeps one version: read it only if it is still
+			// the one the notification is about.
+			in.IfMatch = aws.String(`"` + etag + `"`)
+		}
+	}
+	head, err := h.Objects.HeadObject(ctx, in)
+	if err != nil {
+		e := awserr.Classify("head source object", err)
+		switch {
+		case e.Kind == domain.KindNotFound:
+			// Deleted before we saw it: record that, do not retry for ever.
+			return nil, "no longer exists", nil
+		case e.Code == "PreconditionFailed" || e.Code == "412":
+			return nil, fmt.Sprintf("was overwritten before it could be read (it no longer has ETag %s)", etag), nil
+		}
+		return nil, "", e
+	}
+	return head, "", nil
 }
 
 // versionOf returns the id of the version of bucket/key whose ETag is etag,

@@ -159,14 +159,7 @@ func parseBool(v string) (value, ok bool) {
 // ISO-8859-1 cannot carry (above U+00FF) or is not valid UTF-8; the value
 // must then not be sent.
 func toLatin1(s string) (latin1 string, ok bool) {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return s, true
 	}
 	b := make([]byte, 0, len(s))
@@ -179,6 +172,17 @@ func toLatin1(s string) (latin1 string, ok bool) {
 	return string(b), true
 }
 
+// isASCII reports whether s is all ASCII: the same text in UTF-8 and in
+// ISO-8859-1, so neither conversion needs to copy it.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // isLatin1 reports whether toLatin1 can encode s.
 func isLatin1(s string) bool {
 	_, ok := toLatin1(s)
@@ -188,14 +192,7 @@ func isLatin1(s string) bool {
 // fromLatin1 reads header bytes as ISO-8859-1 and returns them as UTF-8.
 // Every byte sequence is valid ISO-8859-1, so nothing is lost or replaced.
 func fromLatin1(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return s
 	}
 	var b strings.Builder
