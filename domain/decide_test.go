@@ -37,10 +37,10 @@ var (
 	// routing it (invalid metadata, no route): no route, no destination.
 	reqUnrouted = func() Requested { r := req3; r.Route, r.Destination = "", Destination{}; return r }()
 
-	// reqMesh is source-chunked: a MESH message that arrives in three
+	// reqMESH is source-chunked: a MESH message that arrives in three
 	// chunks of lengths only the source knows (Size says nothing about
 	// them); once delivered, the source message must be acknowledged.
-	reqMesh = Requested{
+	reqMESH = Requested{
 		Source:      Source{Kind: "mesh", Mailbox: "X26OT001", MessageID: "20250301085900000000_IN0001"},
 		Route:       "mesh-in",
 		Destination: Destination{Type: "null"},
@@ -216,20 +216,20 @@ var (
 	hNonDelivered = with(hAwaitingAck, ndr)
 
 	// Source-chunked (MESH) histories. MESH's Start returns no ref.
-	hMeshRequested = []Payload{reqMesh}
-	hMeshStarted   = []Payload{reqMesh, Started{}}
-	hMeshSending   = []Payload{reqMesh, Started{}, meshSent(1)}
-	hMeshAllSent   = []Payload{reqMesh, Started{}, meshSent(1), meshSent(2), meshSent(3)}
-	// hMeshHolding has chunks 1 and 2 held by the destination (an S3
+	hMESHRequested = []Payload{reqMESH}
+	hMESHStarted   = []Payload{reqMESH, Started{}}
+	hMESHSending   = []Payload{reqMESH, Started{}, meshSent(1)}
+	hMESHAllSent   = []Payload{reqMESH, Started{}, meshSent(1), meshSent(2), meshSent(3)}
+	// hMESHHolding has chunks 1 and 2 held by the destination (an S3
 	// upload gathering small MESH chunks into one part).
-	hMeshHolding = []Payload{reqMesh, Started{}, ChunkSent{Index: 1, Bytes: 7, Held: true}, ChunkSent{Index: 2, Bytes: 0, Held: true}}
+	hMESHHolding = []Payload{reqMESH, Started{}, ChunkSent{Index: 1, Bytes: 7, Held: true}, ChunkSent{Index: 2, Bytes: 0, Held: true}}
 	// hAckingSource is delivered and must acknowledge its source.
-	hAckingSource = with(hMeshAllSent, Delivered{Location: "null://m.dat"})
+	hAckingSource = with(hMESHAllSent, Delivered{Location: "null://m.dat"})
 	hSourceAcked  = with(hAckingSource, Acknowledged{By: "ferry"})
-	// hMeshDelivered is source-chunked with no acknowledgement to make or
+	// hMESHDelivered is source-chunked with no acknowledgement to make or
 	// wait for: delivered is the end.
-	hMeshDelivered = func() []Payload {
-		r := reqMesh
+	hMESHDelivered = func() []Payload {
+		r := reqMESH
 		r.AckSource = false
 		return []Payload{r, Started{}, meshSent(1), meshSent(2), meshSent(3), Delivered{Location: "null://m.dat"}}
 	}()
@@ -286,14 +286,14 @@ func TestDecideMatrix(t *testing.T) {
 		{"delivered awaiting ack", hAwaitingAck, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"acknowledged", hAcknowledged, nil},
 		{"failed after delivery", hNonDelivered, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
-		{"source-chunked requested", hMeshRequested, map[string][]EventType{"Start": {TypeStarted}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
-		{"source-chunked started", hMeshStarted, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
-		{"source-chunked sending", hMeshSending, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
-		{"source-chunked holding", hMeshHolding, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
-		{"source-chunked all chunks sent", hMeshAllSent, map[string][]EventType{"Complete": {TypeDelivered}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked requested", hMESHRequested, map[string][]EventType{"Start": {TypeStarted}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked started", hMESHStarted, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked sending", hMESHSending, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked holding", hMESHHolding, map[string][]EventType{"RecordChunk": {TypeChunkSent}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
+		{"source-chunked all chunks sent", hMESHAllSent, map[string][]EventType{"Complete": {TypeDelivered}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"delivered acknowledging the source", hAckingSource, map[string][]EventType{"Acknowledge": {TypeAcknowledged}, "Fail": {TypeFailed}, "Cancel": {TypeCancelled}}},
 		{"source acknowledged", hSourceAcked, nil},
-		{"source-chunked delivered without ack", hMeshDelivered, nil},
+		{"source-chunked delivered without ack", hMESHDelivered, nil},
 		{"failed", hFailed, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
 		{"rejected before routing", hRejected, map[string][]EventType{"Cancel": {TypeCancelled}}},
 		{"rejected after routing", hRejectedLate, map[string][]EventType{"Replay": {TypeReplayed}, "Cancel": {TypeCancelled}}},
@@ -375,7 +375,7 @@ func TestDecideRequest(t *testing.T) {
 			chunks int
 		}{{25, 3}, {0, 1}, {0, 5}, {1, 1000}, {1 << 40, 1}} {
 			t.Run(fmt.Sprintf("%d bytes in %d chunks", tc.size, tc.chunks), func(t *testing.T) {
-				in := reqMesh
+				in := reqMESH
 				in.Size, in.Chunks = tc.size, tc.chunks
 				s := given(t).when(Request{Requested: in}, t0).then(in)
 				if !s.Request.SourceChunked() || s.Request.Chunks != tc.chunks || s.Request.ChunkSize != 0 {
@@ -404,7 +404,7 @@ func TestDecideRequest(t *testing.T) {
 		given(t).when(Request{Requested: in}, t0).then(in)
 	})
 	t.Run("keeps everything a MESH transfer was asked", func(t *testing.T) {
-		in := reqMesh
+		in := reqMESH
 		in.ExpectAck = true
 		in.Compress = true
 		in.Metadata = map[string]string{"subject": "s", "localid": "L1"}
@@ -494,14 +494,14 @@ func TestDecideStart(t *testing.T) {
 		}
 	})
 	t.Run("a destination that returns no reference at start (MESH)", func(t *testing.T) {
-		s := given(t, hMeshRequested...).when(Start{}, t0).then(Started{})
+		s := given(t, hMESHRequested...).when(Start{}, t0).then(Started{})
 		if !s.Started || s.Ref != "" || Next(s).Kind != ActSendChunk {
 			t.Errorf("state started=%t ref=%q next=%v, want started, no ref, send-chunk", s.Started, s.Ref, Next(s).Kind)
 		}
 	})
 	for name, h := range map[string][]Payload{
 		"started": hStarted, "sending": hSending, "retrying": hRetrying, "retrying before start": hRetryBegin, "awaiting ack": hAwaitingAck,
-		"replayed and started": hReplayedStarted, "source-chunked started": hMeshStarted, "acknowledging the source": hAckingSource,
+		"replayed and started": hReplayedStarted, "source-chunked started": hMESHStarted, "acknowledging the source": hAckingSource,
 	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
 			given(t, h...).when(Start{}, t0).thenError(KindConflict)
@@ -536,7 +536,7 @@ func TestDecideRecordChunk(t *testing.T) {
 		given(t, empty, started).when(RecordChunk{Index: 1, Bytes: 0}, t0).then(ChunkSent{Index: 1, Bytes: 0})
 	})
 	t.Run("source-chunked: any length the source gives, summed", func(t *testing.T) {
-		r := reqMesh
+		r := reqMESH
 		r.Chunks = 4
 		s := Fold(State{}, history(r, Started{})...)
 		var total int64
@@ -552,7 +552,7 @@ func TestDecideRecordChunk(t *testing.T) {
 		}
 	})
 	t.Run("source-chunked: held chunks form a run until one is stored", func(t *testing.T) {
-		r := reqMesh
+		r := reqMESH
 		r.Chunks = 5
 		s := Fold(State{}, history(r, Started{})...)
 		for _, step := range []struct {
@@ -578,7 +578,7 @@ func TestDecideRecordChunk(t *testing.T) {
 		}
 	})
 	t.Run("source-chunked: a new run starts after a stored chunk", func(t *testing.T) {
-		s := given(t, with(hMeshHolding, ChunkSent{Index: 3, Bytes: 9})...).state
+		s := given(t, with(hMESHHolding, ChunkSent{Index: 3, Bytes: 9})...).state
 		r := s.Request
 		r.Chunks = 5
 		s.Request = r
@@ -594,18 +594,18 @@ func TestDecideRecordChunk(t *testing.T) {
 		want    Kind
 	}{
 		{"held, but the plan chose the chunks", hStarted, RecordChunk{Index: 1, Bytes: 10, Held: true}, KindInvalid},
-		{"source-chunked, the last chunk held", []Payload{reqMesh, Started{}, meshSent(1), meshSent(2)}, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
-		{"source-chunked, the last chunk held after a held run", hMeshHolding, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
-		{"source-chunked, a held run reaching MaxHeldBytes", hMeshStarted, RecordChunk{Index: 1, Bytes: MaxHeldBytes, Held: true}, KindInvalid},
-		{"source-chunked, a held chunk of more than MaxHeldBytes", hMeshStarted, RecordChunk{Index: 1, Bytes: math.MaxInt64, Held: true}, KindInvalid},
-		{"source-chunked, a held run growing to MaxHeldBytes", hMeshHolding, RecordChunk{Index: 3, Bytes: MaxHeldBytes - 7, Held: true}, KindInvalid},
+		{"source-chunked, the last chunk held", []Payload{reqMESH, Started{}, meshSent(1), meshSent(2)}, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
+		{"source-chunked, the last chunk held after a held run", hMESHHolding, RecordChunk{Index: 3, Bytes: 7, Held: true}, KindInvalid},
+		{"source-chunked, a held run reaching MaxHeldBytes", hMESHStarted, RecordChunk{Index: 1, Bytes: MaxHeldBytes, Held: true}, KindInvalid},
+		{"source-chunked, a held chunk of more than MaxHeldBytes", hMESHStarted, RecordChunk{Index: 1, Bytes: math.MaxInt64, Held: true}, KindInvalid},
+		{"source-chunked, a held run growing to MaxHeldBytes", hMESHHolding, RecordChunk{Index: 3, Bytes: MaxHeldBytes - 7, Held: true}, KindInvalid},
 		{"negative bytes", hStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
-		{"source-chunked, negative bytes", hMeshStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
-		{"source-chunked, very negative bytes", hMeshSending, RecordChunk{Index: 2, Bytes: math.MinInt64}, KindInvalid},
-		{"source-chunked, before start", hMeshRequested, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
-		{"source-chunked, skipping ahead", hMeshStarted, RecordChunk{Index: 2, Bytes: 7}, KindConflict},
-		{"source-chunked, repeating a chunk", hMeshSending, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
-		{"source-chunked, beyond the source's count", hMeshAllSent, RecordChunk{Index: 4, Bytes: 7}, KindConflict},
+		{"source-chunked, negative bytes", hMESHStarted, RecordChunk{Index: 1, Bytes: -1}, KindInvalid},
+		{"source-chunked, very negative bytes", hMESHSending, RecordChunk{Index: 2, Bytes: math.MinInt64}, KindInvalid},
+		{"source-chunked, before start", hMESHRequested, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
+		{"source-chunked, skipping ahead", hMESHStarted, RecordChunk{Index: 2, Bytes: 7}, KindConflict},
+		{"source-chunked, repeating a chunk", hMESHSending, RecordChunk{Index: 1, Bytes: 7}, KindConflict},
+		{"source-chunked, beyond the source's count", hMESHAllSent, RecordChunk{Index: 4, Bytes: 7}, KindConflict},
 		{"source-chunked, after delivery", hAckingSource, RecordChunk{Index: 4, Bytes: 7}, KindConflict},
 		{"before start", hRequested, RecordChunk{Index: 1, Bytes: 10}, KindConflict},
 		{"skipping ahead", hStarted, RecordChunk{Index: 2, Bytes: 10}, KindConflict},
@@ -642,13 +642,13 @@ func TestRemoteRef(t *testing.T) {
 		{"set by Started", []Payload{req3, Started{Ref: "upload-1"}}, "upload-1"},
 		{"Started's ref survives chunk 1", []Payload{req3, Started{Ref: "upload-1"}, sent(1)}, "upload-1"},
 		{"Started's ref survives every chunk", hAllSent, "upload-1"},
-		{"none from Started, none yet", hMeshStarted, ""},
-		{"none from Started: chunk 1's", hMeshSending, meshMessageID},
-		{"chunk 1's ref survives later chunks", hMeshAllSent, meshMessageID},
+		{"none from Started, none yet", hMESHStarted, ""},
+		{"none from Started: chunk 1's", hMESHSending, meshMessageID},
+		{"chunk 1's ref survives later chunks", hMESHAllSent, meshMessageID},
 		{"chunk 1's ref survives delivery", hAckingSource, meshMessageID},
-		{"chunk 1 without a ref: later chunks do not set it", []Payload{reqMesh, Started{}, ChunkSent{Index: 1, Bytes: 1}, ChunkSent{Index: 2, Bytes: 1, Ref: "chunk-2"}}, ""},
-		{"after a replay, the new chunk 1's", []Payload{reqMesh, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "msg-2"},
-		{"after a replay, the new Started's", []Payload{reqMesh, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{Ref: "s-2"}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "s-2"},
+		{"chunk 1 without a ref: later chunks do not set it", []Payload{reqMESH, Started{}, ChunkSent{Index: 1, Bytes: 1}, ChunkSent{Index: 2, Bytes: 1, Ref: "chunk-2"}}, ""},
+		{"after a replay, the new chunk 1's", []Payload{reqMESH, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "msg-2"},
+		{"after a replay, the new Started's", []Payload{reqMESH, Started{}, meshSent(1), failedFinal, Replayed{Actor: "ops"}, Started{Ref: "s-2"}, ChunkSent{Index: 1, Bytes: 3, Ref: "msg-2"}}, "s-2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Fold(State{}, history(tc.history...)...).Ref; got != tc.want {
@@ -657,7 +657,7 @@ func TestRemoteRef(t *testing.T) {
 		})
 	}
 	t.Run("through Decide", func(t *testing.T) {
-		s := given(t, hMeshStarted...).when(RecordChunk{Index: 1, Bytes: 5, Ref: "msg-1"}, t0).then(ChunkSent{Index: 1, Bytes: 5, Ref: "msg-1"})
+		s := given(t, hMESHStarted...).when(RecordChunk{Index: 1, Bytes: 5, Ref: "msg-1"}, t0).then(ChunkSent{Index: 1, Bytes: 5, Ref: "msg-1"})
 		if s.Ref != "msg-1" {
 			t.Errorf("Ref after chunk 1 = %q, want msg-1", s.Ref)
 		}
@@ -682,9 +682,9 @@ func TestDecideComplete(t *testing.T) {
 		}
 	})
 	t.Run("source-chunked, whatever the bytes came to; then acknowledge the source", func(t *testing.T) {
-		s := given(t, hMeshAllSent...).when(Complete{Ref: meshMessageID, Location: "mesh://X26ABC2/" + meshMessageID}, t0).then(
+		s := given(t, hMESHAllSent...).when(Complete{Ref: meshMessageID, Location: "mesh://X26ABC2/" + meshMessageID}, t0).then(
 			Delivered{Ref: meshMessageID, Location: "mesh://X26ABC2/" + meshMessageID})
-		if s.Status != StatusDelivered || s.BytesSent == reqMesh.Size || s.Terminal() || Next(s).Kind != ActAcknowledge {
+		if s.Status != StatusDelivered || s.BytesSent == reqMESH.Size || s.Terminal() || Next(s).Kind != ActAcknowledge {
 			t.Errorf("state = %s after %d bytes terminal=%t next=%v; want DELIVERED, not terminal, acknowledge",
 				s.Status, s.BytesSent, s.Terminal(), Next(s).Kind)
 		}
@@ -702,7 +702,7 @@ func TestDecideComplete(t *testing.T) {
 		{"while retrying after the last chunk", []Payload{req3, started, sent(1), sent(2), sent(3), retryWait}, Complete{Location: "l"}, KindConflict},
 		{"twice", hAwaitingAck, Complete{Location: "l"}, KindConflict},
 		{"twice, acknowledging the source", hAckingSource, Complete{Location: "l"}, KindConflict},
-		{"source-chunked, before the source's last chunk", []Payload{reqMesh, Started{}, meshSent(1), meshSent(2)}, Complete{Location: "l"}, KindConflict},
+		{"source-chunked, before the source's last chunk", []Payload{reqMESH, Started{}, meshSent(1), meshSent(2)}, Complete{Location: "l"}, KindConflict},
 		{"new transfer", hNew, Complete{Location: "l"}, KindNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -794,7 +794,7 @@ func TestDecideFail(t *testing.T) {
 	for name, h := range map[string][]Payload{
 		"awaiting ack":                                hAwaitingAck,
 		"acknowledging the source":                    hAckingSource,
-		"awaiting ack and acknowledging source":       with([]Payload{func() Requested { r := reqMesh; r.ExpectAck = true; return r }()}, hAckingSource[1:]...),
+		"awaiting ack and acknowledging source":       with([]Payload{func() Requested { r := reqMESH; r.ExpectAck = true; return r }()}, hAckingSource[1:]...),
 		"awaiting ack after failures before delivery": {reqAck, started, sent(1), sent(2), sent(3), retryWait, Retried{Attempt: 2}, delivered},
 	} {
 		for _, kind := range allKinds {
@@ -834,7 +834,7 @@ func TestDecideFail(t *testing.T) {
 		{"while retrying", hRetrying, down, KindConflict},
 		{"delivered without ack", hDelivered, down, KindConflict},
 		{"delivered without ack, final kind", hDelivered, Errorf(KindInvalid, "undelivered"), KindConflict},
-		{"source-chunked delivered without ack", hMeshDelivered, down, KindConflict},
+		{"source-chunked delivered without ack", hMESHDelivered, down, KindConflict},
 		{"acknowledged", hAcknowledged, down, KindConflict},
 		{"source acknowledged", hSourceAcked, down, KindConflict},
 		{"failed after delivery", hNonDelivered, down, KindConflict},
@@ -882,15 +882,15 @@ func TestDecideAcknowledge(t *testing.T) {
 		}
 	})
 	t.Run("delivered, once the source is acknowledged", func(t *testing.T) {
-		s := given(t, hAckingSource...).when(Acknowledge{By: "ferry", Ref: reqMesh.Source.MessageID}, t0).then(
-			Acknowledged{By: "ferry", Ref: reqMesh.Source.MessageID})
+		s := given(t, hAckingSource...).when(Acknowledge{By: "ferry", Ref: reqMESH.Source.MessageID}, t0).then(
+			Acknowledged{By: "ferry", Ref: reqMESH.Source.MessageID})
 		if s.Status != StatusAcknowledged || !s.Terminal() || Next(s).Kind != ActNone {
 			t.Errorf("state = %s terminal=%t next=%v, want ACKNOWLEDGED terminal none", s.Status, s.Terminal(), Next(s).Kind)
 		}
 	})
 	for name, h := range map[string][]Payload{
-		"delivered without ack expected": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "in progress": hSending, "all chunks sent": hAllSent,
-		"source-chunked, all chunks sent": hMeshAllSent, "retrying": hRetrying, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
+		"delivered without ack expected": hDelivered, "source-chunked delivered without ack": hMESHDelivered, "in progress": hSending, "all chunks sent": hAllSent,
+		"source-chunked, all chunks sent": hMESHAllSent, "retrying": hRetrying, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
 		"failed": hFailed, "failed after delivery": hNonDelivered, "cancelled": hCancelled,
 	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
@@ -952,9 +952,9 @@ func TestDecideReplay(t *testing.T) {
 		}
 	})
 	t.Run("source-chunked transfer is sent again from chunk 1", func(t *testing.T) {
-		h := with(hMeshSending, failedFinal)
+		h := with(hMESHSending, failedFinal)
 		s := given(t, h...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
-		if s.Ref != "" || s.ChunksSent != 0 || s.BytesSent != 0 || !reflect.DeepEqual(s.Request, reqMesh) {
+		if s.Ref != "" || s.ChunksSent != 0 || s.BytesSent != 0 || !reflect.DeepEqual(s.Request, reqMESH) {
 			t.Errorf("after replay ref=%q chunks=%d bytes=%d request %+v; want a fresh start on the same plan", s.Ref, s.ChunksSent, s.BytesSent, s.Request)
 		}
 		s = spec{t: t, state: s}.when(Start{}, t0).then(Started{})
@@ -963,7 +963,7 @@ func TestDecideReplay(t *testing.T) {
 		}
 	})
 	t.Run("source-chunked transfer forgets the chunks its destination held", func(t *testing.T) {
-		s := given(t, with(hMeshHolding, failedFinal)...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
+		s := given(t, with(hMESHHolding, failedFinal)...).when(Replay{Actor: "ops"}, t0).then(Replayed{Actor: "ops"})
 		if s.HeldFrom != 0 || s.HeldBytes != 0 || s.ChunksSent != 0 {
 			t.Errorf("after replay held from %d, %d bytes, %d chunks; want nothing held or sent", s.HeldFrom, s.HeldBytes, s.ChunksSent)
 		}
@@ -1007,7 +1007,7 @@ func TestDecideReplay(t *testing.T) {
 func TestDecideCancel(t *testing.T) {
 	for name, h := range map[string][]Payload{
 		"requested": hRequested, "sending": hSending, "all chunks sent": hAllSent, "retrying": hRetrying, "replayed": hReplayed,
-		"awaiting ack": hAwaitingAck, "acknowledging the source": hAckingSource, "source-chunked sending": hMeshSending,
+		"awaiting ack": hAwaitingAck, "acknowledging the source": hAckingSource, "source-chunked sending": hMESHSending,
 		"failed": hFailed, "failed after delivery": hNonDelivered, "rejected": hRejected, "rejected after routing": hRejectedLate,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -1034,7 +1034,7 @@ func TestDecideCancel(t *testing.T) {
 	})
 	// A delivered transfer with no acknowledgement to wait for is finished.
 	for name, h := range map[string][]Payload{
-		"delivered": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "acknowledged": hAcknowledged,
+		"delivered": hDelivered, "source-chunked delivered without ack": hMESHDelivered, "acknowledged": hAcknowledged,
 		"source acknowledged": hSourceAcked, "cancelled": hCancelled,
 	} {
 		t.Run("conflicts when "+name, func(t *testing.T) {
@@ -1050,7 +1050,7 @@ func TestDecideCancel(t *testing.T) {
 // a terminal transfer refuses every non-operator command with KindConflict.
 func TestTerminalStatesAcceptOnlyOperatorCommands(t *testing.T) {
 	terminal := map[string][]Payload{
-		"delivered": hDelivered, "source-chunked delivered without ack": hMeshDelivered, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
+		"delivered": hDelivered, "source-chunked delivered without ack": hMESHDelivered, "acknowledged": hAcknowledged, "source acknowledged": hSourceAcked,
 		"failed": hFailed, "failed after delivery": hNonDelivered, "rejected": hRejected, "rejected after routing": hRejectedLate, "cancelled": hCancelled,
 	}
 	for name, h := range terminal {
@@ -1138,9 +1138,9 @@ func TestTerminal(t *testing.T) {
 		{"delivered", hDelivered, true}, {"awaiting ack", hAwaitingAck, false}, {"acknowledged", hAcknowledged, true},
 		{"failed", hFailed, true}, {"rejected", hRejected, true}, {"rejected after routing", hRejectedLate, true},
 		{"cancelled", hCancelled, true}, {"replayed", hReplayed, false},
-		{"source-chunked sending", hMeshSending, false}, {"source-chunked all sent", hMeshAllSent, false},
+		{"source-chunked sending", hMESHSending, false}, {"source-chunked all sent", hMESHAllSent, false},
 		{"delivered acknowledging the source", hAckingSource, false}, {"source acknowledged", hSourceAcked, true},
-		{"source-chunked delivered without ack", hMeshDelivered, true}, {"failed after delivery", hNonDelivered, true},
+		{"source-chunked delivered without ack", hMESHDelivered, true}, {"failed after delivery", hNonDelivered, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Fold(State{}, history(tc.h...)...).Terminal(); got != tc.want {

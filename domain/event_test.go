@@ -271,7 +271,7 @@ func TestPayloadsRoundTripThroughHistory(t *testing.T) {
 func TestStateJSON(t *testing.T) {
 	for name, h := range map[string][]Payload{
 		"retrying": hRetrying, "awaiting ack": hAwaitingAck, "new": hNew,
-		"source-chunked sending": hMeshSending, "source-chunked holding": hMeshHolding, "acknowledging the source": hAckingSource, "failed after delivery": hNonDelivered,
+		"source-chunked sending": hMESHSending, "source-chunked holding": hMESHHolding, "acknowledging the source": hAckingSource, "failed after delivery": hNonDelivered,
 	} {
 		t.Run(name, func(t *testing.T) {
 			want := Fold(State{}, history(h...)...)

@@ -27,15 +27,15 @@ func TestNext(t *testing.T) {
 		{"replayed and started: chunk 1 again", hReplayedStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: 0, Length: 10}}},
 		{"delivered", hDelivered, Action{Kind: ActNone}},
 		{"delivered awaiting ack", hAwaitingAck, Action{Kind: ActAwaitAck}},
-		{"source-chunked started: chunk 1, length unknown", hMeshStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}},
-		{"source-chunked sending: chunk 2, length unknown", hMeshSending, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 2, Offset: -1, Length: -1}}},
-		{"source-chunked holding chunks 1-2: chunk 3", hMeshHolding, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 3, Offset: -1, Length: -1}}},
-		{"source-chunked all chunks sent: complete", hMeshAllSent, Action{Kind: ActComplete}},
+		{"source-chunked started: chunk 1, length unknown", hMESHStarted, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 1, Offset: -1, Length: -1}}},
+		{"source-chunked sending: chunk 2, length unknown", hMESHSending, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 2, Offset: -1, Length: -1}}},
+		{"source-chunked holding chunks 1-2: chunk 3", hMESHHolding, Action{Kind: ActSendChunk, Chunk: Chunk{Index: 3, Offset: -1, Length: -1}}},
+		{"source-chunked all chunks sent: complete", hMESHAllSent, Action{Kind: ActComplete}},
 		{"delivered: acknowledge the source", hAckingSource, Action{Kind: ActAcknowledge}},
-		{"delivered: acknowledge the source before awaiting the far end's", with([]Payload{func() Requested { r := reqMesh; r.ExpectAck = true; return r }()}, hAckingSource[1:]...), Action{Kind: ActAcknowledge}},
+		{"delivered: acknowledge the source before awaiting the far end's", with([]Payload{func() Requested { r := reqMESH; r.ExpectAck = true; return r }()}, hAckingSource[1:]...), Action{Kind: ActAcknowledge}},
 		{"delivered planned transfer: acknowledge the source", []Payload{func() Requested { r := req3; r.AckSource = true; return r }(), started, sent(1), sent(2), sent(3), delivered}, Action{Kind: ActAcknowledge}},
 		{"source acknowledged", hSourceAcked, Action{Kind: ActNone}},
-		{"source-chunked delivered without ack", hMeshDelivered, Action{Kind: ActNone}},
+		{"source-chunked delivered without ack", hMESHDelivered, Action{Kind: ActNone}},
 		{"failed after delivery", hNonDelivered, Action{Kind: ActNone}},
 		{"cancelled while acknowledging the source", with(hAckingSource, Cancelled{Actor: "ops"}), Action{Kind: ActNone}},
 		{"acknowledged", hAcknowledged, Action{Kind: ActNone}},
@@ -100,7 +100,7 @@ func TestNextDeliveredAcks(t *testing.T) {
 		{false, true, ActAcknowledge},
 		{true, true, ActAcknowledge}, // the source first; its acknowledgement ends the transfer
 	} {
-		for _, r := range []Requested{req3, reqMesh} {
+		for _, r := range []Requested{req3, reqMESH} {
 			r.ExpectAck, r.AckSource = tc.expectAck, tc.ackSource
 			h := []Payload{r, started}
 			for i := 1; i <= r.Chunks; i++ {

@@ -102,10 +102,10 @@ func (u Upload) has(keys []string) bool {
 // Routes is an ordered routing table: the first matching route wins.
 type Routes struct {
 	Routes []Route `json:"routes"`
-	// Mesh configures the MESH environment (URL, credentials, mailboxes,
+	// MESH configures the MESH environment (URL, credentials, mailboxes,
 	// polling). It is opaque here: the mesh transport owns its settings
 	// (mesh.ParseConfig decodes, defaults and validates them).
-	Mesh json.RawMessage `json:"mesh,omitempty"`
+	MESH json.RawMessage `json:"mesh,omitempty"`
 }
 
 // Find returns the first route matching u.

@@ -49,10 +49,10 @@ func TestParseRoutes(t *testing.T) {
 	}
 }
 
-// TestParseRoutesMesh: a table may carry a "mesh" section, kept verbatim for
+// TestParseRoutesMESH: a table may carry a "mesh" section, kept verbatim for
 // the mesh transport to read (the domain does not look inside it), and routes
 // may deliver to MESH with no other destination fields.
-func TestParseRoutesMesh(t *testing.T) {
+func TestParseRoutesMESH(t *testing.T) {
 	const mesh = `{"url": "https://msg.intspineservices.nhs.uk", "mailboxes": [{"id": "X26OT001", "poll": "5m"}], "anything": {"the": ["transport", "decides"]}}`
 	data := `{
   "routes": [
@@ -72,8 +72,8 @@ func TestParseRoutesMesh(t *testing.T) {
 	if !reflect.DeepEqual(got.Routes, wantRoutes) {
 		t.Errorf("routes =\n%+v\nwant\n%+v", got.Routes, wantRoutes)
 	}
-	if string(got.Mesh) != mesh {
-		t.Errorf("Mesh = %s\nwant it verbatim: %s", got.Mesh, mesh)
+	if string(got.MESH) != mesh {
+		t.Errorf("Mesh = %s\nwant it verbatim: %s", got.MESH, mesh)
 	}
 	r, ok := got.Find(Upload{Key: "outbound/mesh/a.csv"})
 	if !ok || r.Destination != (Destination{Type: "mesh"}) {
@@ -92,8 +92,8 @@ func TestParseRoutesMesh(t *testing.T) {
 		if err := json.Compact(&compact, []byte(mesh)); err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(again.Routes, got.Routes) || !bytes.Equal(again.Mesh, compact.Bytes()) {
-			t.Errorf("after a round trip:\n got %+v mesh %s\nwant %+v mesh %s", again.Routes, again.Mesh, got.Routes, compact.Bytes())
+		if !reflect.DeepEqual(again.Routes, got.Routes) || !bytes.Equal(again.MESH, compact.Bytes()) {
+			t.Errorf("after a round trip:\n got %+v mesh %s\nwant %+v mesh %s", again.Routes, again.MESH, got.Routes, compact.Bytes())
 		}
 	})
 	t.Run("no mesh section", func(t *testing.T) {
@@ -101,8 +101,8 @@ func TestParseRoutesMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rs.Mesh != nil {
-			t.Errorf("Mesh = %s, want nil", rs.Mesh)
+		if rs.MESH != nil {
+			t.Errorf("Mesh = %s, want nil", rs.MESH)
 		}
 		out, err := json.Marshal(rs)
 		if err != nil || strings.Contains(string(out), `"mesh":`) {

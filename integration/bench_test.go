@@ -129,7 +129,7 @@ func (e *env) localPeakRSS(tb testing.TB) int64 {
 	return 0
 }
 
-// BenchmarkMeshSend sends a file to the MESH sandbox in 20 MiB chunks
+// BenchmarkMESHSend sends a file to the MESH sandbox in 20 MiB chunks
 // through ferry local (read from S3 in ranges, one chunk read ahead, streamed
 // to MESH) and, as the reference in the same run, has NHS England's
 // mesh-client send the same bytes to the same sandbox with the same chunk
@@ -145,7 +145,7 @@ func (e *env) localPeakRSS(tb testing.TB) int64 {
 // Delivered and includes reading the file from S3 (moto, whose ranged GET
 // reads the whole object each time) and the stream wake-ups; mesh-client's
 // is send_message alone, with the file already in its memory.
-func BenchmarkMeshSend(b *testing.B) {
+func BenchmarkMESHSend(b *testing.B) {
 	for _, size := range []int64{100 * mib, 1024 * mib} {
 		for _, compress := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%dMiB/compressed=%t", size/mib, compress), func(b *testing.B) {

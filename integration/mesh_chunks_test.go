@@ -64,7 +64,7 @@ func awaitInboundAcked(t *testing.T, id string, timeout time.Duration) domain.St
 func checkInboundLanded(t *testing.T, msgID string, size int, sum string, meta map[string]string) *s3.HeadObjectOutput {
 	t.Helper()
 	ctx := context.Background()
-	bucket, prefix := stack.res.MeshBucket, "inbound/"+mbInbox+"/"+msgID
+	bucket, prefix := stack.res.MESHBucket, "inbound/"+mbInbox+"/"+msgID
 	key := prefix + ".dat"
 	if got := stack.objectSHA256(t, bucket, key); got != sum {
 		t.Fatalf("s3://%s/%s sha256 = %s, want %s", bucket, key, got, sum)
@@ -158,11 +158,11 @@ func inboundChunkEvents(t *testing.T, id string) []domain.ChunkSent {
 	return sent
 }
 
-// TestMeshReceiveSmallChunks: mesh-client sends in chunks smaller than
+// TestMESHReceiveSmallChunks: mesh-client sends in chunks smaller than
 // S3's 5 MiB part minimum (1 MiB; one small chunk): the message lands byte
 // for byte, with its metadata, and is acknowledged. Small chunks are held
 // and gathered into parts of at least 5 MiB.
-func TestMeshReceiveSmallChunks(t *testing.T) {
+func TestMESHReceiveSmallChunks(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		size     int
@@ -207,11 +207,11 @@ func TestMeshReceiveSmallChunks(t *testing.T) {
 	}
 }
 
-// TestMeshReceiveSmallChunksKilled: ferry local is killed (SIGKILL) in the
+// TestMESHReceiveSmallChunksKilled: ferry local is killed (SIGKILL) in the
 // middle of downloading a message in 1 MiB chunks and started again; the
 // message still lands as one complete, identical object, every chunk
 // recorded once and no event repeated.
-func TestMeshReceiveSmallChunksKilled(t *testing.T) {
+func TestMESHReceiveSmallChunksKilled(t *testing.T) {
 	const chunks = 48
 	// A notification in flight when ferry local dies stays invisible for
 	// the queue's visibility timeout (15 minutes): let the intake queue
@@ -254,13 +254,13 @@ func TestMeshReceiveSmallChunksKilled(t *testing.T) {
 	}
 }
 
-// TestMeshReceiveLargeHeaders: a message whose mex-* headers, quote_plus
+// TestMESHReceiveLargeHeaders: a message whose mex-* headers, quote_plus
 // encoded, are far over S3's 2 KB of user metadata (the longest subject,
 // local id and partner id the sandbox accepts, of characters quote_plus
 // triples) lands with metadata within 2 KB — the transfer id and the
 // headers that identify the message kept, the dropped ones named — and is
 // acknowledged; the transfer's Requested event keeps every header.
-func TestMeshReceiveLargeHeaders(t *testing.T) {
+func TestMESHReceiveLargeHeaders(t *testing.T) {
 	data, sum := chunkTestBytes(9, 3000)
 	local := uniq("big-headers") + "/"
 	local += strings.Repeat("/", 300-len(local))

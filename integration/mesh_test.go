@@ -98,7 +98,7 @@ func isDone(st domain.State) bool {
 	return st.Status == domain.StatusDelivered || st.Status == domain.StatusAcknowledged || st.Status == domain.StatusFailed
 }
 
-func TestMeshSendReadByMeshClient(t *testing.T) {
+func TestMESHSendReadByMESHClient(t *testing.T) {
 	for _, compress := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compressed=%t", compress), func(t *testing.T) {
 			local := uniq("send")
@@ -126,7 +126,7 @@ func TestMeshSendReadByMeshClient(t *testing.T) {
 	}
 }
 
-func TestMeshReceiveFromMeshClient(t *testing.T) {
+func TestMESHReceiveFromMESHClient(t *testing.T) {
 	data := make([]byte, 11*mib+mib/2)
 	r := rand.NewChaCha8([32]byte{1, 2, 3})
 	_, _ = r.Read(data)
@@ -148,10 +148,10 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
 		t.Fatalf("chunks %d, bytes %d; want 3 chunks of %d bytes in all", st.Request.Chunks, st.BytesSent, len(data))
 	}
 	key := "inbound/" + mbInbox + "/" + msgID + ".dat"
-	if got := stack.objectSHA256(t, stack.res.MeshBucket, key); got != hex.EncodeToString(sum[:]) {
-		t.Fatalf("s3://%s/%s sha256 = %s, want %x", stack.res.MeshBucket, key, got, sum)
+	if got := stack.objectSHA256(t, stack.res.MESHBucket, key); got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("s3://%s/%s sha256 = %s, want %x", stack.res.MESHBucket, key, got, sum)
 	}
-	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MeshBucket), Key: &key})
+	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MESHBucket), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
 	}
 }
 
-func TestMeshBadInput(t *testing.T) {
+func TestMESHBadInput(t *testing.T) {
 	cases := []struct {
 		name         string
 		meta         map[string]string
@@ -193,7 +193,7 @@ func TestMeshBadInput(t *testing.T) {
 	}
 }
 
-func TestMeshSandboxDownMidTransfer(t *testing.T) {
+func TestMESHSandboxDownMidTransfer(t *testing.T) {
 	root, port := os.Getenv("FERRY_ROOT"), os.Getenv("FERRY_MESH_PORT")
 	sandbox := func(cmd string) {
 		out, err := exec.Command(filepath.Join(root, "scripts/mesh-sandbox.sh"), cmd, port).CombinedOutput()
@@ -259,7 +259,7 @@ print(json.dumps(found))
 	}
 }
 
-func TestMeshNonDeliveryReport(t *testing.T) {
+func TestMESHNonDeliveryReport(t *testing.T) {
 	local := uniq("ndr")
 	id, _ := stack.upload(t, "outbound/mesh/"+local+".csv", 5000, meshMeta(local, "N"))
 	st := stack.waitFor(t, id, 60*time.Second, "delivered", isDone)
@@ -289,7 +289,7 @@ func TestMeshNonDeliveryReport(t *testing.T) {
 	// The report itself lands as a .ctl file holding its headers, as the seed client does.
 	rid := meshpoll.TransferID(mbFerry, report.MessageID)
 	stack.waitFor(t, rid, 60*time.Second, "acknowledged", func(st domain.State) bool { return st.Status == domain.StatusAcknowledged })
-	ctl := getObject(t, stack.res.MeshBucket, "inbound/"+mbFerry+"/"+report.MessageID+".ctl")
+	ctl := getObject(t, stack.res.MESHBucket, "inbound/"+mbFerry+"/"+report.MessageID+".ctl")
 	var headers map[string]string
 	if err := json.Unmarshal(ctl, &headers); err != nil || headers["mex-linkedmsgid"] != st.Ref || headers["mex-messagetype"] != "REPORT" {
 		t.Fatalf(".ctl = %s (%v); want the report's headers linking %s", ctl, err, st.Ref)

@@ -20,10 +20,10 @@ import (
 // latin1Subject has characters outside ASCII that ISO-8859-1 carries.
 const latin1Subject = "£100 for the café, naïve"
 
-// TestMeshLatin1SubjectReadByMeshClient: a subject with £ and é sent by
+// TestMESHLatin1SubjectReadByMESHClient: a subject with £ and é sent by
 // ferry reaches NHS England's mesh-client exactly (it reads header values
 // as ISO-8859-1).
-func TestMeshLatin1SubjectReadByMeshClient(t *testing.T) {
+func TestMESHLatin1SubjectReadByMESHClient(t *testing.T) {
 	local := uniq("latin1")
 	meta := meshMeta(local, "N")
 	meta["mex-subject"] = url.QueryEscape(latin1Subject) // quote_plus of the UTF-8, as the seed's users write it
@@ -39,10 +39,10 @@ func TestMeshLatin1SubjectReadByMeshClient(t *testing.T) {
 	}
 }
 
-// TestMeshLatin1SubjectFromMeshClient: a subject with £ and é sent by
+// TestMESHLatin1SubjectFromMESHClient: a subject with £ and é sent by
 // mesh-client lands in the object's metadata (quote_plus of UTF-8) as the
 // same text, and in the transfer's events.
-func TestMeshLatin1SubjectFromMeshClient(t *testing.T) {
+func TestMESHLatin1SubjectFromMESHClient(t *testing.T) {
 	local := uniq("latin1-in")
 	msgID := strings.TrimSpace(meshClient(t, mbPeer, fmt.Sprintf(`
 print(client.send_message(%q, b"some data", workflow_id=%q, subject=%q, local_id=%q, filename="f.csv"))
@@ -59,7 +59,7 @@ print(client.send_message(%q, b"some data", workflow_id=%q, subject=%q, local_id
 		t.Errorf("transfer's mex-subject = %q, want %q", got, latin1Subject)
 	}
 	key := "inbound/" + mbInbox + "/" + msgID + ".dat"
-	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MeshBucket), Key: &key})
+	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MESHBucket), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +72,9 @@ print(client.send_message(%q, b"some data", workflow_id=%q, subject=%q, local_id
 	}
 }
 
-// TestMeshSubjectOutsideLatin1Refused: text ISO-8859-1 cannot carry is
+// TestMESHSubjectOutsideLatin1Refused: text ISO-8859-1 cannot carry is
 // refused before anything is sent, naming the field.
-func TestMeshSubjectOutsideLatin1Refused(t *testing.T) {
+func TestMESHSubjectOutsideLatin1Refused(t *testing.T) {
 	for _, subject := range []string{"€100", "done ✓"} {
 		t.Run(subject, func(t *testing.T) {
 			local := uniq("not-latin1")

@@ -142,11 +142,11 @@ func TestSeedReadmeSendExample(t *testing.T) {
 	if err := json.Unmarshal([]byte(boto3(t, seedSendExample, payload)), &sent); err != nil {
 		t.Fatal(err)
 	}
-	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MeshBucket), Key: &sent.Key})
+	head, err := stack.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(stack.res.MESHBucket), Key: &sent.Key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := intake.TransferID(stack.res.MeshBucket, sent.Key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
+	id := intake.TransferID(stack.res.MESHBucket, sent.Key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
 	st := stack.waitFor(t, id, 60*time.Second, "delivered", isDone)
 	if st.Status == domain.StatusFailed {
 		t.Fatalf("transfer failed: %+v\n%s", st.LastFailure, stack.timeline(id))
@@ -181,7 +181,7 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
 	}
 	key := "inbound/" + mbInbox + "/" + msgID + ".dat"
 	event, _ := json.Marshal(map[string]any{"detail": map[string]any{"requestParameters": map[string]string{
-		"bucketName": stack.res.MeshBucket, "key": key,
+		"bucketName": stack.res.MESHBucket, "key": key,
 	}}})
 	var got struct {
 		Sender     string            `json:"sender"`

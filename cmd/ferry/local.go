@@ -126,12 +126,12 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		}
 		runners = append(runners, qm.Run)
 	}
-	if a.MeshPoll != nil {
-		every := time.Duration(a.Mesh.Config.Inbound.PollInterval)
-		for mailbox := range a.MeshPoll.Mailboxes {
+	if a.MESHPoll != nil {
+		every := time.Duration(a.MESH.Config.Inbound.PollInterval)
+		for mailbox := range a.MESHPoll.Mailboxes {
 			runners = append(runners, esm.Ticker{Name: "meshpoll " + mailbox, Interval: every, Immediate: true, Logger: log,
 				Func: func(ctx context.Context) error {
-					_, err := a.MeshPoll.Poll(ctx, mailbox)
+					_, err := a.MESHPoll.Poll(ctx, mailbox)
 					return err
 				}}.Run)
 		}
@@ -159,7 +159,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		"endpoint":       *awsCfg.BaseEndpoint,
 		"table":          res.Table,
 		"uploadBucket":   res.UploadBucket,
-		"meshBucket":     res.MeshBucket,
+		"meshBucket":     res.MESHBucket,
 		"deliveryBucket": res.DeliveryBucket,
 		"intakeQueue":    stack.IntakeURL,
 		"observerQueue":  stack.ObserverURL,

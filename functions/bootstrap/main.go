@@ -53,10 +53,10 @@ func run(log *slog.Logger) error {
 	case "retry":
 		lambda.Start(a.Retry.Handle)
 	case "meshpoll":
-		if a.MeshPoll == nil {
+		if a.MESHPoll == nil {
 			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
 		}
-		lambda.Start(a.MeshPoll.Handle)
+		lambda.Start(a.MESHPoll.Handle)
 	default:
 		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry or meshpoll", h)
 	}

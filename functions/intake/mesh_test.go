@@ -69,7 +69,7 @@ func requestOf(t *testing.T, evs []domain.Event) domain.Requested {
 	return evs[0].Payload.(domain.Requested)
 }
 
-func TestMeshUploadAddressedByMetadata(t *testing.T) {
+func TestMESHUploadAddressedByMetadata(t *testing.T) {
 	evs := meshUpload(t, meshOutbound(), "outbound/mesh/report.csv", object{size: 2 * meshThreshold, metadata: map[string]string{
 		"Mex-From":       "x26abc1",
 		"MEX-TO":         "x26abc2",
@@ -98,7 +98,7 @@ func TestMeshUploadAddressedByMetadata(t *testing.T) {
 	}
 }
 
-func TestMeshUploadAddressedByFolder(t *testing.T) {
+func TestMESHUploadAddressedByFolder(t *testing.T) {
 	tests := []struct {
 		name     string
 		key      string
@@ -126,7 +126,7 @@ func TestMeshUploadAddressedByFolder(t *testing.T) {
 	}
 }
 
-func TestMeshUploadRejected(t *testing.T) {
+func TestMESHUploadRejected(t *testing.T) {
 	tests := []struct {
 		name      string
 		mesh      *mesh.Addressing
@@ -226,7 +226,7 @@ func TestMeshUploadRejected(t *testing.T) {
 	}
 }
 
-func TestMeshUploadCompression(t *testing.T) {
+func TestMESHUploadCompression(t *testing.T) {
 	addressed := func(extra ...string) map[string]string {
 		md := map[string]string{"mex-from": "X26ABC1", "mex-to": "X26ABC2", "mex-workflowid": "W"}
 		for i := 0; i+1 < len(extra); i += 2 {

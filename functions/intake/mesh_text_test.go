@@ -18,7 +18,7 @@ func addressedMeta(extra ...string) map[string]string {
 	return md
 }
 
-func TestMeshUploadWithLatin1TextAccepted(t *testing.T) {
+func TestMESHUploadWithLatin1TextAccepted(t *testing.T) {
 	// quote_plus of "£100 for the café" and "réf-1", as NHS England's client writes them.
 	evs := meshUpload(t, meshOutbound(), "outbound/mesh/f.csv", object{size: 10, metadata: addressedMeta(
 		"mex-subject", "%C2%A3100+for+the+caf%C3%A9", "mex-localid", "r%C3%A9f-1")})
@@ -31,7 +31,7 @@ func TestMeshUploadWithLatin1TextAccepted(t *testing.T) {
 	}
 }
 
-func TestMeshUploadWithTextOutsideLatin1Rejected(t *testing.T) {
+func TestMESHUploadWithTextOutsideLatin1Rejected(t *testing.T) {
 	tests := []struct {
 		name     string
 		key      string

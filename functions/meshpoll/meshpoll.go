@@ -278,7 +278,7 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	if domain.KindOf(err) == domain.KindNotFound {
 		// Not ours, too old to wait for, or of unknown age: land it
 		// anyway rather than hold the inbox up for ever.
-		if ts := parseMeshTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.settings().reportGrace {
+		if ts := parseMESHTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.settings().reportGrace {
 			return false, nil
 		}
 		return false, errReportEarly
@@ -305,8 +305,8 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	return true, nil
 }
 
-// parseMeshTime reads MESH's yyyyMMddHHmmss timestamps.
-func parseMeshTime(s string) time.Time {
+// parseMESHTime reads MESH's yyyyMMddHHmmss timestamps.
+func parseMESHTime(s string) time.Time {
 	if len(s) < 14 {
 		return time.Time{}
 	}
@@ -324,7 +324,7 @@ func parseMeshTime(s string) time.Time {
 func TransferID(mailbox, msgID string) string {
 	h := sha256.Sum256([]byte("mesh\x00" + mailbox + "\x00" + msgID))
 	var id ulid.ULID
-	if t := parseMeshTime(msgID); !t.IsZero() {
+	if t := parseMESHTime(msgID); !t.IsZero() {
 		_ = id.SetTime(ulid.Timestamp(t))
 	}
 	if err := id.SetEntropy(h[:10]); err != nil {

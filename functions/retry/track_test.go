@@ -30,9 +30,9 @@ var (
 	trackAt     = deliveredAt.Add(time.Minute)
 )
 
-// sentToMesh is the history of a transfer delivered to MESH, waiting for
+// sentToMESH is the history of a transfer delivered to MESH, waiting for
 // the recipient's acknowledgement.
-func sentToMesh() []domain.Payload {
+func sentToMESH() []domain.Payload {
 	r := domain.Requested{
 		Source:      domain.Source{Kind: "s3", Bucket: "b", Key: "outbound/mesh/X26ABC1/a.csv"},
 		Destination: domain.Destination{Type: "mesh"},
@@ -43,9 +43,9 @@ func sentToMesh() []domain.Payload {
 	return []domain.Payload{r, domain.Started{}, domain.ChunkSent{Index: 1, Bytes: 5, Ref: outMsg}, domain.Delivered{Ref: outMsg, Location: "mesh://X26ABC2/" + outMsg}}
 }
 
-// receivedFromMesh is the history of a MESH message landed in S3, whose
+// receivedFromMESH is the history of a MESH message landed in S3, whose
 // inbox message is still to be acknowledged.
-func receivedFromMesh() []domain.Payload {
+func receivedFromMESH() []domain.Payload {
 	r := domain.Requested{
 		Source:      domain.Source{Kind: "mesh", Mailbox: "X26ABC1", MessageID: inMsg},
 		Destination: domain.Destination{Type: "s3", Bucket: "in", Prefix: "inbound/X26ABC1/"},
@@ -131,7 +131,7 @@ func TestScheduleTrack(t *testing.T) {
 	})
 
 	t.Run("the queue's message wakes a tracking check", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.got = Tracking{Acknowledged: true, By: "X26ABC2"}
 		if got := f.handle(t, msg("m1", raw)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
@@ -147,7 +147,7 @@ func TestGoldenTrackMessage(t *testing.T) {
 	if want := (Message{Kind: KindTrack, TransferID: id, Version: 4, At: trackAt}); !reflect.DeepEqual(m, want) {
 		t.Errorf("message = %+v, want %+v", m, want)
 	}
-	f := newTrackFixture(trackAt, sentToMesh())
+	f := newTrackFixture(trackAt, sentToMESH())
 	resp, err := f.h.Handle(context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v", resp, err)
@@ -158,7 +158,7 @@ func TestGoldenTrackMessage(t *testing.T) {
 }
 
 func TestTrackNotYetDue(t *testing.T) {
-	f := newTrackFixture(trackAt.Add(-time.Second), sentToMesh())
+	f := newTrackFixture(trackAt.Add(-time.Second), sentToMESH())
 	if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 		t.Fatalf("failures: %v", got)
 	}
@@ -172,7 +172,7 @@ func TestTrackNotYetDue(t *testing.T) {
 
 func TestTrackFarEnd(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.got = Tracking{Acknowledged: true, By: "X26ABC2"}
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
@@ -190,7 +190,7 @@ func TestTrackFarEnd(t *testing.T) {
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.got = Tracking{Failure: &domain.Error{Kind: domain.KindInvalid, Code: "14", Message: "undeliverable: not collected"}}
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
@@ -219,7 +219,7 @@ func TestTrackFarEnd(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			now := trackAt.Add(5 * time.Second)
-			f := newTrackFixture(now, sentToMesh())
+			f := newTrackFixture(now, sentToMESH())
 			f.h.TrackInterval = tt.interval
 			f.tracker.err = tt.err
 			if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
@@ -235,7 +235,7 @@ func TestTrackFarEnd(t *testing.T) {
 	}
 
 	t.Run("reschedule error is a batch item failure", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.sched.Err = domain.Errorf(domain.KindUnavailable, "sqs down")
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
@@ -243,7 +243,7 @@ func TestTrackFarEnd(t *testing.T) {
 	})
 
 	t.Run("error not worth repeating", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.err = fmt.Errorf("track: %w", &domain.Error{Kind: domain.KindUnauthorized, Code: "403", Message: "mesh track: HTTP 403"})
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
@@ -258,7 +258,7 @@ func TestTrackFarEnd(t *testing.T) {
 	})
 
 	t.Run("append conflict is success", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.got = Tracking{Acknowledged: true}
 		f.store.AppendErr = func(domain.State, []domain.Event) error {
 			return fmt.Errorf("append %s v5: %w", id, store.ErrConflict)
@@ -269,7 +269,7 @@ func TestTrackFarEnd(t *testing.T) {
 	})
 
 	t.Run("append error is a batch item failure", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.tracker.got = Tracking{Acknowledged: true}
 		f.store.AppendErr = func(domain.State, []domain.Event) error { return domain.Errorf(domain.KindUnavailable, "throttled") }
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
@@ -278,7 +278,7 @@ func TestTrackFarEnd(t *testing.T) {
 	})
 
 	t.Run("no tracker for the destination is a batch item failure", func(t *testing.T) {
-		f := newTrackFixture(trackAt, sentToMesh())
+		f := newTrackFixture(trackAt, sentToMESH())
 		f.h.Trackers = nil
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
@@ -301,7 +301,7 @@ func TestTrackGivesUp(t *testing.T) {
 		{"after a retryable error too", time.Hour, deliveredAt.Add(2 * time.Hour), domain.Errorf(domain.KindUnavailable, "down"), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newTrackFixture(tt.now, sentToMesh())
+			f := newTrackFixture(tt.now, sentToMESH())
 			f.h.TrackFor = tt.trackFor
 			f.tracker.err = tt.err
 			if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
@@ -317,7 +317,7 @@ func TestTrackGivesUp(t *testing.T) {
 	}
 
 	t.Run("an acknowledgement found late is still recorded", func(t *testing.T) {
-		f := newTrackFixture(deliveredAt.Add(6*24*time.Hour), sentToMesh())
+		f := newTrackFixture(deliveredAt.Add(6*24*time.Hour), sentToMESH())
 		f.tracker.got = Tracking{Acknowledged: true, By: "X26ABC2"}
 		f.handle(t, track(t, 4, trackAt))
 		if f.appendedOne(t).Type() != domain.TypeAcknowledged {
@@ -328,7 +328,7 @@ func TestTrackGivesUp(t *testing.T) {
 
 func TestTrackAcknowledgesSource(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
-		f := newTrackFixture(trackAt, receivedFromMesh())
+		f := newTrackFixture(trackAt, receivedFromMESH())
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
 		}
@@ -344,7 +344,7 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 	})
 
 	t.Run("retryable error: looked at again", func(t *testing.T) {
-		f := newTrackFixture(trackAt, receivedFromMesh())
+		f := newTrackFixture(trackAt, receivedFromMESH())
 		f.acker.err = domain.Errorf(domain.KindUnavailable, "mesh acknowledge: HTTP 503")
 		if got := f.handle(t, track(t, 4, trackAt)); len(got) != 0 {
 			t.Fatalf("failures: %v", got)
@@ -358,7 +358,7 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 	})
 
 	t.Run("no acknowledger for the source is a batch item failure", func(t *testing.T) {
-		f := newTrackFixture(trackAt, receivedFromMesh())
+		f := newTrackFixture(trackAt, receivedFromMESH())
 		f.h.Acknowledgers = nil
 		if got := f.handle(t, track(t, 4, trackAt)); !slices.Equal(got, []string{"m1"}) {
 			t.Errorf("failures = %v, want [m1]", got)
@@ -367,7 +367,7 @@ func TestTrackAcknowledgesSource(t *testing.T) {
 	})
 
 	t.Run("error not worth repeating", func(t *testing.T) {
-		f := newTrackFixture(trackAt, receivedFromMesh())
+		f := newTrackFixture(trackAt, receivedFromMESH())
 		f.acker.err = &domain.Error{Kind: domain.KindNotFound, Code: "410", Message: "mesh acknowledge: gone"}
 		f.handle(t, track(t, 4, trackAt))
 		fl, ok := f.appendedOne(t).Payload.(domain.Failed)
@@ -383,13 +383,13 @@ func TestTrackNoLongerNeeded(t *testing.T) {
 		history []domain.Payload
 		version int
 	}{
-		{"already acknowledged", append(sentToMesh(), domain.Acknowledged{By: "X26ABC2"}), 4},
-		{"cancelled while waiting", append(sentToMesh(), domain.Cancelled{Actor: "ops"}), 4},
-		{"stale version of an acknowledged transfer", append(sentToMesh(), domain.Acknowledged{By: "X26ABC2"}), 5},
-		{"not delivered", sentToMesh()[:3], 3},
-		{"message from the future", sentToMesh(), 5},
+		{"already acknowledged", append(sentToMESH(), domain.Acknowledged{By: "X26ABC2"}), 4},
+		{"cancelled while waiting", append(sentToMESH(), domain.Cancelled{Actor: "ops"}), 4},
+		{"stale version of an acknowledged transfer", append(sentToMESH(), domain.Acknowledged{By: "X26ABC2"}), 5},
+		{"not delivered", sentToMESH()[:3], 3},
+		{"message from the future", sentToMESH(), 5},
 		{"delivered, nothing to wait for", func() []domain.Payload {
-			h := sentToMesh()
+			h := sentToMESH()
 			r := h[0].(domain.Requested)
 			r.ExpectAck = false
 			h[0] = r
@@ -414,7 +414,7 @@ func TestTrackNoLongerNeeded(t *testing.T) {
 func TestRetryMessageIsNotATrack(t *testing.T) {
 	// A retry message for a delivered transfer is dropped: only a track
 	// message looks for an acknowledgement.
-	f := newTrackFixture(trackAt, sentToMesh())
+	f := newTrackFixture(trackAt, sentToMESH())
 	f.tracker.got = Tracking{Acknowledged: true}
 	if got := f.handle(t, msg("m1", body(t, Message{Kind: KindRetry, TransferID: id, Version: 4, At: trackAt}))); len(got) != 0 {
 		t.Fatalf("failures: %v", got)

@@ -97,10 +97,10 @@ type App struct {
 	Advance *advance.Handler
 	Publish *publish.Handler
 	Retry   *retry.Handler
-	// Mesh is nil when the routing file has no mesh section.
-	Mesh *Mesh
-	// MeshPoll polls MESH inboxes; nil without MESH.
-	MeshPoll *meshpoll.Handler
+	// MESH is nil when the routing file has no mesh section.
+	MESH *MESH
+	// MESHPoll polls MESH inboxes; nil without MESH.
+	MESHPoll *meshpoll.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -138,21 +138,21 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
-	if routes.Mesh == nil {
+	if routes.MESH == nil {
 		return a, nil
 	}
-	mc, err := mesh.ParseConfig(routes.Mesh)
+	mc, err := mesh.ParseConfig(routes.MESH)
 	if err != nil {
 		return nil, err
 	}
 	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll"
-	m, err := newMesh(ctx, mc, NewSecrets(awsCfg), clients, st, log.With("fn", "mesh"))
+	m, err := newMESH(ctx, mc, NewSecrets(awsCfg), clients, st, log.With("fn", "mesh"))
 	if err != nil {
 		return nil, err
 	}
 	m.Outbound = &mesh.Outbound{Clients: m.Clients, Source: s3transport.NewReader(s3c)}
 	s3t.WithSource("mesh", m.Inbound)
-	a.Mesh = m
+	a.MESH = m
 	a.Intake.MESH = m.Addressing
 	a.Advance.Transports["mesh"] = m.Outbound
 	a.Advance.Acknowledgers = map[string]advance.Acknowledger{"mesh": m.Inbound}
@@ -164,7 +164,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	for _, id := range mc.Inbound.Mailboxes {
 		inboxes[strings.ToUpper(id)] = m.Clients[strings.ToUpper(id)]
 	}
-	a.MeshPoll = &meshpoll.Handler{
+	a.MESHPoll = &meshpoll.Handler{
 		Store:     st,
 		Mailboxes: inboxes,
 		Landing:   mc.Inbound,

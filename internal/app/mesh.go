@@ -10,9 +10,9 @@ import (
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 
-// Mesh is the MESH side of the application, built once per cold start
+// MESH is the MESH side of the application, built once per cold start
 // from the routing file's mesh section (mesh.ParseConfig).
-type Mesh struct {
+type MESH struct {
 	Config     mesh.Config
 	Clients    map[string]*mesh.Client
 	Outbound   *mesh.Outbound
@@ -20,13 +20,13 @@ type Mesh struct {
 	Addressing *mesh.Addressing
 }
 
-// newMesh builds the MESH side: the intake's addressing always, and, when
+// newMESH builds the MESH side: the intake's addressing always, and, when
 // clients is true, a client per mailbox with its credentials resolved (only
 // the functions that talk to MESH read the secrets). handshakes, when not
 // nil, is the record the clients share so that each mailbox handshakes once
 // a day across processes; log receives the clients' warnings.
-func newMesh(ctx context.Context, c mesh.Config, secrets *Secrets, clients bool, handshakes mesh.HandshakeRecord, log *slog.Logger) (*Mesh, error) {
-	m := &Mesh{Config: c, Clients: map[string]*mesh.Client{}, Addressing: c.Addressing()}
+func newMESH(ctx context.Context, c mesh.Config, secrets *Secrets, clients bool, handshakes mesh.HandshakeRecord, log *slog.Logger) (*MESH, error) {
+	m := &MESH{Config: c, Clients: map[string]*mesh.Client{}, Addressing: c.Addressing()}
 	m.Inbound = &mesh.Inbound{Clients: m.Clients, MaxConcurrency: c.Inbound.MaxConcurrency}
 	if !clients {
 		return m, nil

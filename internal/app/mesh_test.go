@@ -51,9 +51,9 @@ func cached(values map[string]string) *Secrets {
 	return s
 }
 
-// newMeshSection is a mesh section whose URL is a reference and whose
+// newMESHSection is a mesh section whose URL is a reference and whose
 // mailboxes need no client certificate.
-const newMeshSection = `{
+const newMESHSection = `{
 	"url": "ssm:/ferry/mesh/url",
 	"sharedKey": "secret:ferry/mesh/shared-key",
 	"mailboxes": [
@@ -65,8 +65,8 @@ const newMeshSection = `{
 	"inbound": {"mailboxes": ["x26abc1", "X26ABC2"], "bucket": "ferry-inbound"}
 }`
 
-func TestNewMesh(t *testing.T) {
-	c, err := mesh.ParseConfig(json.RawMessage(newMeshSection))
+func TestNewMESH(t *testing.T) {
+	c, err := mesh.ParseConfig(json.RawMessage(newMESHSection))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestNewMesh(t *testing.T) {
 		"secret:ferry/mesh/X26ABC1":    "password",
 		"ssm:/ferry/mesh/X26ABC2":      "password",
 	})
-	m, err := newMesh(context.Background(), c, secrets, true, nil, nil)
+	m, err := newMESH(context.Background(), c, secrets, true, nil, nil)
 	if err != nil {
 		t.Fatalf("newMesh = %v", err)
 	}
@@ -98,7 +98,7 @@ func TestNewMesh(t *testing.T) {
 	}
 
 	t.Run("without clients no secret is read", func(t *testing.T) {
-		m, err := newMesh(context.Background(), c, &Secrets{}, false, nil, nil)
+		m, err := newMESH(context.Background(), c, &Secrets{}, false, nil, nil)
 		if err != nil {
 			t.Fatalf("newMesh = %v", err)
 		}
@@ -111,9 +111,9 @@ func TestNewMesh(t *testing.T) {
 	})
 }
 
-// routesWithMesh is a routing file with a mesh section, as operators
+// routesWithMESH is a routing file with a mesh section, as operators
 // write it.
-const routesWithMesh = `{
+const routesWithMESH = `{
   "routes": [
     {"name": "mesh-out", "match": {"bucket": "ferry-outbound", "prefix": "outbound/mesh/"}, "destination": {"type": "mesh"}, "chunkSize": "20MiB"},
     {"name": "discard", "match": {"prefix": "discard/"}, "destination": {"type": "null"}}
@@ -140,8 +140,8 @@ func writeRoutes(t *testing.T, content string) string {
 	return p
 }
 
-func TestLoadRoutesWithMesh(t *testing.T) {
-	p := writeRoutes(t, routesWithMesh)
+func TestLoadRoutesWithMESH(t *testing.T) {
+	p := writeRoutes(t, routesWithMESH)
 	for _, src := range []string{p, "file:" + p} {
 		routes, err := LoadRoutes(context.Background(), aws.Config{}, nil, src)
 		if err != nil {
@@ -151,10 +151,10 @@ func TestLoadRoutesWithMesh(t *testing.T) {
 		if !ok || r.Name != "mesh-out" || r.Destination.Type != "mesh" {
 			t.Errorf("route for a MESH upload = %+v, %t; want mesh-out", r, ok)
 		}
-		if routes.Mesh == nil {
+		if routes.MESH == nil {
 			t.Fatalf("routes.Mesh is nil, want the mesh section")
 		}
-		c, err := mesh.ParseConfig(routes.Mesh)
+		c, err := mesh.ParseConfig(routes.MESH)
 		if err != nil {
 			t.Fatalf("mesh.ParseConfig = %v", err)
 		}
@@ -182,18 +182,18 @@ func TestLoadRoutesWithMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if routes.Mesh != nil {
-			t.Errorf("routes.Mesh = %s, want nil", routes.Mesh)
+		if routes.MESH != nil {
+			t.Errorf("routes.Mesh = %s, want nil", routes.MESH)
 		}
 	})
 
 	t.Run("a bad mesh section is caught by mesh.ParseConfig", func(t *testing.T) {
-		bad := strings.Replace(routesWithMesh, `"secret:ferry/mesh/X26ABC2/password"`, `"`+literal+`"`, 1)
+		bad := strings.Replace(routesWithMESH, `"secret:ferry/mesh/X26ABC2/password"`, `"`+literal+`"`, 1)
 		routes, err := LoadRoutes(context.Background(), aws.Config{}, nil, writeRoutes(t, bad))
 		if err != nil {
 			t.Fatalf("LoadRoutes = %v; the mesh section is opaque to it", err)
 		}
-		_, err = mesh.ParseConfig(routes.Mesh)
+		_, err = mesh.ParseConfig(routes.MESH)
 		if err == nil || !strings.Contains(err.Error(), "mailbox X26ABC2: password must be") || strings.Contains(err.Error(), literal) {
 			t.Errorf("mesh.ParseConfig = %v, want the literal password refused without echoing it", err)
 		}

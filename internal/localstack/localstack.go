@@ -29,11 +29,11 @@ type Resources struct {
 	Table          string
 	UploadBucket   string // uploads under UploadPrefix notify the intake queue
 	UploadPrefixes []string
-	// MeshBucket is laid out as NHS England's MESH client's bucket:
+	// MESHBucket is laid out as NHS England's MESH client's bucket:
 	// uploads under MeshPrefixes (outbound/) are sent to MESH, and received
 	// messages land under inbound/{mailbox}/.
-	MeshBucket     string
-	MeshPrefixes   []string
+	MESHBucket     string
+	MESHPrefixes   []string
 	DeliveryBucket string
 	IntakeQueue    string
 	RetryQueue     string
@@ -52,8 +52,8 @@ func Defaults() Resources {
 		Table:          "ferry-transfers",
 		UploadBucket:   "ferry-local",
 		UploadPrefixes: []string{"outbound/", "discard/"},
-		MeshBucket:     "ferry-local-mesh",
-		MeshPrefixes:   []string{"outbound/"},
+		MESHBucket:     "ferry-local-mesh",
+		MESHPrefixes:   []string{"outbound/"},
 		DeliveryBucket: "ferry-local-delivered",
 		IntakeQueue:    "ferry-intake",
 		RetryQueue:     "ferry-retry",
@@ -103,7 +103,7 @@ func Setup(ctx context.Context, c Clients, r Resources) (*Stack, error) {
 	if st.IntakeARN, err = queueARN(ctx, c.SQS, st.IntakeURL); err != nil {
 		return nil, err
 	}
-	for _, b := range []string{r.UploadBucket, r.MeshBucket, r.DeliveryBucket} {
+	for _, b := range []string{r.UploadBucket, r.MESHBucket, r.DeliveryBucket} {
 		if b == "" {
 			continue
 		}
@@ -111,7 +111,7 @@ func Setup(ctx context.Context, c Clients, r Resources) (*Stack, error) {
 			return nil, err
 		}
 	}
-	for b, prefixes := range map[string][]string{r.UploadBucket: r.UploadPrefixes, r.MeshBucket: r.MeshPrefixes} {
+	for b, prefixes := range map[string][]string{r.UploadBucket: r.UploadPrefixes, r.MESHBucket: r.MESHPrefixes} {
 		if b == "" {
 			continue
 		}

@@ -9,7 +9,7 @@ import (
 // The wanted values were computed once with NHS's mesh-client
 // (mesh_client.AuthTokenGenerator.generate_token, version 5.0.2) with its
 // clock fixed at 2024-03-07T09:05:42Z and the nonce and count below.
-func TestAuthHeaderMatchesMeshClient(t *testing.T) {
+func TestAuthHeaderMatchesMESHClient(t *testing.T) {
 	at := time.Date(2024, 3, 7, 9, 5, 42, 0, time.UTC)
 	tests := []struct {
 		name                          string

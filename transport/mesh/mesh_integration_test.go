@@ -449,7 +449,7 @@ func (p peer) meshClient(t *testing.T, mailbox, script string, stdin []byte) str
 	return meshpeer.Peer{Python: python(t), URL: p.url, CA: p.caPath, Cert: p.certPath, Key: p.keyPath}.Run(t, mailbox, script, stdin)
 }
 
-func TestSandboxInteropWithMeshClient(t *testing.T) {
+func TestSandboxInteropWithMESHClient(t *testing.T) {
 	p := sandbox(t)
 	data := bytes.Join(chunks(3, 200<<10, true), nil)
 

@@ -10,8 +10,8 @@ import (
 	"github.com/ferryhq/ferry/domain"
 )
 
-// validMesh is a complete mesh section.
-const validMesh = `{
+// validMESH is a complete mesh section.
+const validMESH = `{
 	"url": "https://msg.intspineservices.nhs.uk",
 	"sharedKey": "secret:ferry/mesh/shared-key",
 	"caCert": "secret:ferry/mesh/ca",
@@ -28,7 +28,7 @@ const validMesh = `{
 func edit(t *testing.T, fn func(m map[string]any)) json.RawMessage {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(validMesh), &m); err != nil {
+	if err := json.Unmarshal([]byte(validMESH), &m); err != nil {
 		t.Fatal(err)
 	}
 	fn(m)
@@ -44,7 +44,7 @@ func mailboxes(m map[string]any) []any { return m["mailboxes"].([]any) }
 func mailboxAt(m map[string]any, i int) map[string]any { return mailboxes(m)[i].(map[string]any) }
 
 func TestParseConfigDefaults(t *testing.T) {
-	c, err := ParseConfig(json.RawMessage(validMesh))
+	c, err := ParseConfig(json.RawMessage(validMESH))
 	if err != nil {
 		t.Fatalf("ParseConfig = %v", err)
 	}
