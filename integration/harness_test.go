@@ -30,9 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/intake"
-	"github.com/ferryhq/ferry/internal/esm"
-	"github.com/ferryhq/ferry/internal/localstack"
+	"github.com/ferryhq/ferry/internal/local/esm"
+	"github.com/ferryhq/ferry/internal/local/resources"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -42,7 +41,7 @@ type env struct {
 	bin      string
 	stateDir string
 	routes   string
-	res      localstack.Resources
+	res      resources.Resources
 
 	awsCfg aws.Config
 	s3     *s3.Client
@@ -88,11 +87,11 @@ func setup(m *testing.M) (int, error) {
 	}
 	stack = &env{
 		endpoint: endpoint, bin: bin, stateDir: stateDir, routes: routes,
-		res:    localstack.Defaults(),
+		res:    resources.Defaults(),
 		awsCfg: cfg,
 		s3:     s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
 		sqs:    sqs.NewFromConfig(cfg),
-		store:  store.New(dynamodb.NewFromConfig(cfg), localstack.Defaults().Table),
+		store:  store.New(dynamodb.NewFromConfig(cfg), resources.Defaults().Table),
 	}
 	if _, err := stack.startLocal(); err != nil {
 		return 0, err
@@ -227,7 +226,7 @@ func (e *env) upload(t testing.TB, key string, size int64, meta map[string]strin
 	if err != nil {
 		t.Fatalf("head %s: %v", key, err)
 	}
-	return intake.TransferID(e.res.UploadBucket, key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified)),
+	return domain.ObjectTransferID(e.res.UploadBucket, key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified)),
 		hex.EncodeToString(h.Sum(nil))
 }
 

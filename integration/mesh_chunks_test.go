@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/meshpoll"
-	"github.com/ferryhq/ferry/functions/publish"
+	"github.com/ferryhq/ferry/schema"
+	"github.com/ferryhq/ferry/transport/mesh"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
 )
 
@@ -130,7 +130,7 @@ func forgetObserved(t *testing.T, ids ...string) {
 			}
 			for _, m := range out.Messages {
 				var ev struct {
-					Detail publish.Detail `json:"detail"`
+					Detail schema.Detail `json:"detail"`
 				}
 				if json.Unmarshal([]byte(aws.ToString(m.Body)), &ev) != nil || !mine[ev.Detail.TransferID] {
 					continue // another test's; it becomes visible again
@@ -179,7 +179,7 @@ func TestMESHReceiveSmallChunks(t *testing.T) {
 			data, sum := chunkTestBytes(byte(tc.size), tc.size)
 			local := uniq("small")
 			msgID := peerSendToInbox(t, data, tc.chunk, tc.compress, fmt.Sprintf(`subject="small+chunks", local_id=%q, filename="small.csv"`, local))
-			id := meshpoll.TransferID(mbInbox, msgID)
+			id := mesh.TransferID(mbInbox, msgID)
 			forgetObserved(t, id)
 			st := awaitInboundAcked(t, id, 90*time.Second)
 			if st.Request.Chunks != tc.chunks || st.BytesSent != int64(tc.size) {
@@ -220,7 +220,7 @@ func TestMESHReceiveSmallChunksKilled(t *testing.T) {
 	waitQueueEmpty(t, stack.queueURL(t, stack.res.IntakeQueue))
 	data, sum := chunkTestBytes(48, chunks*mib)
 	msgID := peerSendToInbox(t, data, mib, false, fmt.Sprintf(`local_id=%q`, uniq("killed")))
-	id := meshpoll.TransferID(mbInbox, msgID)
+	id := mesh.TransferID(mbInbox, msgID)
 	forgetObserved(t, id)
 
 	stack.waitFor(t, id, 60*time.Second, "under way", func(st domain.State) bool { return st.ChunksSent >= 3 })
@@ -266,7 +266,7 @@ func TestMESHReceiveLargeHeaders(t *testing.T) {
 	local += strings.Repeat("/", 300-len(local))
 	subject, partner := strings.Repeat("/", 500), strings.Repeat("+", 500)
 	msgID := peerSendToInbox(t, data, mib, false, fmt.Sprintf(`subject=%q, local_id=%q, partner_id=%q, filename="big.csv"`, subject, local, partner))
-	id := meshpoll.TransferID(mbInbox, msgID)
+	id := mesh.TransferID(mbInbox, msgID)
 	forgetObserved(t, id)
 	st := awaitInboundAcked(t, id, 60*time.Second)
 

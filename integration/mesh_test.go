@@ -26,8 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/meshpoll"
-	"github.com/ferryhq/ferry/internal/meshpeer"
+	"github.com/ferryhq/ferry/internal/testkit/meshpeer"
+	"github.com/ferryhq/ferry/transport/mesh"
 )
 
 // The sandbox's test mailboxes, as the integration routes use them:
@@ -137,7 +137,7 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
     filename="lab-results.csv", max_chunk_size=5*1024*1024, compress=True))
 `, mbInbox, wfToUs, local), data)
 
-	id := meshpoll.TransferID(mbInbox, msgID)
+	id := mesh.TransferID(mbInbox, msgID)
 	st := stack.waitFor(t, id, 60*time.Second, "acknowledged", func(st domain.State) bool {
 		return st.Status == domain.StatusAcknowledged || st.Status == domain.StatusFailed
 	})
@@ -287,7 +287,7 @@ func TestMESHNonDeliveryReport(t *testing.T) {
 		t.Fatalf("failure = %+v, want final with the report's code 14", f)
 	}
 	// The report itself lands as a .ctl file holding its headers, as the seed client does.
-	rid := meshpoll.TransferID(mbFerry, report.MessageID)
+	rid := mesh.TransferID(mbFerry, report.MessageID)
 	stack.waitFor(t, rid, 60*time.Second, "acknowledged", func(st domain.State) bool { return st.Status == domain.StatusAcknowledged })
 	ctl := getObject(t, stack.res.MESHBucket, "inbound/"+mbFerry+"/"+report.MessageID+".ctl")
 	var headers map[string]string

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/transport/mesh"
 )
 
 // latin1Subject has characters outside ASCII that ISO-8859-1 carries.
@@ -48,7 +48,7 @@ func TestMESHLatin1SubjectFromMESHClient(t *testing.T) {
 print(client.send_message(%q, b"some data", workflow_id=%q, subject=%q, local_id=%q, filename="f.csv"))
 `, mbInbox, wfToUs, latin1Subject, local), nil))
 
-	id := meshpoll.TransferID(mbInbox, msgID)
+	id := mesh.TransferID(mbInbox, msgID)
 	st := stack.waitFor(t, id, 60*time.Second, "acknowledged", func(st domain.State) bool {
 		return st.Status == domain.StatusAcknowledged || st.Status == domain.StatusFailed
 	})

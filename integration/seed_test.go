@@ -20,8 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/intake"
-	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/transport/mesh"
 )
 
 // The two examples below are NHS England's terraform-aws-mesh-client
@@ -146,7 +145,7 @@ func TestSeedReadmeSendExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := intake.TransferID(stack.res.MESHBucket, sent.Key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
+	id := domain.ObjectTransferID(stack.res.MESHBucket, sent.Key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
 	st := stack.waitFor(t, id, 60*time.Second, "delivered", isDone)
 	if st.Status == domain.StatusFailed {
 		t.Fatalf("transfer failed: %+v\n%s", st.LastFailure, stack.timeline(id))
@@ -172,7 +171,7 @@ print(client.send_message(%q, sys.stdin.buffer.read(), workflow_id=%q, subject="
     filename="results.json"))
 `, mbInbox, wfToUs, local), payload)
 
-	id := meshpoll.TransferID(mbInbox, msgID)
+	id := mesh.TransferID(mbInbox, msgID)
 	st := stack.waitFor(t, id, 60*time.Second, "acknowledged", func(st domain.State) bool {
 		return st.Status == domain.StatusAcknowledged || st.Status == domain.StatusFailed
 	})
@@ -231,7 +230,7 @@ func TestUploadsOfOneKeyInQuickSuccession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := intake.TransferID(stack.res.UploadBucket, key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
+		id := domain.ObjectTransferID(stack.res.UploadBucket, key, aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
 		ups = append(ups, upload{id: id, name: name, body: body})
 	}
 	if ups[0].id == ups[1].id {

@@ -22,7 +22,6 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/publish"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
@@ -93,7 +92,7 @@ func TestS3ToS3ThreeChunks(t *testing.T) {
 	t.Run("an EventBridge rule's SQS target receives Transfer Delivered matching the schema", func(t *testing.T) {
 		detail := awaitEvent(t, sub, id, "Transfer Delivered", 30*time.Second)
 		validateDetail(t, detail)
-		var d publish.Detail
+		var d schema.Detail
 		if err := json.Unmarshal(detail, &d); err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +188,7 @@ func awaitEvent(t *testing.T, url, id, detailType string, timeout time.Duration)
 			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &ev); err != nil {
 				t.Fatalf("observer message is not an EventBridge event: %s", aws.ToString(m.Body))
 			}
-			var d publish.Detail
+			var d schema.Detail
 			_ = json.Unmarshal(ev.Detail, &d)
 			if d.TransferID != id {
 				t.Fatalf("the rule let through another transfer's event: %s", aws.ToString(m.Body))

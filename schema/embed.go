@@ -1,4 +1,6 @@
-// Package schema holds the JSON Schema of ferry's published event detail.
+// Package schema is what ferry publishes: the Go type of every EventBridge
+// event's detail (Detail, NewDetail, DetailType) and its JSON Schema, with a
+// validator subscribers can use in their own tests.
 package schema
 
 import _ "embed"

@@ -56,7 +56,7 @@
 // build stream records with the store's own encoding.
 //
 // store/storetest is the store's contract suite: Run holds this Store and
-// every fake (internal/memstore) to what handlers rely on, RunDynamoDB adds
+// every fake (internal/testkit/memstore) to what handlers rely on, RunDynamoDB adds
 // what only the DynamoDB store keeps.
 //
 // Errors are domain errors (*domain.Error in the chain, the AWS error

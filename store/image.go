@@ -53,7 +53,7 @@ func DecodeImage(img map[string]events.DynamoDBAttributeValue) (domain.Event, do
 // that a local stream reader can hand records to the same handlers Lambda
 // does. Every attribute is converted by AttributeValue. A nil map stays nil.
 // It is the one converter from the Streams API's attribute values: the local
-// event source mapping (internal/esm) uses it too.
+// event source mapping (internal/local/esm) uses it too.
 func StreamImage(m map[string]streamtypes.AttributeValue) map[string]events.DynamoDBAttributeValue {
 	if m == nil {
 		return nil

@@ -12,7 +12,7 @@ import (
 	"github.com/ferryhq/ferry/domain"
 )
 
-// TestAttributeValue was internal/esm's test of its own converter, which
+// TestAttributeValue was internal/local/esm's test of its own converter, which
 // StreamImage's replaced: one converter, both packages' tests.
 func TestAttributeValue(t *testing.T) {
 	tests := []struct {

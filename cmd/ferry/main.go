@@ -108,14 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	e := &env{
-		cfg: app.Config{
-			Table:         getenv("FERRY_TABLE"),
-			EventBus:      getenv("FERRY_EVENT_BUS"),
-			EventSource:   getenv("FERRY_EVENT_SOURCE"),
-			RetryQueueURL: getenv("FERRY_RETRY_QUEUE_URL"),
-			Routes:        getenv("FERRY_ROUTES"),
-			S3PathStyle:   getenv("FERRY_S3_PATH_STYLE") == "true",
-		},
+		cfg:    app.ConfigFromEnv(getenv),
 		stdout: stdout,
 		stderr: stderr,
 		getenv: getenv,

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/ferryhq/ferry/functions/intake"
+	"github.com/ferryhq/ferry/domain"
 )
 
 // metaFlags collects repeated --meta k=v flags.
@@ -82,7 +82,7 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	if version == "null" {
 		version = ""
 	}
-	id := intake.TransferID(*bucket, *key, version, aws.ToString(head.ETag), aws.ToTime(head.LastModified))
+	id := domain.ObjectTransferID(*bucket, *key, version, aws.ToString(head.ETag), aws.ToTime(head.LastModified))
 	fmt.Fprintf(e.stdout, "uploaded s3://%s/%s (%d bytes) → transfer %s\n", *bucket, *key, info.Size(), id)
 	if !*watch {
 		return nil

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/functions/publish"
+	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -111,8 +111,8 @@ func awaitPublished(ctx context.Context, c *sqs.Client, queue, id string) (bool,
 	found := false
 	for _, m := range out.Messages {
 		var ev struct {
-			DetailType string         `json:"detail-type"`
-			Detail     publish.Detail `json:"detail"`
+			DetailType string        `json:"detail-type"`
+			Detail     schema.Detail `json:"detail"`
 		}
 		if json.Unmarshal([]byte(aws.ToString(m.Body)), &ev) != nil || ev.Detail.TransferID != id {
 			continue
@@ -120,7 +120,7 @@ func awaitPublished(ctx context.Context, c *sqs.Client, queue, id string) (bool,
 		if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &queue, ReceiptHandle: m.ReceiptHandle}); err != nil {
 			return false, err
 		}
-		if ev.DetailType == publish.DetailType(domain.TypeDelivered) {
+		if ev.DetailType == schema.DetailType(domain.TypeDelivered) {
 			found = true
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/fakeclock"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/fakeclock"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/store"
 )
 

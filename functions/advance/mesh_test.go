@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 )
 
 const meshMsg = "20250301085900123456_A1B2C3"

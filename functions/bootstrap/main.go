@@ -30,15 +30,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg := app.Config{
-		Table:         os.Getenv("FERRY_TABLE"),
-		EventBus:      os.Getenv("FERRY_EVENT_BUS"),
-		EventSource:   os.Getenv("FERRY_EVENT_SOURCE"),
-		RetryQueueURL: os.Getenv("FERRY_RETRY_QUEUE_URL"),
-		Routes:        os.Getenv("FERRY_ROUTES"),
-		S3PathStyle:   os.Getenv("FERRY_S3_PATH_STYLE") == "true",
-		Handler:       os.Getenv("_HANDLER"),
-	}
+	cfg := app.ConfigFromEnv(os.Getenv)
 	a, err := app.New(ctx, awsCfg, cfg, log)
 	if err != nil {
 		return err

@@ -122,7 +122,7 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	// this notification is about cannot be read any more.
 	gone := func(why string) error {
 		src := domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: r.S3.Object.VersionID, ETag: etag}
-		id := TransferID(bucket, key, r.S3.Object.VersionID, r.S3.Object.ETag, r.EventTime)
+		id := domain.ObjectTransferID(bucket, key, r.S3.Object.VersionID, r.S3.Object.ETag, r.EventTime)
 		return h.create(ctx, id, domain.Reject{
 			Requested: domain.Requested{Source: src, Size: r.S3.Object.Size, Filename: path.Base(key)},
 			Reason:    reasonf("source object s3://%s/%s %s", bucket, key, why).WithCode("SOURCE_GONE"),
@@ -141,7 +141,7 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	}
 	headETag := aws.ToString(head.ETag)
 	modified := aws.ToTime(head.LastModified)
-	id := TransferID(bucket, key, versionID, headETag, modified)
+	id := domain.ObjectTransferID(bucket, key, versionID, headETag, modified)
 	return h.create(ctx, id, h.command(bucket, key, versionID, headETag, head))
 }
 

@@ -12,10 +12,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -167,7 +166,7 @@ func TestGoldenNotification(t *testing.T) {
 			t.Fatalf("failures: %v", failures(resp))
 		}
 		id, evs := only(t, f.store)
-		if want := TransferID(bucket, key, version, etag, lastModified); id != want {
+		if want := domain.ObjectTransferID(bucket, key, version, etag, lastModified); id != want {
 			t.Errorf("transfer id = %s, want %s", id, want)
 		}
 		if got := eventTypes(evs); !slices.Equal(got, []domain.EventType{domain.TypeRequested}) {
@@ -238,7 +237,7 @@ func TestRouteDefaults(t *testing.T) {
 	if r.Source.VersionID != "" {
 		t.Errorf("source version = %q, want empty", r.Source.VersionID)
 	}
-	if want := TransferID(bucket, "discard/a b.bin", "", etag, lastModified); id != want {
+	if want := domain.ObjectTransferID(bucket, "discard/a b.bin", "", etag, lastModified); id != want {
 		t.Errorf("id = %s, want %s", id, want)
 	}
 }
@@ -462,60 +461,6 @@ func TestDuplicateNotification(t *testing.T) {
 	})
 }
 
-func TestTransferID(t *testing.T) {
-	base := TransferID(bucket, key, version, etag, lastModified)
-
-	t.Run("deterministic", func(t *testing.T) {
-		if again := TransferID(bucket, key, version, etag, lastModified); again != base {
-			t.Errorf("got %s then %s", base, again)
-		}
-		if other := TransferID(bucket, key, version, etag, lastModified.In(time.FixedZone("X", 3600))); other != base {
-			t.Errorf("same instant in another zone: %s, want %s", other, base)
-		}
-		if unquoted := TransferID(bucket, key, version, strings.Trim(etag, `"`), lastModified); unquoted != base {
-			t.Errorf("unquoted ETag gives %s, want %s", unquoted, base)
-		}
-	})
-
-	t.Run("distinct per object version", func(t *testing.T) {
-		ids := map[string]string{"base": base}
-		for name, id := range map[string]string{
-			"version":       TransferID(bucket, key, "other-version", etag, lastModified),
-			"no version":    TransferID(bucket, key, "", etag, lastModified),
-			"etag":          TransferID(bucket, key, version, `"0000"`, lastModified),
-			"key":           TransferID(bucket, key+"x", version, etag, lastModified),
-			"bucket":        TransferID(bucket+"x", key, version, etag, lastModified),
-			"last modified": TransferID(bucket, key, version, etag, lastModified.Add(time.Second)),
-			// Field boundaries count: "ab"+"c" is not "a"+"bc".
-			"boundaries": TransferID(bucket, key[:len(key)-1], key[len(key)-1:]+version, etag, lastModified),
-		} {
-			for other, seen := range ids {
-				if id == seen {
-					t.Errorf("%s and %s give the same id %s", name, other, id)
-				}
-			}
-			ids[name] = id
-		}
-	})
-
-	t.Run("a ULID of LastModified", func(t *testing.T) {
-		for _, lm := range []time.Time{lastModified, lastModified.Add(1500 * time.Millisecond), time.Date(2031, 12, 31, 23, 59, 59, 0, time.UTC)} {
-			id := TransferID(bucket, key, version, etag, lm)
-			u, err := ulid.ParseStrict(id)
-			if err != nil {
-				t.Fatalf("%s is not a ULID: %v", id, err)
-			}
-			if got := ulid.Time(u.Time()); !got.Equal(lm.Truncate(time.Millisecond)) {
-				t.Errorf("ULID time = %v, want %v", got.UTC(), lm)
-			}
-		}
-		later := TransferID(bucket, key, version, etag, lastModified.Add(time.Millisecond))
-		if !(base < later) {
-			t.Errorf("ids do not sort by upload time: %s >= %s", base, later)
-		}
-	})
-}
-
 func TestNotificationWithSeveralRecords(t *testing.T) {
 	f := newFixture(goodMetadata())
 	var bad, good events.S3Event
@@ -583,8 +528,8 @@ func TestNotificationWithoutVersionID(t *testing.T) {
 		if len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("failures: %v", failures(resp))
 		}
-		id1 := TransferID(bucket, k, "v1", `"e1"`, first.lastModified)
-		id2 := TransferID(bucket, k, "v2", `"e2"`, second.lastModified)
+		id1 := domain.ObjectTransferID(bucket, k, "v1", `"e1"`, first.lastModified)
+		id2 := domain.ObjectTransferID(bucket, k, "v2", `"e2"`, second.lastModified)
 		if got := f.store.IDs(); len(got) != 2 {
 			t.Fatalf("transfers %v, want %s and %s", got, id1, id2)
 		}
@@ -656,7 +601,7 @@ func TestNotificationWithoutVersionID(t *testing.T) {
 				t.Fatalf("failures: %v; an overwritten upload is a recorded outcome", failures(resp))
 			}
 			id, evs := only(t, f.store)
-			if want := TransferID(bucket, k, "", tc.etag, at); id != want {
+			if want := domain.ObjectTransferID(bucket, k, "", tc.etag, at); id != want {
 				t.Errorf("id %s, want %s (from the notification)", id, want)
 			}
 			if got, want := eventTypes(evs), []domain.EventType{domain.TypeRequested, domain.TypeFailed}; !slices.Equal(got, want) {

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 

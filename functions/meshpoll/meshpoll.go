@@ -12,15 +12,12 @@ package meshpoll
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/store"
@@ -191,7 +188,7 @@ const (
 
 // message registers one inbox message as a transfer.
 func (h *Handler) message(ctx context.Context, mailbox string, inbox Inbox, msgID string) (outcome, error) {
-	id := TransferID(mailbox, msgID)
+	id := mesh.TransferID(mailbox, msgID)
 	if _, err := h.Store.Load(ctx, id); err == nil {
 		return known, nil
 	} else if domain.KindOf(err) != domain.KindNotFound {
@@ -278,7 +275,7 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	if domain.KindOf(err) == domain.KindNotFound {
 		// Not ours, too old to wait for, or of unknown age: land it
 		// anyway rather than hold the inbox up for ever.
-		if ts := parseMESHTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.settings().reportGrace {
+		if ts := mesh.ParseTime(hd.StatusTimestamp); ts.IsZero() || h.Now().Sub(ts) > h.settings().reportGrace {
 			return false, nil
 		}
 		return false, errReportEarly
@@ -303,32 +300,4 @@ func (h *Handler) report(ctx context.Context, hd mesh.MessageHeaders) (bool, err
 	}
 	h.Log.WarnContext(ctx, "outbound transfer failed by a non-delivery report", "transfer", tid, "version", st.Version+1, "code", hd.StatusCode, "lostRace", d.Lost)
 	return true, nil
-}
-
-// parseMESHTime reads MESH's yyyyMMddHHmmss timestamps.
-func parseMESHTime(s string) time.Time {
-	if len(s) < 14 {
-		return time.Time{}
-	}
-	t, err := time.Parse("20060102150405", s[:14])
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
-
-// TransferID derives the id of the inbound transfer of a MESH message: a
-// ULID whose time is the message's (MESH ids begin yyyyMMddHHmmss) and
-// whose random part hashes the mailbox and message id. Listing the message
-// again yields the same id, so it is registered once.
-func TransferID(mailbox, msgID string) string {
-	h := sha256.Sum256([]byte("mesh\x00" + mailbox + "\x00" + msgID))
-	var id ulid.ULID
-	if t := parseMESHTime(msgID); !t.IsZero() {
-		_ = id.SetTime(ulid.Timestamp(t))
-	}
-	if err := id.SetEntropy(h[:10]); err != nil {
-		panic(err)
-	}
-	return id.String()
 }

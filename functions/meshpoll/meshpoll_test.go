@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/fakeclock"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/fakeclock"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
@@ -80,7 +78,7 @@ func (f *fixture) poll(t *testing.T, mb string) Result {
 // failing the test unless it is the transfer's only event.
 func (f *fixture) requested(t *testing.T, mb, msgID string) domain.Requested {
 	t.Helper()
-	id := TransferID(mb, msgID)
+	id := mesh.TransferID(mb, msgID)
 	evs := f.store.History(id)
 	if len(evs) != 1 {
 		t.Fatalf("transfer of %s/%s has %d events, want [Requested]", mb, msgID, len(evs))
@@ -184,7 +182,7 @@ func TestPollRegistersOneTransferPerMessage(t *testing.T) {
 	if r := f.requested(t, mailbox, msg2); r.Chunks != 1 || r.Source.MessageID != msg2 || r.Filename != msg2+".dat" {
 		t.Errorf("second message: chunks %d, message %s, filename %s", r.Chunks, r.Source.MessageID, r.Filename)
 	}
-	if st := domain.Fold(domain.State{}, f.store.History(TransferID(mailbox, msg1))...); st.Status != domain.StatusInProgress || domain.Next(st).Kind != domain.ActBegin {
+	if st := domain.Fold(domain.State{}, f.store.History(mesh.TransferID(mailbox, msg1))...); st.Status != domain.StatusInProgress || domain.Next(st).Kind != domain.ActBegin {
 		t.Errorf("status %s, next %s; want a transfer ready to begin", st.Status, domain.Next(st).Kind)
 	}
 }
@@ -230,7 +228,7 @@ func TestLandingPlace(t *testing.T) {
 func TestKnownMessages(t *testing.T) {
 	t.Run("a known message costs no Head", func(t *testing.T) {
 		f := newFixture(mesh.InboundConfig{})
-		f.store.Seed(TransferID(mailbox, msg1), now.Add(-time.Minute), domain.Requested{
+		f.store.Seed(mesh.TransferID(mailbox, msg1), now.Add(-time.Minute), domain.Requested{
 			Source: domain.Source{Kind: "mesh", Mailbox: mailbox, MessageID: msg1}, Destination: domain.Destination{Type: "s3", Bucket: bucket}, Chunks: 1, AckSource: true,
 		})
 		f.inboxes[mailbox].put(dataHead(msg1, 1), dataHead(msg2, 1))
@@ -241,7 +239,7 @@ func TestKnownMessages(t *testing.T) {
 		if got := f.inboxes[mailbox].headsAsked(); !slices.Equal(got, []string{msg2}) {
 			t.Errorf("Head(%v), want only the new message's", got)
 		}
-		if n := len(f.store.History(TransferID(mailbox, msg1))); n != 1 {
+		if n := len(f.store.History(mesh.TransferID(mailbox, msg1))); n != 1 {
 			t.Errorf("known transfer has %d events, want its 1", n)
 		}
 	})
@@ -329,7 +327,7 @@ func TestUnsafeMessageIDsAreRefusedAndRecorded(t *testing.T) {
 					t.Errorf("Head was called for %q: the id reached a URL", bad)
 				}
 			}
-			evs := f.store.History(TransferID(mailbox, bad))
+			evs := f.store.History(mesh.TransferID(mailbox, bad))
 			if got := eventTypes(evs); !slices.Equal(got, []domain.EventType{domain.TypeRequested, domain.TypeFailed}) {
 				t.Fatalf("events %v, want Requested and Failed", got)
 			}
@@ -358,7 +356,7 @@ func TestHeadErrorLeavesMessageForNextPoll(t *testing.T) {
 	if want := (Result{Listed: 2, Created: 1, Failed: 1}); res != want {
 		t.Errorf("first poll = %+v, want %+v", res, want)
 	}
-	if got := f.store.History(TransferID(mailbox, msg1)); len(got) != 0 {
+	if got := f.store.History(mesh.TransferID(mailbox, msg1)); len(got) != 0 {
 		t.Errorf("failed message has events %v", got)
 	}
 
@@ -447,7 +445,7 @@ func TestPaging(t *testing.T) {
 		// Every listed message is already known: Head is never needed.
 		for _, p := range in.pages {
 			for _, id := range p.MessageIDs {
-				f.store.Put(domain.Event{TransferID: TransferID(mailbox, id), Seq: 1, At: now, Payload: domain.Requested{}})
+				f.store.Put(domain.Event{TransferID: mesh.TransferID(mailbox, id), Seq: 1, At: now, Payload: domain.Requested{}})
 			}
 		}
 		res := f.poll(t, mailbox)
@@ -615,7 +613,7 @@ func TestReportFailsTheOutboundTransfer(t *testing.T) {
 			appends = append(appends, e)
 		}
 	}
-	if want := []string{"append " + outID + " Failed", "append " + TransferID(mailbox, report) + " Requested"}; !slices.Equal(appends, want) {
+	if want := []string{"append " + outID + " Failed", "append " + mesh.TransferID(mailbox, report) + " Requested"}; !slices.Equal(appends, want) {
 		t.Errorf("appends = %q, want %q", appends, want)
 	}
 }
@@ -633,7 +631,7 @@ func TestReportLeftWhenTheFailureIsNotRecorded(t *testing.T) {
 	if res := f.poll(t, mailbox); res != (Result{Listed: 1, Failed: 1}) {
 		t.Errorf("result = %+v, want the report left for the next poll", res)
 	}
-	if got := f.store.History(TransferID(mailbox, report)); len(got) != 0 {
+	if got := f.store.History(mesh.TransferID(mailbox, report)); len(got) != 0 {
 		t.Errorf("report registered (%d events) though the outbound failure was not recorded", len(got))
 	}
 }
@@ -757,64 +755,4 @@ func TestConcurrency(t *testing.T) {
 	if p := peak.Load(); p > limit {
 		t.Errorf("%d messages registered at once, want at most %d", p, limit)
 	}
-}
-
-func TestTransferID(t *testing.T) {
-	base := TransferID(mailbox, msg1)
-
-	t.Run("deterministic", func(t *testing.T) {
-		if again := TransferID(mailbox, msg1); again != base {
-			t.Errorf("got %s then %s", base, again)
-		}
-	})
-
-	t.Run("distinct per mailbox and message", func(t *testing.T) {
-		ids := map[string]string{"base": base}
-		for name, id := range map[string]string{
-			"mailbox":    TransferID(other, msg1),
-			"message":    TransferID(mailbox, msg2),
-			"same time":  TransferID(mailbox, msg1[:20]+"_ZZZZZZ"),
-			"boundaries": TransferID(mailbox+msg1[:1], msg1[1:]),
-		} {
-			for seen, sid := range ids {
-				if id == sid {
-					t.Errorf("%s and %s give the same id %s", name, seen, id)
-				}
-			}
-			ids[name] = id
-		}
-	})
-
-	t.Run("a ULID of the message's time", func(t *testing.T) {
-		for _, tt := range []struct {
-			msgID string
-			want  time.Time
-		}{
-			{msg1, time.Date(2025, 3, 1, 8, 59, 0, 0, time.UTC)},
-			{"20200529155357895317_3573F8", time.Date(2020, 5, 29, 15, 53, 57, 0, time.UTC)},
-			{"20311231235959000000_LATE", time.Date(2031, 12, 31, 23, 59, 59, 0, time.UTC)},
-		} {
-			id := TransferID(mailbox, tt.msgID)
-			u, err := ulid.ParseStrict(id)
-			if err != nil {
-				t.Fatalf("%s is not a ULID: %v", id, err)
-			}
-			if got := ulid.Time(u.Time()); !got.Equal(tt.want) {
-				t.Errorf("%s: ULID time = %v, want %v", tt.msgID, got.UTC(), tt.want)
-			}
-		}
-		if later := TransferID(mailbox, msg2); !(base < later) {
-			t.Errorf("ids do not sort by message time: %s >= %s", base, later)
-		}
-	})
-
-	t.Run("a message id without a time", func(t *testing.T) {
-		id := TransferID(mailbox, "not-a-mesh-id")
-		if _, err := ulid.ParseStrict(id); err != nil {
-			t.Errorf("%s is not a ULID: %v", id, err)
-		}
-		if id != TransferID(mailbox, "not-a-mesh-id") {
-			t.Errorf("not deterministic")
-		}
-	})
 }

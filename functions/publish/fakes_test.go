@@ -11,7 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
+	"github.com/ferryhq/ferry/schema"
 )
 
 // fakeBus records every PutEvents call. reject, when set, returns the error
@@ -20,8 +21,8 @@ import (
 type fakeBus struct {
 	mu      sync.Mutex
 	calls   [][]ebtypes.PutEventsRequestEntry
-	reject  func(call int, d Detail) string
-	callErr func(call int, ds []Detail) error
+	reject  func(call int, d schema.Detail) string
+	callErr func(call int, ds []schema.Detail) error
 }
 
 var _ Bus = (*fakeBus)(nil)
@@ -34,7 +35,7 @@ func (b *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _
 	if len(in.Entries) > 10 {
 		return nil, fmt.Errorf("ValidationException: %d entries, at most 10", len(in.Entries))
 	}
-	ds := make([]Detail, len(in.Entries))
+	ds := make([]schema.Detail, len(in.Entries))
 	for i, e := range in.Entries {
 		if err := json.Unmarshal([]byte(aws.ToString(e.Detail)), &ds[i]); err != nil {
 			return nil, fmt.Errorf("detail is not JSON: %v", err)
@@ -62,14 +63,14 @@ func (b *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _
 }
 
 // details returns the details sent in each call.
-func (b *fakeBus) details(t *testing.T) [][]Detail {
+func (b *fakeBus) details(t *testing.T) [][]schema.Detail {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([][]Detail, len(b.calls))
+	out := make([][]schema.Detail, len(b.calls))
 	for i, c := range b.calls {
 		for _, e := range c {
-			var d Detail
+			var d schema.Detail
 			if err := json.Unmarshal([]byte(aws.ToString(e.Detail)), &d); err != nil {
 				t.Fatalf("call %d: detail %s: %v", i+1, aws.ToString(e.Detail), err)
 			}

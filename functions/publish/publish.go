@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/awserr"
+	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -74,7 +75,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			failed(r.Change.SequenceNumber)
 			continue
 		}
-		detail, err := json.Marshal(NewDetail(e, st))
+		detail, err := json.Marshal(schema.NewDetail(e, st))
 		if err != nil {
 			failed(r.Change.SequenceNumber)
 			continue
@@ -86,7 +87,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			entry: ebtypes.PutEventsRequestEntry{
 				EventBusName: aws.String(h.BusName),
 				Source:       aws.String(h.source()),
-				DetailType:   aws.String(DetailType(e.Type())),
+				DetailType:   aws.String(schema.DetailType(e.Type())),
 				Detail:       aws.String(string(detail)),
 				Resources:    []string{"transfer/" + e.TransferID},
 				Time:         aws.Time(e.At),

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
@@ -136,7 +136,7 @@ func (f *fixture) handle(t *testing.T, recs ...events.DynamoDBEventRecord) []str
 }
 
 // eventIDs lists the eventIds of details.
-func eventIDs(ds []Detail) []string {
+func eventIDs(ds []schema.Detail) []string {
 	var out []string
 	for _, d := range ds {
 		out = append(out, d.EventID)
@@ -144,8 +144,8 @@ func eventIDs(ds []Detail) []string {
 	return out
 }
 
-func flatten(calls [][]Detail) []Detail {
-	var out []Detail
+func flatten(calls [][]schema.Detail) []schema.Detail {
+	var out []schema.Detail
 	for _, c := range calls {
 		out = append(out, c...)
 	}
@@ -183,11 +183,11 @@ func TestGoldenStreamEvent(t *testing.T) {
 			t.Errorf("entry %d: time %v, want %v", i, e.Time, want.at)
 		}
 	}
-	var got Detail
+	var got schema.Detail
 	if err := json.Unmarshal([]byte(aws.ToString(entries[0].Detail)), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Detail{
+	want := schema.Detail{
 		TransferID: id, Seq: 1, EventID: id + "/1", Type: "Requested", Status: "IN_PROGRESS",
 		Route: "to-partner", Sender: "X26ABC1", Recipient: "X26ABC2", Filename: "report.csv",
 		Bytes: 25, Chunks: 3, OccurredAt: at1,
@@ -238,7 +238,7 @@ func TestOnlyFailedEntriesResent(t *testing.T) {
 	rs := everyType(t) // 16 events: a call of 10, then one of 6
 	f := newFixture()
 	retried := map[string]bool{rs[2].state.ID + "/3": true, rs[7].state.ID + "/8": true}
-	f.bus.reject = func(call int, d Detail) string {
+	f.bus.reject = func(call int, d schema.Detail) string {
 		if call == 1 && retried[d.EventID] {
 			return "ThrottlingException"
 		}
@@ -265,7 +265,7 @@ func TestEntriesStillFailingAreBatchItemFailures(t *testing.T) {
 		f := newFixture()
 		f.h.Attempts = 2
 		doomed := rs[4].event // idA v5
-		f.bus.reject = func(_ int, d Detail) string {
+		f.bus.reject = func(_ int, d schema.Detail) string {
 			if d.EventID == fmt.Sprintf("%s/%d", doomed.TransferID, doomed.Seq) {
 				return "InternalFailure"
 			}
@@ -281,7 +281,7 @@ func TestEntriesStillFailingAreBatchItemFailures(t *testing.T) {
 	t.Run("failed calls", func(t *testing.T) {
 		f := newFixture()
 		f.h.Attempts = 2
-		f.bus.callErr = func(_ int, ds []Detail) error {
+		f.bus.callErr = func(_ int, ds []schema.Detail) error {
 			if ds[0].EventID == idA+"/1" {
 				return fmt.Errorf("connection reset")
 			}
@@ -314,7 +314,7 @@ func TestDetailType(t *testing.T) {
 		domain.TypeReplayed:     "Transfer Replayed",
 		domain.TypeCancelled:    "Transfer Cancelled",
 	} {
-		if got := DetailType(typ); got != want {
+		if got := schema.DetailType(typ); got != want {
 			t.Errorf("DetailType(%s) = %q, want %q", typ, got, want)
 		}
 	}
@@ -323,7 +323,7 @@ func TestDetailType(t *testing.T) {
 	rs := everyType(t)
 	f.handle(t, records(rs)...)
 	for i, e := range f.bus.entries() {
-		if got, want := aws.ToString(e.DetailType), DetailType(rs[i].event.Type()); got != want {
+		if got, want := aws.ToString(e.DetailType), schema.DetailType(rs[i].event.Type()); got != want {
 			t.Errorf("entry %d: detail type %q, want %q", i, got, want)
 		}
 	}
@@ -349,7 +349,7 @@ func TestDetail(t *testing.T) {
 			t.Errorf("detail %d: occurredAt %v, want %v", i, d.OccurredAt, r.event.At)
 		}
 	}
-	byID := map[string]Detail{}
+	byID := map[string]schema.Detail{}
 	for _, d := range got {
 		byID[d.EventID] = d
 	}
@@ -357,7 +357,7 @@ func TestDetail(t *testing.T) {
 		t.Errorf("ChunkSent: chunk %d, chunksSent %d; want 1, 1", d.Chunk, d.ChunksSent)
 	}
 	retryAt := t0.Add(4 * time.Hour).Add(domain.DefaultRetryPolicy.Backoff(1))
-	if d := byID[idA+"/5"]; d.Error == nil || *d.Error != (DetailError{Kind: "unavailable", Code: "503", Message: "peer down", Retryable: true}) ||
+	if d := byID[idA+"/5"]; d.Error == nil || *d.Error != (schema.DetailError{Kind: "unavailable", Code: "503", Message: "peer down", Retryable: true}) ||
 		d.Attempt != 1 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(retryAt) || d.Status != "RETRYING" {
 		t.Errorf("retryable Failed: %+v (error %+v), want unavailable/503 retryable, attempt 1, next %v", d, d.Error, retryAt)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/store"
 )
 

@@ -29,7 +29,8 @@ import (
 )
 
 // Config is what the handlers need to know about their environment. Main
-// packages fill it from the environment; nothing else reads it.
+// packages fill it from the environment with ConfigFromEnv; nothing else
+// reads it.
 type Config struct {
 	Table         string // event table (FERRY_TABLE)
 	EventBus      string // EventBridge bus (FERRY_EVENT_BUS)
@@ -42,6 +43,22 @@ type Config struct {
 	// that talk to MESH read its credentials.
 	Handler string
 	Budget  advance.Budget
+}
+
+// ConfigFromEnv reads the configuration from the environment, the one place
+// either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
+// FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
+// FERRY_S3_PATH_STYLE ("true" turns it on) and _HANDLER.
+func ConfigFromEnv(getenv func(string) string) Config {
+	return Config{
+		Table:         getenv("FERRY_TABLE"),
+		EventBus:      getenv("FERRY_EVENT_BUS"),
+		EventSource:   getenv("FERRY_EVENT_SOURCE"),
+		RetryQueueURL: getenv("FERRY_RETRY_QUEUE_URL"),
+		Routes:        getenv("FERRY_ROUTES"),
+		S3PathStyle:   getenv("FERRY_S3_PATH_STYLE") == "true",
+		Handler:       getenv("_HANDLER"),
+	}
 }
 
 // Defaults returns the configuration used for fields left empty.

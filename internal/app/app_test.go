@@ -19,3 +19,24 @@ func TestWithDefaultsBudget(t *testing.T) {
 		t.Errorf("Defaults().Budget = %+v, want 8 chunks or 2 minutes", d.Budget)
 	}
 }
+
+func TestConfigFromEnv(t *testing.T) {
+	env := map[string]string{
+		"FERRY_TABLE":           "t",
+		"FERRY_EVENT_BUS":       "b",
+		"FERRY_EVENT_SOURCE":    "s",
+		"FERRY_RETRY_QUEUE_URL": "http://q",
+		"FERRY_ROUTES":          "ssm:/r",
+		"FERRY_S3_PATH_STYLE":   "true",
+		"_HANDLER":              "advance",
+	}
+	got := ConfigFromEnv(func(k string) string { return env[k] })
+	want := Config{Table: "t", EventBus: "b", EventSource: "s", RetryQueueURL: "http://q", Routes: "ssm:/r", S3PathStyle: true, Handler: "advance"}
+	if got != want {
+		t.Errorf("ConfigFromEnv = %+v, want %+v", got, want)
+	}
+	env["FERRY_S3_PATH_STYLE"] = "yes"
+	if ConfigFromEnv(func(k string) string { return env[k] }).S3PathStyle {
+		t.Error(`FERRY_S3_PATH_STYLE=yes turned path style on; only "true" should`)
+	}
+}

@@ -6,7 +6,7 @@
 // that handlers rely on (Append, Load, Events, Project, FindByRef): the
 // DynamoDB store.Store against every DynamoDB that ferry meets (an emulator
 // in integration tests, the real service in a smoke test), and
-// internal/memstore, the fake that handler unit tests use, in plain
+// internal/testkit/memstore, the fake that handler unit tests use, in plain
 // `go test`. RunDynamoDB adds the cases only the DynamoDB store has to keep:
 // request and write counts, SDK resends, stream images, View and the
 // history indexes.
@@ -31,7 +31,7 @@ import (
 )
 
 // Store is the part of an event store that ferry's handlers use, and that
-// every implementation (store.Store on DynamoDB, internal/memstore in unit
+// every implementation (store.Store on DynamoDB, internal/testkit/memstore in unit
 // tests) must keep as store.Store documents it.
 type Store interface {
 	Append(ctx context.Context, prev domain.State, events ...domain.Event) (domain.State, error)

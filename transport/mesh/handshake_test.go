@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/fakeclock"
+	"github.com/ferryhq/ferry/internal/testkit/fakeclock"
 )
 
 // handshakeServer counts handshakes (POST /messageexchange/{mailbox});

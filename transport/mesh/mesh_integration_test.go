@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
-	"github.com/ferryhq/ferry/internal/meshpeer"
+	"github.com/ferryhq/ferry/internal/testkit/meshpeer"
 	"github.com/ferryhq/ferry/transport/mesh"
 )
 

@@ -1,4 +1,4 @@
-package publish
+package schema
 
 import (
 	"strconv"

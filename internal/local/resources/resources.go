@@ -1,11 +1,11 @@
-// Package localstack creates the AWS resources ferry needs on the local
+// Package resources creates the AWS resources ferry needs on the local
 // emulator, idempotently: the event table with its stream, the buckets (the
 // upload bucket and the MESH bucket, laid out as NHS England's MESH client's,
 // notify the intake queue), the queues with their
 // dead-letter queues, the event bus and a rule whose SQS target lets a
 // person or a test see what ferry publishes. The SAM template in infra/
 // declares the same resources for AWS.
-package localstack
+package resources
 
 import (
 	"context"

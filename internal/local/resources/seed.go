@@ -1,9 +1,12 @@
-package localstack
+package resources
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -44,4 +47,39 @@ func (s Seed) Store(ctx context.Context, sm *secretsmanager.Client, ps *ssm.Clie
 		}
 	}
 	return nil
+}
+
+// ReadSeed reads a seed file, expanding ${VAR} with getenv and replacing
+// "@PATH" values with the file's contents. An empty value is an error: it
+// is nearly always an unset variable.
+func ReadSeed(path string, getenv func(string) string) (Seed, error) {
+	var seed Seed
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return seed, fmt.Errorf("seed: %w", err)
+	}
+	if err := json.Unmarshal(data, &seed); err != nil {
+		return seed, fmt.Errorf("seed %s: %w", path, err)
+	}
+	expand := func(kind string, m map[string]string) error {
+		for k, v := range m {
+			v = os.Expand(v, getenv)
+			if rest, ok := strings.CutPrefix(v, "@"); ok {
+				b, err := os.ReadFile(rest)
+				if err != nil {
+					return fmt.Errorf("seed %s %s: %w", kind, k, err)
+				}
+				v = string(b)
+			}
+			if v == "" {
+				return fmt.Errorf("seed %s %s is empty (is its environment variable set?)", kind, k)
+			}
+			m[k] = v
+		}
+		return nil
+	}
+	if err := expand("parameter", seed.Parameters); err != nil {
+		return seed, err
+	}
+	return seed, expand("secret", seed.Secrets)
 }

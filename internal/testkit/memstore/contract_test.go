@@ -3,7 +3,7 @@ package memstore_test
 import (
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/memstore"
+	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/store/storetest"
 )
 

@@ -27,7 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/ferryhq/ferry/internal/esm"
+	"github.com/ferryhq/ferry/internal/local/esm"
 )
 
 // The emulators (moto server) are the test doubles: FERRY_AWS_ENDPOINT
