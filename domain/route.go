@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,12 +15,21 @@ import (
 // Destination says where a route delivers. It comes only from route
 // configuration, never from anything a sender supplies.
 type Destination struct {
-	// Type names the transport: "s3", "mesh" or "null".
+	// Type names the transport: "s3", "mesh", "sftp", "https", "azblob" or
+	// "null".
 	Type string `json:"type"`
 	// Bucket and Prefix locate the delivered object for the s3 transport.
 	Bucket string `json:"bucket,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
+	// Endpoint names, for the sftp, https and azblob transports, the
+	// settings in the routing file's section of that type (Routes.SFTP,
+	// HTTPS, Azblob), which the transport package decodes and validates.
+	Endpoint string `json:"endpoint,omitempty"`
 }
+
+// endpointTypes are the destination types whose settings are named
+// endpoints in a section of the routing file.
+var endpointTypes = []string{"sftp", "https", "azblob"}
 
 // Validate reports what is wrong with d, every problem at once.
 func (d Destination) Validate() error {
@@ -28,6 +38,10 @@ func (d Destination) Validate() error {
 	case "s3":
 		if d.Bucket == "" {
 			errs = append(errs, errors.New("s3 destination needs a bucket"))
+		}
+	case "sftp", "https", "azblob":
+		if d.Endpoint == "" {
+			errs = append(errs, fmt.Errorf("%s destination needs an endpoint (a name in the routing file's %s section)", d.Type, d.Type))
 		}
 	case "null", "mesh":
 		// mesh: the MESH environment and mailboxes are configured in the
@@ -106,6 +120,27 @@ type Routes struct {
 	// polling). It is opaque here: the mesh transport owns its settings
 	// (mesh.ParseConfig decodes, defaults and validates them).
 	MESH json.RawMessage `json:"mesh,omitempty"`
+	// SFTP, HTTPS and Azblob name the endpoints of those destination
+	// types. Each endpoint's settings are opaque here: its transport
+	// package owns them (sftp.ParseEndpoints and the like decode, default
+	// and validate them); a route's destination names one.
+	SFTP   map[string]json.RawMessage `json:"sftp,omitempty"`
+	HTTPS  map[string]json.RawMessage `json:"https,omitempty"`
+	Azblob map[string]json.RawMessage `json:"azblob,omitempty"`
+}
+
+// Endpoints returns the section of the routing file that names the
+// endpoints of destination type typ, or nil.
+func (rs Routes) Endpoints(typ string) map[string]json.RawMessage {
+	switch typ {
+	case "sftp":
+		return rs.SFTP
+	case "https":
+		return rs.HTTPS
+	case "azblob":
+		return rs.Azblob
+	}
+	return nil
 }
 
 // Find returns the first route matching u.
@@ -143,6 +178,10 @@ func (rs Routes) Validate() error {
 		seen[r.Name] = true
 		if err := r.Destination.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		} else if d := r.Destination; slices.Contains(endpointTypes, d.Type) {
+			if _, ok := rs.Endpoints(d.Type)[d.Endpoint]; !ok {
+				errs = append(errs, fmt.Errorf("%s: %s endpoint %q is not defined in the routing file's %s section", where, d.Type, d.Endpoint, d.Type))
+			}
 		}
 		if r.ChunkSize < 0 {
 			errs = append(errs, fmt.Errorf("%s: chunk size must be positive", where))

@@ -116,6 +116,39 @@ func TestParseRoutesMESH(t *testing.T) {
 	})
 }
 
+// TestParseRoutesEndpoints: a destination names an endpoint of its type's
+// section, whose settings reach the transport verbatim.
+func TestParseRoutesEndpoints(t *testing.T) {
+	const partner = `{"host": "sftp.example.org", "anything": ["the transport decides"]}`
+	rs, err := ParseRoutes([]byte(`{
+  "routes": [
+    {"name": "to-partner", "destination": {"type": "sftp", "endpoint": "partner"}},
+    {"name": "to-api", "destination": {"type": "https", "endpoint": "api"}},
+    {"name": "to-lake", "destination": {"type": "azblob", "endpoint": "lake"}}
+  ],
+  "sftp": {"partner": ` + partner + `},
+  "https": {"api": {}},
+  "azblob": {"lake": {}}
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(rs.Endpoints("sftp")["partner"]); got != partner {
+		t.Errorf("sftp endpoint partner = %s, want it verbatim: %s", got, partner)
+	}
+	for typ, name := range map[string]string{"https": "api", "azblob": "lake"} {
+		if _, ok := rs.Endpoints(typ)[name]; !ok {
+			t.Errorf("Endpoints(%q) has no %q: %v", typ, name, rs.Endpoints(typ))
+		}
+	}
+	if rs.Endpoints("s3") != nil || rs.Endpoints("mesh") != nil {
+		t.Error("s3 and mesh destinations have no endpoint sections")
+	}
+	if _, err := ParseRoutes([]byte(`{"routes": [{"name": "a", "destination": {"type": "sftp", "endpoint": "p"}}], "sftp": {"p": {}}, "ftp": {}}`)); err == nil || !strings.Contains(err.Error(), "ftp") {
+		t.Errorf("an unknown section: err = %v, want it named", err)
+	}
+}
+
 // TestParseRoutesReportsEveryProblem: one broken table, every problem in one
 // error, each a separate member of an errors.Join.
 func TestParseRoutesReportsEveryProblem(t *testing.T) {
@@ -132,8 +165,11 @@ func TestParseRoutesReportsEveryProblem(t *testing.T) {
 	  {"name": "bad-require", "destination": {"type": "null"}, "require": ["sender", "shoe-size"]},
 	  {"name": "negative-attempts", "destination": {"type": "null"}, "retry": {"maxAttempts": -1}},
 	  {"name": "negative-delay", "destination": {"type": "null"}, "retry": {"baseDelay": "-1s"}},
-	  {"name": "base-over-max", "destination": {"type": "null"}, "retry": {"baseDelay": "2m", "maxDelay": "1m"}}
-	]}`
+	  {"name": "base-over-max", "destination": {"type": "null"}, "retry": {"baseDelay": "2m", "maxDelay": "1m"}},
+	  {"name": "sftp-no-endpoint", "destination": {"type": "sftp"}},
+	  {"name": "https-unknown-endpoint", "destination": {"type": "https", "endpoint": "nowhere"}},
+	  {"name": "azblob-fine", "destination": {"type": "azblob", "endpoint": "lake"}}
+	], "azblob": {"lake": {}}}`
 	wantProblems := []string{
 		"route 1 (): name is missing",
 		"route 3 (a): name is used twice",
@@ -146,6 +182,8 @@ func TestParseRoutesReportsEveryProblem(t *testing.T) {
 		"route 11 (negative-attempts): retry: maxAttempts must not be negative",
 		"route 12 (negative-delay): retry: delays must not be negative",
 		"route 13 (base-over-max): retry: baseDelay is longer than maxDelay",
+		"route 14 (sftp-no-endpoint): sftp destination needs an endpoint (a name in the routing file's sftp section)",
+		`route 15 (https-unknown-endpoint): https endpoint "nowhere" is not defined in the routing file's https section`,
 	}
 	rs, err := ParseRoutes([]byte(bad))
 	if err == nil {
