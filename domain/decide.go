@@ -188,7 +188,7 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 		retry := c.Err.Kind.Retryable() && attempt < policy.MaxAttempts
 		var next time.Time
 		if retry {
-			next = now.Add(policy.Backoff(attempt))
+			next = now.Add(policy.Delay(s.ID, attempt))
 		}
 		return []Payload{failure(c.Err, attempt, retry, next)}, nil
 	case Retry:

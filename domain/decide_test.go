@@ -713,11 +713,20 @@ func TestDecideComplete(t *testing.T) {
 
 func TestDecideFail(t *testing.T) {
 	down := Errorf(KindUnavailable, "peer down").WithCode("503")
+	// jittered is a backoff less the test transfer's jitter for the attempt
+	// (see TestDelay for its bounds).
+	jittered := func(p RetryPolicy, attempt int, backoff time.Duration) time.Duration {
+		t.Helper()
+		if got := p.Backoff(attempt); got != backoff {
+			t.Fatalf("Backoff(%d) = %v, want %v", attempt, got, backoff)
+		}
+		return p.Delay(testID, attempt)
+	}
 	t.Run("retryable kind schedules a retry after the backoff", func(t *testing.T) {
 		now := at(time.Hour)
 		s := given(t, hStarted...).when(Fail{Err: down}, now).then(
-			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: now.Add(10 * time.Second)})
-		if s.Status != StatusRetrying || s.Attempt != 1 || !s.NextAttemptAt.Equal(now.Add(10*time.Second)) || s.LastFailure == nil || s.LastFailure.Code != "503" {
+			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: now.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))})
+		if s.Status != StatusRetrying || s.Attempt != 1 || !s.NextAttemptAt.Equal(now.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))) || s.LastFailure == nil || s.LastFailure.Code != "503" {
 			t.Errorf("state = %s attempt %d next %v last %+v", s.Status, s.Attempt, s.NextAttemptAt, s.LastFailure)
 		}
 	})
@@ -732,7 +741,7 @@ func TestDecideFail(t *testing.T) {
 					h = append(h, Failed{Kind: KindUnavailable, Retryable: true, Attempt: i, NextAttemptAt: t0}, Retried{Attempt: i + 1})
 				}
 				given(t, h...).when(Fail{Err: down}, t0).then(
-					Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: attempt, NextAttemptAt: t0.Add(wait)})
+					Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: attempt, NextAttemptAt: t0.Add(jittered(r.Retry, attempt, wait))})
 			})
 		}
 	})
@@ -751,14 +760,16 @@ func TestDecideFail(t *testing.T) {
 			Failed{Kind: KindUnavailable, Retryable: true, Attempt: 1, NextAttemptAt: t0}, Retried{Attempt: 2},
 			Failed{Kind: KindUnavailable, Retryable: true, Attempt: 2, NextAttemptAt: t0}, Retried{Attempt: 3}}
 		given(t, h...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Attempt: 3})
-		given(t, h[:4]...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 2, NextAttemptAt: t0.Add(20 * time.Second)})
+		given(t, h[:4]...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 2, NextAttemptAt: t0.Add(jittered(r.Retry, 2, 20*time.Second))})
 	})
-	t.Run("default policy allows 8 attempts", func(t *testing.T) {
+	t.Run("default policy allows the first attempt and 5 retries", func(t *testing.T) {
 		h := []Payload{req3, started}
-		for i := 1; i < 8; i++ {
+		for i := 1; i < 6; i++ {
 			h = append(h, Failed{Kind: KindUnavailable, Retryable: true, Attempt: i, NextAttemptAt: t0}, Retried{Attempt: i + 1})
 		}
-		given(t, h...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Attempt: 8})
+		given(t, h...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Attempt: 6})
+		given(t, h[:len(h)-2]...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 5,
+			NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 5, 160*time.Second))})
 	})
 	t.Run("MaxAttempts 1 makes the first failure final", func(t *testing.T) {
 		r := req3
@@ -773,19 +784,19 @@ func TestDecideFail(t *testing.T) {
 			Failed{Kind: KindUnavailable, Retryable: true, Attempt: 2, NextAttemptAt: t0}, Retried{Attempt: 3},
 			sent(1)}
 		s := given(t, h...).when(Fail{Err: down}, t0).then(
-			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(10 * time.Second)})
+			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))})
 		if s.Attempt != 1 {
 			t.Errorf("Attempt = %d, want 1", s.Attempt)
 		}
 	})
 	t.Run("attempt count resets after a replay", func(t *testing.T) {
 		given(t, hReplayed...).when(Fail{Err: down}, t0).then(
-			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(10 * time.Second)})
+			Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))})
 	})
 	t.Run("message falls back to the wrapped error", func(t *testing.T) {
 		err := &Error{Kind: KindUnavailable, Code: "EOF", Err: errors.New("connection reset")}
 		given(t, hStarted...).when(Fail{Err: err}, t0).then(
-			Failed{Kind: KindUnavailable, Code: "EOF", Message: "connection reset", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(10 * time.Second)})
+			Failed{Kind: KindUnavailable, Code: "EOF", Message: "connection reset", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))})
 	})
 	// A delivered transfer still owed an acknowledgement can fail: the far
 	// end reported it undelivered (a MESH non-delivery report), or the

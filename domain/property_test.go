@@ -413,7 +413,7 @@ func checkEvent(t *rapid.T, s State, e Event, now time.Time, rejected bool, atte
 		if p.Retryable != wantRetry {
 			t.Fatalf("Failed %+v: retryable %t, want %t (max %d)", p, p.Retryable, wantRetry, maxAttempts(s.Request.Retry))
 		}
-		if want := now.Add(s.Request.Retry.Backoff(p.Attempt)); p.Retryable && !p.NextAttemptAt.Equal(want) {
+		if want := now.Add(s.Request.Retry.Delay(s.ID, p.Attempt)); p.Retryable && !p.NextAttemptAt.Equal(want) {
 			t.Fatalf("NextAttemptAt %v, want %v", p.NextAttemptAt, want)
 		}
 		if !p.Retryable && !p.NextAttemptAt.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"regexp"
 	"slices"
@@ -240,8 +241,10 @@ type RetryPolicy struct {
 	MaxDelay    Duration `json:"maxDelay,omitempty"`
 }
 
-// DefaultRetryPolicy is used for the fields a route leaves out.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 8, BaseDelay: Duration(10 * time.Second), MaxDelay: Duration(15 * time.Minute)}
+// DefaultRetryPolicy is used for the fields a route leaves out: the first
+// attempt and five retries, as ReportStream's send step makes, from 10
+// seconds doubling to at most 15 minutes (less jitter, see Delay).
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 6, BaseDelay: Duration(10 * time.Second), MaxDelay: Duration(15 * time.Minute)}
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxAttempts == 0 {
@@ -283,6 +286,25 @@ func (p RetryPolicy) Backoff(attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, time.Duration(p.MaxDelay))
+}
+
+// RetryJitter is the largest fraction by which Delay shortens a backoff.
+const RetryJitter = 0.2
+
+// Delay returns the wait before transfer id is retried after the given
+// failed attempt: Backoff(attempt) shortened by a fraction in [0,
+// RetryJitter) drawn from a hash of the id and the attempt. Transfers that
+// failed together (a peer down) spread their retries instead of returning
+// at once, the wait never exceeds MaxDelay, and the decision stays pure:
+// the same transfer and attempt always get the same delay, recorded in the
+// Failed event's next attempt time.
+func (p RetryPolicy) Delay(id string, attempt int) time.Duration {
+	d := p.Backoff(attempt)
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	h.Write([]byte{0, byte(attempt >> 24), byte(attempt >> 16), byte(attempt >> 8), byte(attempt)})
+	frac := float64(h.Sum64()>>11) / (1 << 53) // uniform in [0, 1)
+	return d - time.Duration(float64(d)*RetryJitter*frac)
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("10s").

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -323,7 +324,7 @@ func TestRoutesFindAppliesDefaults(t *testing.T) {
 		if got.ChunkSize != 20*MiB || int64(got.ChunkSize) != DefaultChunkSize {
 			t.Errorf("ChunkSize = %d, want 20 MiB", got.ChunkSize)
 		}
-		want := RetryPolicy{MaxAttempts: 8, BaseDelay: Duration(10 * time.Second), MaxDelay: Duration(15 * time.Minute)}
+		want := RetryPolicy{MaxAttempts: 6, BaseDelay: Duration(10 * time.Second), MaxDelay: Duration(15 * time.Minute)}
 		if got.Retry != want || got.Retry != DefaultRetryPolicy {
 			t.Errorf("Retry = %+v, want %+v", got.Retry, want)
 		}
@@ -426,6 +427,42 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(80) = %v, want %v", got, want)
 		}
 	})
+}
+
+// TestDelay: a retry waits its backoff less a jitter of at most a fifth,
+// the same for the same transfer and attempt, spread across transfers.
+func TestDelay(t *testing.T) {
+	p := RetryPolicy{BaseDelay: Duration(time.Second), MaxDelay: Duration(time.Minute)}
+	distinct := map[time.Duration]bool{}
+	for i := range 200 {
+		id := fmt.Sprintf("01TRANSFER%04d", i)
+		for attempt := 1; attempt <= 8; attempt++ {
+			d, full := p.Delay(id, attempt), p.Backoff(attempt)
+			if low := full - time.Duration(float64(full)*RetryJitter); d > full || d < low {
+				t.Fatalf("Delay(%s, %d) = %v, want within [%v, %v]", id, attempt, d, low, full)
+			}
+			if again := p.Delay(id, attempt); again != d {
+				t.Fatalf("Delay(%s, %d) = %v then %v", id, attempt, d, again)
+			}
+		}
+		distinct[p.Delay(id, 3)] = true
+	}
+	// 200 transfers failing at once must not come back at one instant:
+	// expect nearly every delay to differ.
+	if len(distinct) < 190 {
+		t.Errorf("200 transfers got %d distinct delays for attempt 3, want the jitter to spread them", len(distinct))
+	}
+	var lo, hi int
+	for d := range distinct {
+		if d < 4*time.Second-400*time.Millisecond {
+			lo++
+		} else {
+			hi++
+		}
+	}
+	if lo < 60 || hi < 60 {
+		t.Errorf("jitter is lopsided: %d delays in the lower half of the range, %d in the upper", lo, hi)
+	}
 }
 
 func TestByteSizeJSON(t *testing.T) {

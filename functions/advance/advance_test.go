@@ -412,7 +412,7 @@ func TestTransportFailure(t *testing.T) {
 				t.Errorf("Failed = %+v, want kind %s code %q retryable %t attempt 1", fl, tt.wantKind, tt.wantCode, tt.wantRetryable)
 			}
 			if tt.wantRetryable {
-				if want := now.Add(domain.DefaultRetryPolicy.Backoff(1)); !fl.NextAttemptAt.Equal(want) {
+				if want := now.Add(domain.DefaultRetryPolicy.Delay(idA, 1)); !fl.NextAttemptAt.Equal(want) {
 					t.Errorf("next attempt at %v, want %v", fl.NextAttemptAt, want)
 				}
 			} else if !fl.NextAttemptAt.IsZero() {

@@ -356,7 +356,7 @@ func TestDetail(t *testing.T) {
 	if d := byID[idA+"/3"]; d.Chunk != 1 || d.ChunksSent != 1 {
 		t.Errorf("ChunkSent: chunk %d, chunksSent %d; want 1, 1", d.Chunk, d.ChunksSent)
 	}
-	retryAt := t0.Add(4 * time.Hour).Add(domain.DefaultRetryPolicy.Backoff(1))
+	retryAt := t0.Add(4 * time.Hour).Add(domain.DefaultRetryPolicy.Delay(idA, 1))
 	if d := byID[idA+"/5"]; d.Error == nil || *d.Error != (schema.DetailError{Kind: "unavailable", Code: "503", Message: "peer down", Retryable: true}) ||
 		d.Attempt != 1 || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(retryAt) || d.Status != "RETRYING" {
 		t.Errorf("retryable Failed: %+v (error %+v), want unavailable/503 retryable, attempt 1, next %v", d, d.Error, retryAt)
