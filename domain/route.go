@@ -26,11 +26,20 @@ type Destination struct {
 	// settings in the routing file's section of that type (Routes.SFTP,
 	// HTTPS, Azblob), which the transport package decodes and validates.
 	Endpoint string `json:"endpoint,omitempty"`
+	// Filename names the delivered file, for the s3, sftp and azblob
+	// transports, by a template of FilenameFields ("{sender}/{date}/
+	// {filename}"); empty means DefaultFilenameTemplate. An s3 destination
+	// puts it after Prefix.
+	Filename string `json:"filename,omitempty"`
 }
 
 // endpointTypes are the destination types whose settings are named
 // endpoints in a section of the routing file.
 var endpointTypes = []string{"sftp", "https", "azblob"}
+
+// namedTypes are the destination types whose delivered file a filename
+// template names.
+var namedTypes = []string{"s3", "sftp", "azblob"}
 
 // Validate reports what is wrong with d, every problem at once.
 func (d Destination) Validate() error {
@@ -50,9 +59,14 @@ func (d Destination) Validate() error {
 		// and validates (mesh.ParseConfig); from, to and workflow come
 		// with each upload.
 	case "":
-		errs = append(errs, errors.New("destination type is missing"))
+		return errors.New("destination type is missing")
 	default:
-		errs = append(errs, fmt.Errorf("unknown destination type %q", d.Type))
+		return fmt.Errorf("unknown destination type %q", d.Type)
+	}
+	if d.Filename != "" && !slices.Contains(namedTypes, d.Type) {
+		errs = append(errs, fmt.Errorf("%s destinations cannot name the delivered file (filename is for %s)", d.Type, strings.Join(namedTypes, ", ")))
+	} else if err := CheckFilenameTemplate(d.Filename); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

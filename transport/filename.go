@@ -1,8 +1,11 @@
 package transport
 
 import (
+	"path"
 	"strings"
 	"unicode"
+
+	"github.com/ferryhq/ferry/domain"
 )
 
 // MaxFilename is the longest name, in bytes, SafeFilename returns.
@@ -70,4 +73,52 @@ func truncate(s string) string {
 		ext = s[i:]
 	}
 	return s[:MaxFilename-len(ext)] + ext
+}
+
+// DeliveredName is the name of transfer t's delivered file: its
+// destination's filename template (domain.FilenameFields) expanded with
+// values each made safe by SafeFilename, so none can add a folder or climb
+// out of one. The default template gives the upload's own name, made safe.
+// Every attempt of a transfer gets the same name: the values come from its
+// request, the date and time from when it was requested.
+func DeliveredName(t domain.State) string {
+	filename := t.Request.Filename
+	if filename == "" {
+		filename = path.Base(t.Request.Source.Key)
+	}
+	filename = SafeFilename(filename, t.ID)
+	ext := path.Ext(filename)
+	if ext == filename { // ".profile": a name, not an extension
+		ext = ""
+	}
+	created := t.Created.UTC()
+	return domain.ExpandFilename(t.Request.Destination.Filename, func(field string) string {
+		switch field {
+		case "filename":
+			return filename
+		case "name":
+			return strings.TrimSuffix(filename, ext)
+		case "ext":
+			return ext
+		case "sender":
+			return safeValue(t.Request.Sender, "unknown")
+		case "recipient":
+			return safeValue(t.Request.Recipient, "unknown")
+		case "workflow":
+			return safeValue(t.Request.Workflow, "none")
+		case "transferId":
+			return safeValue(t.ID, "transfer")
+		case "date":
+			return created.Format("2006-01-02")
+		case "time":
+			return created.Format("150405")
+		}
+		return "" // CheckFilenameTemplate admits no other field
+	})
+}
+
+// safeValue is SafeFilename for a value that is not a path: a separator in
+// it is one more unsafe character, not the start of its base name.
+func safeValue(v, fallback string) string {
+	return SafeFilename(strings.NewReplacer("/", "_", `\`, "_").Replace(v), fallback)
 }

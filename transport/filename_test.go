@@ -3,9 +3,12 @@ package transport_test
 import (
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/ferryhq/ferry/transport"
 	"pgregory.net/rapid"
+
+	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport"
 )
 
 func TestSafeFilename(t *testing.T) {
@@ -70,6 +73,81 @@ func TestSafeFilenameInvariants(t *testing.T) {
 		}
 		if again := transport.SafeFilename(got, fallback); again != got {
 			t.Fatalf("SafeFilename is not idempotent: %q then %q", got, again)
+		}
+	})
+}
+
+func TestDeliveredName(t *testing.T) {
+	st := domain.State{
+		ID:      "01JNCZ6X2A8V3KQW9R0B5T7M4E",
+		Created: time.Date(2026, 3, 4, 23, 30, 5, 0, time.FixedZone("X", 3600)),
+		Request: domain.Requested{
+			Source:    domain.Source{Kind: "s3", Bucket: "in", Key: "outbound/monthly report.csv"},
+			Sender:    "X26ABC1",
+			Recipient: "../etc",
+			Workflow:  "WF/1",
+		},
+	}
+	for _, tt := range []struct{ tmpl, filename, want string }{
+		{"", "", "monthly_report.csv"},
+		{"{filename}", "a/b/../c.txt", "c.txt"},
+		{"{sender}/{date}/{filename}", "", "X26ABC1/2026-03-04/monthly_report.csv"},
+		{"{name}-{time}{ext}", "", "monthly_report-223005.csv"},
+		{"{transferId}{ext}", ".profile", "01JNCZ6X2A8V3KQW9R0B5T7M4E"},
+		{"{recipient}_{workflow}_{filename}", "", ".._etc_WF_1_monthly_report.csv"},
+		{"{name}", "archive.tar.gz", "archive.tar"},
+	} {
+		s := st
+		s.Request.Destination = domain.Destination{Type: "s3", Bucket: "out", Filename: tt.tmpl}
+		s.Request.Filename = tt.filename
+		if err := s.Request.Destination.Validate(); err != nil {
+			t.Fatalf("template %q: %v", tt.tmpl, err)
+		}
+		if got := transport.DeliveredName(s); got != tt.want {
+			t.Errorf("DeliveredName(%q, filename %q) = %q, want %q", tt.tmpl, tt.filename, got, tt.want)
+		}
+	}
+}
+
+// TestDeliveredNameInvariants: whatever the upload says, a valid template
+// gives a relative name whose folders are named and none is "..", made only
+// of safe characters, the same on every call.
+func TestDeliveredNameInvariants(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		tmpl := rapid.SampledFrom([]string{"", "{filename}", "{sender}/{date}/{filename}", "{recipient}-{workflow}-{name}{ext}", "{transferId}.{time}"}).Draw(t, "template")
+		text := rapid.StringOf(rapid.SampledFrom([]rune("ab./\\\x00 \n..é{}%")))
+		st := domain.State{
+			ID:      text.Draw(t, "id"),
+			Created: time.Unix(rapid.Int64Range(-1e10, 1e11).Draw(t, "created"), 0),
+			Request: domain.Requested{
+				Source:      domain.Source{Key: text.Draw(t, "key")},
+				Destination: domain.Destination{Type: "sftp", Endpoint: "p", Filename: tmpl},
+				Filename:    text.Draw(t, "filename"),
+				Sender:      text.Draw(t, "sender"),
+				Recipient:   text.Draw(t, "recipient"),
+				Workflow:    text.Draw(t, "workflow"),
+			},
+		}
+		name := transport.DeliveredName(st)
+		if name != transport.DeliveredName(st) {
+			t.Fatalf("not deterministic")
+		}
+		for _, r := range name {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-/", r)) {
+				t.Fatalf("%q has unsafe %q", name, r)
+			}
+		}
+		want := strings.Count(tmpl, "/")
+		if tmpl == "" {
+			want = 0
+		}
+		if strings.Count(name, "/") != want {
+			t.Fatalf("%q has %d folders, the template %q %d: a value added one", name, strings.Count(name, "/"), tmpl, want)
+		}
+		for _, seg := range strings.Split(name, "/") {
+			if seg == "" || strings.Trim(seg, ".") == "" {
+				t.Fatalf("%q has a folder or name %q", name, seg)
+			}
 		}
 	})
 }

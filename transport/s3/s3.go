@@ -40,7 +40,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -107,13 +106,9 @@ func (tr *Transport) logger() *slog.Logger {
 }
 
 // Key returns the destination object key of transfer t: the destination
-// prefix followed by the sanitised filename.
+// prefix followed by the delivered file's name (transport.DeliveredName).
 func Key(t domain.State) string {
-	name := t.Request.Filename
-	if name == "" {
-		name = path.Base(t.Request.Source.Key)
-	}
-	return t.Request.Destination.Prefix + transport.SafeFilename(name, t.ID)
+	return t.Request.Destination.Prefix + transport.DeliveredName(t)
 }
 
 // Location returns "s3://bucket/key" for transfer t's destination object.

@@ -149,21 +149,23 @@ func TestInvalidRequestsFailBeforeCallingS3(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	tests := []struct {
-		name, filename, sourceKey, prefix, want string
+		name, filename, sourceKey, prefix, template, want string
 	}{
-		{"filename wins", "report.csv", "in/x.bin", "out/", "out/report.csv"},
-		{"source base name when no filename", "", "in/2024/x y.bin", "out/", "out/x_y.bin"},
-		{"traversal in filename", "../../etc/passwd", "in/x", "out/", "out/passwd"},
-		{"traversal in source key", "", "in/../..", "", "01ID"},
-		{"empty prefix", "a.txt", "k", "", "a.txt"},
-		{"unicode filename", "données.csv", "k", "p/", "p/donn_es.csv"},
+		{"route's filename template", "report.csv", "in/x.bin", "out/", "{sender}/{transferId}{ext}", "out/X26ABC1/01ID.csv"},
+		{"filename wins", "report.csv", "in/x.bin", "out/", "", "out/report.csv"},
+		{"source base name when no filename", "", "in/2024/x y.bin", "out/", "", "out/x_y.bin"},
+		{"traversal in filename", "../../etc/passwd", "in/x", "out/", "", "out/passwd"},
+		{"traversal in source key", "", "in/../..", "", "", "01ID"},
+		{"empty prefix", "a.txt", "k", "", "", "a.txt"},
+		{"unicode filename", "données.csv", "k", "p/", "", "p/donn_es.csv"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := domain.State{ID: "01ID", Request: domain.Requested{
 				Filename:    tt.filename,
+				Sender:      "X26ABC1",
 				Source:      domain.Source{Kind: "s3", Bucket: "b", Key: tt.sourceKey},
-				Destination: domain.Destination{Type: "s3", Bucket: "dst", Prefix: tt.prefix},
+				Destination: domain.Destination{Type: "s3", Bucket: "dst", Prefix: tt.prefix, Filename: tt.template},
 			}}
 			if got := s3transport.Key(st); got != tt.want {
 				t.Errorf("Key = %q, want %q", got, tt.want)
