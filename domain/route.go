@@ -14,11 +14,15 @@ import (
 // Destination says where a route delivers. It comes only from route
 // configuration, never from anything a sender supplies.
 type Destination struct {
-	// Type names the transport: "s3", "mesh" or "null".
+	// Type names the transport: "s3", "mesh", "sftp" or "null".
 	Type string `json:"type"`
 	// Bucket and Prefix locate the delivered object for the s3 transport.
 	Bucket string `json:"bucket,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
+	// Endpoint names the server an sftp destination delivers to, one of
+	// the endpoints the sftp transport's settings define (host, user,
+	// credentials, directory).
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Validate reports what is wrong with d, every problem at once.
@@ -28,6 +32,10 @@ func (d Destination) Validate() error {
 	case "s3":
 		if d.Bucket == "" {
 			errs = append(errs, errors.New("s3 destination needs a bucket"))
+		}
+	case "sftp":
+		if d.Endpoint == "" {
+			errs = append(errs, errors.New("sftp destination needs an endpoint"))
 		}
 	case "null", "mesh":
 		// mesh: the MESH environment and mailboxes are configured in the
