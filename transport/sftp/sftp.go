@@ -12,8 +12,8 @@
 //
 // # Delivery
 //
-// Begin checks the connection and the directory (creating it with Mkdir).
-// Every chunk is written at its own offset into a temporary file in the
+// Begin checks the connection and the directory (creating it with Mkdir)
+// and creates the temporary file in it. Every chunk is written at its own offset into a temporary file in the
 // target directory, TempName (".ferry-<transfer id>.part"), with pkg/sftp's
 // concurrent writes: re-sending a chunk rewrites the same bytes, so a
 // transfer that was interrupted resumes at its first unrecorded chunk, and
@@ -123,37 +123,55 @@ func TempName(t domain.State) string {
 	return ".ferry-" + transport.SafeFilename(t.ID, "transfer") + ".part"
 }
 
-// Begin connects to t's endpoint and makes sure its directory exists,
-// creating it with its parents when the endpoint says mkdir. It returns no
-// reference. Errors: KindInvalid for an unknown endpoint or a host key
+// Begin connects to t's endpoint, makes sure its directory exists
+// (creating it with its parents when the endpoint says mkdir) and creates
+// t's temporary file empty. It returns no reference. Begin runs before any
+// chunk is sent (again after a replay), so emptying the file loses
+// nothing. Errors: KindInvalid for an unknown endpoint or a host key
 // mismatch, KindUnauthorized for refused credentials, KindNotFound for a
 // missing directory, KindUnavailable when the server cannot be reached.
 func (tr *Transport) Begin(ctx context.Context, t domain.State) (string, error) {
 	err := tr.do(ctx, t, func(c *conn, e Endpoint) error {
-		if e.Mkdir {
-			if err := c.sftp.MkdirAll(e.Directory); err != nil {
-				return classify(fmt.Sprintf("sftp: create directory %s", e.Directory), err)
-			}
-			return nil
+		if err := directory(c, e); err != nil {
+			return err
 		}
-		fi, err := c.sftp.Stat(e.Directory)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return domain.Errorf(domain.KindNotFound, "sftp: directory %s does not exist on %s (set mkdir to create it)", e.Directory, e.address())
-		case err != nil:
-			return classify(fmt.Sprintf("sftp: stat directory %s", e.Directory), err)
-		case !fi.IsDir():
-			return domain.Errorf(domain.KindInvalid, "sftp: %s on %s is not a directory", e.Directory, e.address())
+		temp := path.Join(e.Directory, TempName(t))
+		f, err := c.sftp.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			return classify(fmt.Sprintf("sftp: create %s", temp), err)
+		}
+		if err := f.Close(); err != nil {
+			return classify(fmt.Sprintf("sftp: close %s", temp), err)
 		}
 		return nil
 	})
 	return "", err
 }
 
+// directory makes sure e's directory exists, creating it when e says mkdir.
+func directory(c *conn, e Endpoint) error {
+	if e.Mkdir {
+		if err := c.sftp.MkdirAll(e.Directory); err != nil {
+			return classify(fmt.Sprintf("sftp: create directory %s", e.Directory), err)
+		}
+		return nil
+	}
+	fi, err := c.sftp.Stat(e.Directory)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return domain.Errorf(domain.KindNotFound, "sftp: directory %s does not exist on %s (set mkdir to create it)", e.Directory, e.address())
+	case err != nil:
+		return classify(fmt.Sprintf("sftp: stat directory %s", e.Directory), err)
+	case !fi.IsDir():
+		return domain.Errorf(domain.KindInvalid, "sftp: %s on %s is not a directory", e.Directory, e.address())
+	}
+	return nil
+}
+
 // SendChunk writes chunk c, read from the source, at its offset in t's
-// temporary file (chunk 1 creates the file; a later chunk needs it to
-// exist, so that a file removed under way is never completed with a
-// hole). Sending a chunk again rewrites the same bytes. When c is the last
+// temporary file, in any order. The file must exist (Begin created it),
+// so that a file removed under way (Abort, an operator) is never completed
+// with a hole. Sending a chunk again rewrites the same bytes. When c is the last
 // chunk, the file is cut to the transfer's size, in case an earlier
 // attempt left it longer. Errors: the source's (KindNotFound for a missing
 // source…), KindNotFound when the temporary file is gone, KindUnavailable
@@ -187,12 +205,8 @@ func (tr *Transport) write(ctx context.Context, cn *conn, e Endpoint, t domain.S
 	}
 	defer func() { _ = rc.Close() }()
 	temp := path.Join(e.Directory, TempName(t))
-	flags := os.O_WRONLY
-	if c.Index == 1 {
-		flags |= os.O_CREATE
-	}
-	f, err := cn.sftp.OpenFile(temp, flags)
-	if errors.Is(err, os.ErrNotExist) && c.Index > 1 {
+	f, err := cn.sftp.OpenFile(temp, os.O_WRONLY)
+	if errors.Is(err, os.ErrNotExist) {
 		return 0, &domain.Error{Kind: domain.KindNotFound, Message: fmt.Sprintf("sftp: temporary file %s is gone; the transfer must start again", temp), Err: err}
 	}
 	if err != nil {
