@@ -14,5 +14,15 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
   touch "$stamp"
 fi
+# The sftp transport's integration tests run a real OpenSSH sshd.
+if [ ! -x /usr/sbin/sshd ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "installing openssh-server (sshd, for transport/sftp's integration tests)…" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+  else
+    echo "note: /usr/sbin/sshd is missing; transport/sftp's integration tests need it: install openssh-server (apt-get install openssh-server as root)" >&2
+  fi
+fi
 mkdir -p "$root/bin"
 (cd "$root" && go build -o bin/ferry ./cmd/ferry)
