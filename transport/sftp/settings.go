@@ -206,3 +206,21 @@ func parseKnownHosts(lines []string) (pins, error) {
 func (e Endpoint) address() string {
 	return net.JoinHostPort(strings.Trim(e.Host, "[]"), strconv.Itoa(e.Port))
 }
+
+// CheckRoutes reports, every one at once, the routes of rs that deliver to
+// an sftp endpoint eps does not define, so that a routing file naming an
+// unknown endpoint is refused when it is loaded rather than when a
+// transfer reaches it.
+func CheckRoutes(eps map[string]Endpoint, rs domain.Routes) error {
+	var errs []error
+	for i, r := range rs.Routes {
+		d := r.Destination
+		if d.Type != "sftp" || d.Endpoint == "" {
+			continue
+		}
+		if _, ok := eps[d.Endpoint]; !ok {
+			errs = append(errs, fmt.Errorf("sftp: route %d (%s) delivers to endpoint %q, which the sftp section does not define", i+1, r.Name, d.Endpoint))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -128,3 +128,22 @@ func TestFileName(t *testing.T) {
 		t.Errorf("TempName = %q, want %q", got, want)
 	}
 }
+
+func TestCheckRoutes(t *testing.T) {
+	eps := map[string]Endpoint{"partner": {}}
+	rs := domain.Routes{Routes: []domain.Route{
+		{Name: "ok", Destination: domain.Destination{Type: "sftp", Endpoint: "partner"}},
+		{Name: "s3", Destination: domain.Destination{Type: "s3", Bucket: "b"}},
+		{Name: "typo", Destination: domain.Destination{Type: "sftp", Endpoint: "partnr"}},
+		{Name: "other", Destination: domain.Destination{Type: "sftp", Endpoint: "nobody"}},
+	}}
+	err := CheckRoutes(eps, rs)
+	for _, want := range []string{`route 3 (typo) delivers to endpoint "partnr"`, `route 4 (other) delivers to endpoint "nobody"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckRoutes = %v, want it to say %q", err, want)
+		}
+	}
+	if err := CheckRoutes(eps, domain.Routes{Routes: rs.Routes[:2]}); err != nil {
+		t.Errorf("CheckRoutes of known endpoints = %v", err)
+	}
+}

@@ -376,7 +376,10 @@ func (tr *Transport) do(ctx context.Context, t domain.State, fn func(c *conn, e 
 			return err
 		}
 		tr.drop(name, c)
-		if cached && attempt == 1 && ctx.Err() == nil && connectionLost(err) {
+		if ctx.Err() != nil {
+			return &domain.Error{Kind: domain.KindUnavailable, Message: fmt.Sprintf("sftp: transfer %s stopped: %v", t.ID, context.Cause(ctx)), Err: err}
+		}
+		if cached && attempt == 1 && connectionLost(err) {
 			continue
 		}
 		return err

@@ -390,3 +390,92 @@ func TestAbortRemovesTheTemporaryFile(t *testing.T) {
 	_, err = e.tr.Complete(context.Background(), st)
 	wantKind(t, "Complete after Abort", err, domain.KindNotFound)
 }
+
+func TestCompleteReplacesAnExistingFile(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		name := "posix-rename"
+		if plain {
+			name = "plain rename"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			const size = 1<<20 + 3
+			st := e.transfer(t, "replace", transporttest.Payload(8, size), size, 1<<20)
+			writeFile(t, filepath.Join(e.out, sftp.FileName(st)), []byte("an older delivery"), 0o644)
+			begin(t, e.tr, st)
+			if plain {
+				sftp.UsePlainRename(e.tr)
+			}
+			deliver(t, e.tr, st, 1, st.Request.Chunks)
+			d := complete(t, e.tr, st)
+			checkSame(t, e, d, 8, size)
+			if again := complete(t, e.tr, st); again != d {
+				t.Errorf("Complete again = %+v, want %+v", again, d)
+			}
+			assertNoTemp(t, e.out)
+		})
+	}
+}
+
+func TestConcurrentTransfersShareTheEndpoint(t *testing.T) {
+	e := newEnv(t, nil)
+	const size, n = 4<<20 + 11, 4
+	var wg sync.WaitGroup
+	sts := make([]domain.State, n)
+	for i := range n {
+		sts[i] = e.transfer(t, "concurrent-"+string(rune('a'+i)), transporttest.Payload(uint64(10+i), size), size, 1<<20)
+	}
+	ds := make([]transport.Delivery, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := sts[i]
+			if _, err := e.tr.Begin(context.Background(), st); err != nil {
+				errs[i] = err
+				return
+			}
+			for j := 1; j <= st.Request.Chunks; j++ {
+				if _, err := e.tr.SendChunk(context.Background(), st, st.Request.Chunk(j)); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+			ds[i], errs[i] = e.tr.Complete(context.Background(), st)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("transfer %d: %v", i, errs[i])
+		}
+		checkSame(t, e, ds[i], uint64(10+i), size)
+	}
+}
+
+func TestCancelledContextStopsAWrite(t *testing.T) {
+	e := newEnv(t, nil)
+	const size, chunkSize = 8 << 20, 4 << 20
+	st := e.transfer(t, "cancel", transporttest.Payload(9, size), size, chunkSize)
+	begin(t, e.tr, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.src.mu.Lock()
+	e.src.onRead = func(c domain.Chunk, read int64) {
+		if read >= 1<<20 {
+			cancel()
+		}
+	}
+	e.src.mu.Unlock()
+	start := time.Now()
+	_, err := e.tr.SendChunk(ctx, st, st.Request.Chunk(1))
+	wantKind(t, "SendChunk with its context cancelled", err, domain.KindUnavailable)
+	t.Logf("SendChunk: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+	e.src.mu.Lock()
+	e.src.onRead = nil
+	e.src.mu.Unlock()
+	// The next call connects again and the transfer carries on.
+	deliver(t, e.tr, st, 1, st.Request.Chunks)
+	checkSame(t, e, complete(t, e.tr, st), 9, size)
+}
