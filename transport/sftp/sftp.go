@@ -13,11 +13,14 @@
 // # Delivery
 //
 // Begin checks the connection and the directory (creating it with Mkdir)
-// and creates the temporary file in it. Every chunk is written at its own offset into a temporary file in the
-// target directory, TempName (".ferry-<transfer id>.part"), with pkg/sftp's
-// concurrent writes: re-sending a chunk rewrites the same bytes, so a
-// transfer that was interrupted resumes at its first unrecorded chunk, and
-// nothing is buffered beyond pkg/sftp's outstanding requests. Complete
+// and creates an empty temporary file there, TempName
+// (".ferry-<transfer id>.part"). Every chunk, in any order, is written at
+// its own offset into that file with pkg/sftp's concurrent writes:
+// re-sending a chunk rewrites the same bytes, so a transfer that was
+// interrupted resumes at its first unrecorded chunk, and nothing is
+// buffered beyond pkg/sftp's outstanding requests (Concurrency of 32 KiB
+// packets). A connection is kept per endpoint and dialled again after an
+// error. Complete
 // checks the temporary file holds exactly the request's size and renames
 // it to FileName in one step (posix-rename@openssh.com when the server
 // offers it, which replaces an existing file atomically; plain rename
@@ -377,13 +380,25 @@ func (tr *Transport) do(ctx context.Context, t domain.State, fn func(c *conn, e 
 		}
 		tr.drop(name, c)
 		if ctx.Err() != nil {
-			return &domain.Error{Kind: domain.KindUnavailable, Message: fmt.Sprintf("sftp: transfer %s stopped: %v", t.ID, context.Cause(ctx)), Err: err}
+			return stopped(ctx, err)
 		}
 		if cached && attempt == 1 && connectionLost(err) {
 			continue
 		}
 		return err
 	}
+}
+
+// stopped is err, from a call whose ctx ended (closing its connection),
+// saying so: KindUnavailable.
+func stopped(ctx context.Context, err error) *domain.Error {
+	e := &domain.Error{Kind: domain.KindUnavailable, Message: "sftp", Err: err}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		e.Message, e.Err = de.Message, de.Err
+	}
+	e.Message += fmt.Sprintf(" (stopped: %v)", context.Cause(ctx))
+	return e
 }
 
 // keepsConnection reports whether err leaves the connection usable: the
