@@ -48,7 +48,11 @@ func (e *hostKeyError) Error() string {
 func classify(op string, err error) *domain.Error {
 	var de *domain.Error
 	if errors.As(err, &de) {
-		return &domain.Error{Kind: de.Kind, Code: de.Code, Message: op, Err: err}
+		msg := op
+		if de.Message != "" {
+			msg += ": " + de.Message
+		}
+		return &domain.Error{Kind: de.Kind, Code: de.Code, Message: msg, Err: de.Err}
 	}
 	return &domain.Error{Kind: kindOf(err), Message: op, Err: err}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestClassify(t *testing.T) {
 		{"unsupported", &sftp.StatusError{Code: 8}, domain.KindInvalid},
 		{"bad message", &sftp.StatusError{Code: 5}, domain.KindInternal},
 		{"a domain error keeps its kind", domain.Errorf(domain.KindNotFound, "no source"), domain.KindNotFound},
-		{"a source's domain error keeps its kind", sourceError{domain.Errorf(domain.KindConflict, "replaced")}, domain.KindConflict},
+		{"a wrapped domain error keeps its kind", fmt.Errorf("read: %w", domain.Errorf(domain.KindConflict, "replaced")), domain.KindConflict},
 		{"unknown", errors.New("something odd"), domain.KindInternal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,8 +50,12 @@ func TestClassify(t *testing.T) {
 			if got.Kind != tc.want {
 				t.Errorf("classify(%v) kind = %s, want %s", tc.err, got.Kind, tc.want)
 			}
-			if !errors.Is(got, tc.err) {
+			var de *domain.Error
+			if !errors.As(tc.err, &de) && !errors.Is(got, tc.err) {
 				t.Errorf("classify(%v) does not wrap the error", tc.err)
+			}
+			if n := strings.Count(got.Error(), "("+string(tc.want)+")"); n != 1 {
+				t.Errorf("classify(%v) = %q, which says its kind %d times", tc.err, got, n)
 			}
 		})
 	}

@@ -204,7 +204,7 @@ func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chu
 func (tr *Transport) write(ctx context.Context, cn *conn, e Endpoint, t domain.State, c domain.Chunk, offset, length int64) (int64, error) {
 	rc, err := tr.source.OpenChunk(ctx, t, c)
 	if err != nil {
-		return 0, classify(fmt.Sprintf("sftp: open chunk %d of transfer %s", c.Index, t.ID), sourceError{err})
+		return 0, classify(fmt.Sprintf("sftp: open chunk %d of transfer %s", c.Index, t.ID), err)
 	}
 	defer func() { _ = rc.Close() }()
 	temp := path.Join(e.Directory, TempName(t))
@@ -245,7 +245,7 @@ func writeAt(f *sftp.File, src io.Reader, offset, length int64) (int64, error) {
 	}
 	n, err := f.ReadFrom(r)
 	if sr.err != nil {
-		return n, classify("sftp: read from the source", sourceError{sr.err})
+		return n, classify("sftp: read from the source", sr.err)
 	}
 	if err != nil {
 		return n, classify(fmt.Sprintf("sftp: write %s at %d", f.Name(), offset), err)
@@ -402,19 +402,18 @@ func stopped(ctx context.Context, err error) *domain.Error {
 }
 
 // keepsConnection reports whether err leaves the connection usable: the
-// server answered with a status, or the source failed.
+// server answered with a status. After any other error (the source's
+// included) the connection is dropped: dialling again costs little.
 func keepsConnection(err error) bool {
 	var se *sftp.StatusError
-	var src sourceError
-	return errors.As(err, &se) || errors.As(err, &src) ||
-		errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission)
+	return errors.As(err, &se) || errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission)
 }
 
-// connectionLost reports whether err says the connection failed (rather
-// than the server or the source refusing something).
+// connectionLost reports whether err may mean the connection failed, so
+// that a call on a cached connection is worth one more try on a new one
+// (a retryable source failure is tried again too, which does no harm).
 func connectionLost(err error) bool {
-	var src sourceError
-	return !errors.As(err, &src) && domain.KindOf(err) == domain.KindUnavailable
+	return domain.KindOf(err) == domain.KindUnavailable
 }
 
 // client returns name's connection, and whether it came from the cache.
@@ -527,13 +526,13 @@ func (tr *Transport) auth(ctx context.Context, e Endpoint) ([]ssh.AuthMethod, er
 	if e.PrivateKey != "" {
 		key, err := tr.secrets.Resolve(ctx, e.PrivateKey)
 		if err != nil {
-			return nil, fmt.Errorf("privateKey %s: %w", e.PrivateKey, err)
+			return nil, classify("privateKey "+e.PrivateKey, err)
 		}
 		var signer ssh.Signer
 		if e.Passphrase != "" {
 			pp, err := tr.secrets.Resolve(ctx, e.Passphrase)
 			if err != nil {
-				return nil, fmt.Errorf("passphrase %s: %w", e.Passphrase, err)
+				return nil, classify("passphrase "+e.Passphrase, err)
 			}
 			signer, err = ssh.ParsePrivateKeyWithPassphrase(key, pp)
 			if err != nil {
@@ -554,7 +553,7 @@ func (tr *Transport) auth(ctx context.Context, e Endpoint) ([]ssh.AuthMethod, er
 	if e.Password != "" {
 		pw, err := tr.secrets.Resolve(ctx, e.Password)
 		if err != nil {
-			return nil, fmt.Errorf("password %s: %w", e.Password, err)
+			return nil, classify("password "+e.Password, err)
 		}
 		password := string(pw)
 		methods = append(methods, ssh.Password(password),
@@ -608,12 +607,6 @@ func (p pins) algorithms() []string {
 	}
 	return algs
 }
-
-// sourceError marks an error that came from the source, not the server.
-type sourceError struct{ err error }
-
-func (e sourceError) Error() string { return e.err.Error() }
-func (e sourceError) Unwrap() error { return e.err }
 
 // sourceReader remembers the source's read error, so that a failed write
 // can be told from a failed read.

@@ -3,6 +3,7 @@
 package sftp_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +32,7 @@ type env struct {
 	out string
 	src *fileSource
 	ep  sftp.Endpoint
+	sec secrets
 	tr  *sftp.Transport
 }
 
@@ -56,6 +58,7 @@ func newEnv(t *testing.T, edit func(*sftp.Endpoint, secrets)) *env {
 	if err := e.ep.Validate(); err != nil {
 		t.Fatalf("endpoint: %v", err)
 	}
+	e.sec = sec
 	e.tr = sftp.New(map[string]sftp.Endpoint{"test": e.ep}, sec, e.src)
 	t.Cleanup(func() { _ = e.tr.Close() })
 	return e
@@ -478,4 +481,121 @@ func TestCancelledContextStopsAWrite(t *testing.T) {
 	// The next call connects again and the transfer carries on.
 	deliver(t, e.tr, st, 1, st.Request.Chunks)
 	checkSame(t, e, complete(t, e.tr, st), 9, size)
+}
+
+// partsSource is a source that chose its chunks (a MESH message): chunk i
+// is parts[i-1], whatever the plan says.
+type partsSource [][]byte
+
+func (p partsSource) OpenChunk(_ context.Context, _ domain.State, c domain.Chunk) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(p[c.Index-1])), nil
+}
+
+func TestSourceChunkedTransfer(t *testing.T) {
+	e := newEnv(t, nil)
+	all, err := io.ReadAll(transporttest.Payload(20, 300_005))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := partsSource{all[:200_000], all[200_000:300_000], all[300_000:]}
+	tr := sftp.New(map[string]sftp.Endpoint{"test": e.ep}, e.sec, parts)
+	t.Cleanup(func() { _ = tr.Close() })
+	st := transporttest.NewState(t, "chunked", domain.Requested{
+		Source:      domain.Source{Kind: "mesh", Mailbox: "X26ABC", MessageID: "M1"},
+		Destination: domain.Destination{Type: "sftp", Endpoint: "test"},
+		Size:        int64(len(all)),
+		Chunks:      len(parts),
+	})
+	apply := func(c domain.Command) {
+		t.Helper()
+		evs, err := domain.Decide(st, c, time.Now().UTC())
+		if err != nil {
+			t.Fatalf("decide %T: %v", c, err)
+		}
+		st = domain.Fold(st, evs...)
+	}
+	ref, err := tr.Begin(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(domain.Start{Ref: ref})
+	for i := 1; i <= len(parts); i++ {
+		sent, err := tr.SendChunk(context.Background(), st, st.Request.Chunk(i))
+		if err != nil {
+			t.Fatalf("SendChunk %d: %v", i, err)
+		}
+		if sent.Bytes != int64(len(parts[i-1])) {
+			t.Fatalf("SendChunk %d sent %d bytes, want %d", i, sent.Bytes, len(parts[i-1]))
+		}
+		if i == 2 { // sent again before it is recorded: the same bytes, the same place
+			if _, err := tr.SendChunk(context.Background(), st, st.Request.Chunk(i)); err != nil {
+				t.Fatalf("SendChunk %d again: %v", i, err)
+			}
+		}
+		apply(domain.RecordChunk{Index: i, Bytes: sent.Bytes})
+	}
+	_, err = tr.SendChunk(context.Background(), st, domain.Chunk{Index: 2, Offset: -1, Length: -1})
+	wantKind(t, "SendChunk of a source-chunked chunk already recorded", err, domain.KindInvalid)
+	d, err := tr.Complete(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := e.open(t, d)
+	defer func() { _ = rc.Close() }()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, all) {
+		t.Errorf("delivered %d bytes, want the %d sent", len(got), len(all))
+	}
+	if want := "/" + sftp.FileName(st); !strings.HasSuffix(d.Location, want) || sftp.FileName(st) != "chunked" {
+		t.Errorf("Location %s, want it named after the transfer id", d.Location)
+	}
+}
+
+func TestEncryptedPrivateKey(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		passphrase string // "" : none configured
+		want       domain.Kind
+	}{
+		{"with its passphrase", "correct horse", ""},
+		{"with a wrong passphrase", "wrong", domain.KindInvalid},
+		{"without a passphrase", "", domain.KindInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(ep *sftp.Endpoint, sec secrets) {
+				if tc.passphrase != "" {
+					ep.Passphrase = "secret:pp"
+					sec["secret:pp"] = []byte(tc.passphrase)
+				}
+			})
+			e.sec["secret:key"] = e.d.encrypted(t, "correct horse")
+			st := e.transfer(t, "encrypted", transporttest.Payload(21, 10), 10, 1<<20)
+			_, err := e.tr.Begin(context.Background(), st)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Begin: %v", err)
+				}
+				return
+			}
+			wantKind(t, "Begin", err, tc.want)
+			if strings.Contains(err.Error(), tc.passphrase) && tc.passphrase != "" || strings.Contains(err.Error(), "correct horse") {
+				t.Errorf("error %q echoes a passphrase", err)
+			}
+			t.Logf("Begin: %v", err)
+		})
+	}
+}
+
+func TestMissingSecretFailsForGood(t *testing.T) {
+	e := newEnv(t, nil)
+	delete(e.sec, "secret:key")
+	st := e.transfer(t, "nosecret", transporttest.Payload(22, 10), 10, 1<<20)
+	_, err := e.tr.Begin(context.Background(), st)
+	wantKind(t, "Begin without the key's secret", err, domain.KindNotFound)
+	if want := "privateKey secret:key: secret secret:key does not exist"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
 }

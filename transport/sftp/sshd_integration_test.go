@@ -213,3 +213,17 @@ func (s secrets) Resolve(_ context.Context, ref string) ([]byte, error) {
 	}
 	return v, nil
 }
+
+// encrypted returns s's authorised key encrypted with passphrase.
+func (s *sshd) encrypted(t *testing.T, passphrase string) []byte {
+	t.Helper()
+	key, err := ssh.ParseRawPrivateKey(s.userKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(key, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(block)
+}
