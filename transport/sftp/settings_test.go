@@ -118,6 +118,8 @@ func TestFileName(t *testing.T) {
 		{"in/bad\x00na\tme.txt", "badname.txt"},
 		{`in\win\file.dat`, "file.dat"},
 		{"", "01JTRANSFER"},
+		{"in/.ferry-01JOTHER.part", "_.ferry-01JOTHER.part"},
+		{"in/.ferry-notes.txt", ".ferry-notes.txt"},
 	} {
 		st := domain.State{ID: "01JTRANSFER", Request: domain.Requested{Source: domain.Source{Kind: "s3", Key: tc.key}}}
 		if got := FileName(st); got != tc.want {

@@ -48,6 +48,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,15 +116,27 @@ func (tr *Transport) Close() error {
 // FileName is the name t is delivered under in its endpoint's directory:
 // the base name of the source key made safe (transport.SafeFilename: no
 // directories, no "..", no control characters), or the transfer id when
-// nothing usable is left.
+// nothing usable is left. A name shaped like a temporary file
+// (".ferry-….part") gets a leading "_", so that no delivery replaces
+// another transfer's temporary file.
 func FileName(t domain.State) string {
-	return transport.SafeFilename(t.Request.Source.Key, t.ID)
+	name := transport.SafeFilename(t.Request.Source.Key, t.ID)
+	if strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix) {
+		name = "_" + name
+	}
+	return name
 }
+
+// A temporary file's name is tempPrefix + transfer id + tempSuffix.
+const (
+	tempPrefix = ".ferry-"
+	tempSuffix = ".part"
+)
 
 // TempName is the name of the temporary file t's chunks are written to
 // before Complete renames it to FileName.
 func TempName(t domain.State) string {
-	return ".ferry-" + transport.SafeFilename(t.ID, "transfer") + ".part"
+	return tempPrefix + transport.SafeFilename(t.ID, "transfer") + tempSuffix
 }
 
 // Begin connects to t's endpoint, makes sure its directory exists

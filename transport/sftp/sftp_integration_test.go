@@ -283,6 +283,9 @@ func TestServerKilledMidTransferResumes(t *testing.T) {
 		}
 	}
 	e.src.mu.Unlock()
+	// The write on the cached connection fails; only because that failure
+	// is KindUnavailable does the transport try once more on a new
+	// connection, which is refused: KindUnavailable again.
 	_, err := e.tr.SendChunk(context.Background(), st, st.Request.Chunk(4))
 	de := wantKind(t, "SendChunk 4 with the server killed", err, domain.KindUnavailable)
 	t.Logf("SendChunk 4: %v", de)
