@@ -366,6 +366,8 @@ func TestDestinationValidate(t *testing.T) {
 		{Destination{Type: "s3", Bucket: "b"}, ""},
 		{Destination{Type: "s3", Bucket: "b", Prefix: "p/"}, ""},
 		{Destination{Type: "s3"}, "needs a bucket"},
+		{Destination{Type: "sftp", Endpoint: "partner"}, ""},
+		{Destination{Type: "sftp"}, "sftp destination needs an endpoint"},
 		{Destination{}, "type is missing"},
 		{Destination{Type: "S3", Bucket: "b"}, `unknown destination type "S3"`},
 	} {

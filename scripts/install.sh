@@ -14,5 +14,23 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
   touch "$stamp"
 fi
+# The sftp transport's integration tests run a real OpenSSH sshd.
+if [ ! -x /usr/sbin/sshd ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "installing openssh-server (sshd, for transport/sftp's integration tests)…" >&2
+    # Install only: no sshd service started on port 22 (tests start their
+    # own on loopback). policy-rc.d tells the package not to start it.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+    [ -z "$policy" ] || rm -f "$policy"
+  else
+    echo "note: /usr/sbin/sshd is missing; transport/sftp's integration tests need it: install openssh-server (apt-get install openssh-server as root)" >&2
+  fi
+fi
 mkdir -p "$root/bin"
 (cd "$root" && go build -o bin/ferry ./cmd/ferry)

@@ -41,6 +41,13 @@ type Transport interface {
 	Complete(ctx context.Context, t domain.State) (transport.Delivery, error)
 }
 
+// Aborter is a transport that cleans up what a transfer left at the
+// destination once it has failed for good (an SFTP transfer's temporary
+// file). Abort must succeed when there is nothing to clean up.
+type Aborter interface {
+	Abort(ctx context.Context, t domain.State) error
+}
+
 // Scheduler arranges for a transfer to be woken at a time: to retry after
 // a retryable failure, or to check whether the far end has acknowledged a
 // delivery.
@@ -251,6 +258,9 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		attrs := []any{"version", st.Version, "event", last.Type(), "status", st.Status}
 		if f, ok := last.Payload.(domain.Failed); ok {
 			log.WarnContext(ctx, "attempt failed", append(attrs, "kind", f.Kind, "code", f.Code, "reason", f.Message, "retryable", f.Retryable, "attempt", f.Attempt)...)
+			if st.Status == domain.StatusFailed {
+				h.abort(ctx, st, log)
+			}
 			return nil // the Failed record wakes us to schedule the retry
 		}
 		log.InfoContext(ctx, "transfer advanced", attrs...)
@@ -260,6 +270,20 @@ func (h *Handler) Step(ctx context.Context, st domain.State) error {
 		if chunks >= set.budget.MaxChunks || h.Now().Sub(start) >= set.budget.MaxTime {
 			return nil // the record of the event just appended wakes the next step
 		}
+	}
+}
+
+// abort lets the transport of a transfer that failed for good clean up
+// after it. It is best effort: the failure is recorded already, and what
+// is left (a temporary file) is named for the transfer and harmless, so an
+// error is logged, not returned.
+func (h *Handler) abort(ctx context.Context, st domain.State, log *slog.Logger) {
+	ab, ok := h.Transports[st.Request.Destination.Type].(Aborter)
+	if !ok {
+		return
+	}
+	if err := ab.Abort(ctx, st); err != nil {
+		log.WarnContext(ctx, "could not clean up after the failed transfer", "error", err)
 	}
 }
 

@@ -425,6 +425,47 @@ func TestTransportFailure(t *testing.T) {
 	}
 }
 
+// abortingTransport is a fakeTransport that can clean up after a transfer
+// that failed for good, as the SFTP transport removes its temporary file.
+type abortingTransport struct{ *fakeTransport }
+
+func (a abortingTransport) Abort(_ context.Context, t domain.State) error {
+	a.log.Add("abort %s", t.ID)
+	return nil
+}
+
+// TestFinalFailureAborts: a transport that can clean up is asked to once
+// the transfer has failed for good, and not after a failure that will be
+// retried.
+func TestFinalFailureAborts(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"final", domain.Errorf(domain.KindUnauthorized, "denied"), []string{"send 1", "append Failed", "abort"}},
+		{"retryable", domain.Errorf(domain.KindUnavailable, "down"), []string{"send 1", "append Failed"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(Budget{MaxChunks: 8})
+			f.h.Transports["null"] = abortingTransport{f.tr}
+			f.tr.fail = func(op, _ string, _ int) error {
+				if op == "send" {
+					return tt.err
+				}
+				return nil
+			}
+			rec := f.seed(t, idA, "101", request(2, "null"), domain.Started{Ref: "u"})
+			if got := f.handle(t, rec); len(got) != 0 {
+				t.Fatalf("failures: %v", got)
+			}
+			if got := f.ops(idA); !slices.Equal(got, tt.want) {
+				t.Errorf("ops = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBeginAndCompleteFailures(t *testing.T) {
 	down := domain.Errorf(domain.KindUnavailable, "peer down")
 	for _, tt := range []struct {

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
+	"github.com/ferryhq/ferry/transport/sftp"
 )
 
 // Config is what the handlers need to know about their environment. Main
@@ -155,6 +157,17 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
+	secrets := NewSecrets(awsCfg)
+	sftpEndpoints, err := sftp.ParseEndpoints(routes.SFTP)
+	if err != nil {
+		return nil, err
+	}
+	if len(sftpEndpoints) > 0 {
+		a.Advance.Transports["sftp"] = sftp.New(sftpEndpoints, secrets, s3transport.NewReader(s3c))
+	}
+	if err := checkTransports(routes, a.Advance.Transports); err != nil {
+		return nil, err
+	}
 	if routes.MESH == nil {
 		return a, nil
 	}
@@ -163,7 +176,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		return nil, err
 	}
 	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll"
-	m, err := newMESH(ctx, mc, NewSecrets(awsCfg), clients, st, log.With("fn", "mesh"))
+	m, err := newMESH(ctx, mc, secrets, clients, st, log.With("fn", "mesh"))
 	if err != nil {
 		return nil, err
 	}
@@ -190,4 +203,21 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Log:       log.With("fn", "meshpoll"),
 	}
 	return a, nil
+}
+
+// checkTransports refuses a routing table with a route whose destination
+// type has no transport here (a mesh route without a mesh section), so
+// that it fails when the table loads rather than on every upload.
+func checkTransports(routes domain.Routes, transports map[string]advance.Transport) error {
+	var errs []error
+	for i, r := range routes.Routes {
+		t := r.Destination.Type
+		if _, ok := transports[t]; !ok && t != "mesh" {
+			errs = append(errs, fmt.Errorf("routes: route %d (%s): no %s transport is configured", i+1, r.Name, t))
+		}
+		if t == "mesh" && routes.MESH == nil {
+			errs = append(errs, fmt.Errorf("routes: route %d (%s): a mesh destination needs the routing file's mesh section", i+1, r.Name))
+		}
+	}
+	return errors.Join(errs...)
 }

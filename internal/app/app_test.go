@@ -1,9 +1,11 @@
 package app
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/advance"
 )
 
@@ -38,5 +40,25 @@ func TestConfigFromEnv(t *testing.T) {
 	env["FERRY_S3_PATH_STYLE"] = "yes"
 	if ConfigFromEnv(func(k string) string { return env[k] }).S3PathStyle {
 		t.Error(`FERRY_S3_PATH_STYLE=yes turned path style on; only "true" should`)
+	}
+}
+
+func TestCheckTransports(t *testing.T) {
+	transports := map[string]advance.Transport{"s3": nil, "null": nil}
+	rs := domain.Routes{Routes: []domain.Route{
+		{Name: "ok", Destination: domain.Destination{Type: "s3", Bucket: "b"}},
+		{Name: "blob", Destination: domain.Destination{Type: "azblob", Endpoint: "lake"}},
+		{Name: "mesh", Destination: domain.Destination{Type: "mesh"}},
+	}}
+	err := checkTransports(rs, transports)
+	for _, want := range []string{"route 2 (blob): no azblob transport is configured", "route 3 (mesh): a mesh destination needs the routing file's mesh section"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkTransports = %v, want it to say %q", err, want)
+		}
+	}
+	rs.MESH = []byte(`{}`)
+	transports["azblob"] = nil
+	if err := checkTransports(rs, transports); err != nil {
+		t.Errorf("every destination has its transport: %v", err)
 	}
 }
