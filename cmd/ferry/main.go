@@ -5,6 +5,9 @@
 //	ferry show ID [--json]
 //	ferry watch ID
 //	ferry history --status S [--since D] [--sender M] [--recipient M] [--json]
+//	ferry replay ID... --reason R
+//	ferry replay --status FAILED [--route R] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R
+//	ferry cancel ID... --reason R
 //	ferry local
 //
 // Configuration comes from the environment: the usual AWS variables
@@ -45,6 +48,8 @@ var commands = []command{
 	{"show", "show ID [--json]", runShow},
 	{"watch", "watch ID [--until delivered|acknowledged] [--observe-queue URL] [--timeout D]", runWatch},
 	{"history", "history --status S [--since D] [--until D] [--sender M] [--recipient M] [--route R] [--limit N] [--cursor C] [--json]", runHistory},
+	{"replay", "replay ID... --reason R | replay --status FAILED [--route R] [--recipient M] [--since D] [--until D] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R", runReplay},
+	{"cancel", "cancel ID... --reason R", runCancel},
 	{"local", "local [--routes FILE] [--state-dir DIR]", runLocal},
 }
 

@@ -33,6 +33,16 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"send"}, "ferry: send: want exactly one file"},
 		{[]string{"watch"}, "ferry: watch: want exactly one transfer id"},
 		{[]string{"local", "extra"}, `ferry: local: unexpected argument "extra"`},
+		{[]string{"replay", "01ID"}, "ferry: replay: --reason is required"},
+		{[]string{"replay", "--reason", "x"}, "ferry: replay: give transfer ids, or --status FAILED"},
+		{[]string{"replay", "01ID", "--status", "FAILED", "--reason", "x"}, "ferry: replay: give transfer ids or --status, not both"},
+		{[]string{"replay", "--status", "DELIVERED", "--reason", "x"}, "ferry: replay: --status DELIVERED: only FAILED transfers can be replayed"},
+		{[]string{"replay", "--status", "FAILED", "--max", "0", "--reason", "x"}, "ferry: replay: --max must be 1-10000"},
+		{[]string{"replay", "--status", "FAILED", "--rate", "fast", "--reason", "x"}, "ferry: replay: --rate:"},
+		{[]string{"replay", "--status", "FAILED", "--since", "last week", "--reason", "x"}, "ferry: replay: --since:"},
+		{[]string{"replay", "01ID", "--code", "403", "--reason", "x"}, "select transfers for a bulk replay"},
+		{[]string{"cancel", "01ID"}, "ferry: cancel: --reason is required"},
+		{[]string{"cancel", "--reason", "x"}, "ferry: cancel: give the ids"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, code := runCLI(tc.args...)

@@ -30,7 +30,7 @@ type Resources struct {
 	UploadBucket   string // uploads under UploadPrefix notify the intake queue
 	UploadPrefixes []string
 	// MESHBucket is laid out as NHS England's MESH client's bucket:
-	// uploads under MeshPrefixes (outbound/) are sent to MESH, and received
+	// uploads under MESHPrefixes (outbound/) are sent to MESH, and received
 	// messages land under inbound/{mailbox}/.
 	MESHBucket     string
 	MESHPrefixes   []string
