@@ -184,16 +184,16 @@ type fixture struct {
 	ep      Endpoint
 }
 
-// newFixture parses raw (JSON of the endpoint, with URL for the
-// receiver's upload URL) and builds a transport trusting the receiver
-// through the caBundle secret.
+// newFixture parses raw (JSON of the endpoint, where a string beginning
+// URL/ begins with the receiver's URL) and builds a transport trusting the
+// receiver through the caBundle secret.
 func newFixture(t *testing.T, rc *receiver, raw string, secrets mapSecrets) *fixture {
 	t.Helper()
 	if secrets == nil {
 		secrets = mapSecrets{}
 	}
 	secrets["secret:ca"] = rc.caPEM()
-	raw = strings.ReplaceAll(raw, "URL", rc.srv.URL)
+	raw = strings.ReplaceAll(raw, `"URL/`, `"`+rc.srv.URL+`/`)
 	eps, err := ParseEndpoints(map[string]json.RawMessage{"ep": json.RawMessage(raw)})
 	if err != nil {
 		t.Fatalf("ParseEndpoints: %v", err)
