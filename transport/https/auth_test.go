@@ -211,7 +211,9 @@ func keys(t *testing.T) []struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := func(typ string, der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})) }
+	enc := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
 	return []struct {
 		name, pem, alg string
 		public         crypto.PublicKey
