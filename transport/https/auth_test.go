@@ -87,12 +87,12 @@ type tokenServer struct {
 func (ts *tokenServer) install(t *testing.T, rc *receiver, verify func(r *http.Request) error) {
 	rc.mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		if err := verify(r); err != nil {
 			t.Errorf("token request: %v", err)
-			http.Error(w, `{"error": "invalid_client"}`, 401)
+			http.Error(w, `{"error": "invalid_client"}`, http.StatusUnauthorized)
 			return
 		}
 		ts.mu.Lock()
@@ -178,7 +178,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 func TestOAuth2TokenEndpointRefuses(t *testing.T) {
 	rc := newReceiver(t, nil)
 	rc.mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, `{"error": "invalid_client"}`, 400)
+		http.Error(w, `{"error": "invalid_client"}`, http.StatusBadRequest)
 	})
 	f := newFixture(t, rc, `{"url": "URL/upload", "caBundle": "secret:ca", "auth": {"type": "oauth2",
 		"tokenURL": "URL/token", "clientId": "c", "clientSecret": "secret:cs"}}`, mapSecrets{"secret:cs": "s"})

@@ -309,7 +309,7 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 	if err != nil {
 		return transport.Sent{}, 0, withOp(op, err)
 	}
-	var sendBody io.ReadCloser = body
+	sendBody := body
 	if length == 0 {
 		_ = body.Close() // an empty file: the source has been checked
 		sendBody = http.NoBody
