@@ -36,7 +36,7 @@ func classify(op string, resp *http.Response, maxBody int64, now time.Time) erro
 	code := strconv.Itoa(s)
 	switch {
 	case s >= 300 && s <= 399:
-		where := sanitize(resp.Header.Get("Location"), 256)
+		where := sanitize(location(resp.Header.Get("Location")), 256)
 		return domain.Errorf(domain.KindInvalid, "%s: %s redirect to %q not allowed by the endpoint (followRedirects is false)", op, resp.Status, where).WithCode(code)
 	}
 	msg := fmt.Sprintf("%s: %s", op, statusText(resp))

@@ -38,11 +38,14 @@ type memSource struct {
 	mu    sync.Mutex
 	files map[string][]byte
 	gen   map[string][2]int64 // id → seed, size
+	// split gives a source-chunked transfer's chunk lengths, as a MESH
+	// sender chooses them.
+	split map[string][]int64
 	opens int
 }
 
 func newMemSource() *memSource {
-	return &memSource{files: map[string][]byte{}, gen: map[string][2]int64{}}
+	return &memSource{files: map[string][]byte{}, gen: map[string][2]int64{}, split: map[string][]int64{}}
 }
 
 func (s *memSource) put(id string, b []byte) {
@@ -79,10 +82,20 @@ func (s *memSource) OpenChunk(_ context.Context, t domain.State, c domain.Chunk)
 	if !ok {
 		return nil, domain.Errorf(domain.KindNotFound, "source %s does not exist", t.Request.Source.Key)
 	}
-	if c.Length < 0 { // source-chunked: chunk i is the i-th quarter
-		return nil, domain.Errorf(domain.KindInvalid, "memSource has planned chunks only")
+	if c.Length < 0 { // source-chunked
+		lengths := s.split[t.Request.Source.Key]
+		if c.Index > len(lengths) {
+			return nil, domain.Errorf(domain.KindNotFound, "source %s has no chunk %d", t.Request.Source.Key, c.Index)
+		}
+		c.Offset, c.Length = 0, lengths[c.Index-1]
+		for _, n := range lengths[:c.Index-1] {
+			c.Offset += n
+		}
 	}
-	return io.NopCloser(bytes.NewReader(b[c.Offset : c.Offset+c.Length])), nil
+	// a file replaced by a shorter one reads short, as a ranged GET would
+	end := min(c.Offset+c.Length, int64(len(b)))
+	start := min(c.Offset, end)
+	return io.NopCloser(bytes.NewReader(b[start:end])), nil
 }
 
 // received is one request the receiver took.

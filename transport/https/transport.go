@@ -135,10 +135,8 @@ func (tr *Transport) build(ctx context.Context, name string, ep Endpoint) (*conn
 	rt.TLSClientConfig = tlsCfg
 	rt.ForceAttemptHTTP2 = true
 	client := &http.Client{Transport: rt, Timeout: time.Duration(ep.Timeout)}
-	if !ep.FollowRedirects {
-		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	}
 	headers := http.Header{}
+	var secretHeaders []string // dropped on a redirect to another host
 	for _, k := range sortedKeys(ep.Headers) {
 		v := ep.Headers[k]
 		if domain.IsSecretRef(v) {
@@ -149,6 +147,7 @@ func (tr *Transport) build(ctx context.Context, name string, ep Endpoint) (*conn
 			if strings.ContainsAny(v, "\r\n\x00") {
 				return nil, domain.Errorf(domain.KindInvalid, "headers.%s: the secret %s holds a control character", k, ep.Headers[k])
 			}
+			secretHeaders = append(secretHeaders, k)
 		}
 		headers.Set(k, v)
 	}
@@ -176,7 +175,38 @@ func (tr *Transport) build(ctx context.Context, name string, ep Endpoint) (*conn
 	if err != nil {
 		return nil, err
 	}
+	if ep.Auth.Type == AuthAPIKey {
+		secretHeaders = append(secretHeaders, ep.Auth.Header)
+	}
+	client.CheckRedirect = checkRedirect(ep.FollowRedirects, secretHeaders)
 	return &conn{name: name, ep: ep, client: client, headers: headers, creds: creds}, nil
+}
+
+// maxRedirects bounds the redirects a request follows.
+const maxRedirects = 10
+
+// checkRedirect is the client's redirect policy: without follow, the
+// redirect is the response (a final failure, see classify); with it, up to
+// maxRedirects https redirects are followed, and a redirect to another
+// host loses the headers holding secrets (net/http already drops
+// Authorization and cookies there).
+func checkRedirect(follow bool, secretHeaders []string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		switch {
+		case !follow:
+			return http.ErrUseLastResponse
+		case req.URL.Scheme != "https":
+			return domain.Errorf(domain.KindInvalid, "redirect to a %s URL refused: only https is followed", req.URL.Scheme)
+		case len(via) >= maxRedirects:
+			return domain.Errorf(domain.KindInvalid, "stopped after %d redirects", maxRedirects)
+		}
+		if req.URL.Host != via[0].URL.Host {
+			for _, h := range secretHeaders {
+				req.Header.Del(h)
+			}
+		}
+		return nil
+	}
 }
 
 // checkPlan refuses a transfer whose plan the endpoint cannot carry out.
@@ -320,11 +350,22 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 		return transport.Sent{}, 0, &domain.Error{Kind: domain.KindInvalid, Message: op, Err: err}
 	}
 	req.ContentLength = length
-	if length > 0 {
+	var mu sync.Mutex // guards payload, which GetBody replaces
+	latest := func() *chunks {
+		mu.Lock()
+		defer mu.Unlock()
+		return payload
+	}
+	if length != 0 {
 		// Lets the client replay the body for a 307/308 redirect or an
 		// HTTP/2 retry: the chunks are opened afresh from the source.
 		req.GetBody = func() (io.ReadCloser, error) {
-			b, _, _, err := open()
+			b, p, _, err := open()
+			if err == nil {
+				mu.Lock()
+				payload = p
+				mu.Unlock()
+			}
 			return b, err
 		}
 	}
@@ -358,7 +399,7 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return transport.Sent{}, 0, classifyErr(op, err, payload.sourceErrOf())
+		return transport.Sent{}, 0, classifyErr(op, err, latest().sourceErrOf())
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
@@ -367,13 +408,13 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 	if err := classify(op, resp, int64(ep.MaxErrorBody), time.Now()); err != nil {
 		return transport.Sent{}, resp.StatusCode, err
 	}
-	if err := payload.sourceErrOf(); err != nil {
+	if err := latest().sourceErrOf(); err != nil {
 		// The peer answered before reading all of the body.
 		return transport.Sent{}, resp.StatusCode, withOp(op, err)
 	}
 	sent := transport.Sent{Ref: responseRef(resp), Bytes: t.Request.Chunk(last).Length}
 	if t.Request.SourceChunked() {
-		sent.Bytes = payload.lastRead()
+		sent.Bytes = latest().lastRead()
 	}
 	return sent, resp.StatusCode, nil
 }

@@ -244,3 +244,133 @@ func TestUntrustedServer(t *testing.T) {
 		t.Errorf("the receiver saw %d requests", n)
 	}
 }
+
+// TestSourceChunked: a transfer whose source chose the chunks (a MESH
+// message) goes in one request of unknown length in whole mode, each
+// chunk reporting its length; a ranged endpoint refuses it at Begin.
+func TestSourceChunked(t *testing.T) {
+	lengths := []int64{1000, 10, 0, 4321}
+	data := payload(11, 1000+10+4321)
+	newTransfer := func(f *fixture) domain.State {
+		id := newID("mesh")
+		f.src.put(id, data)
+		f.src.split[id] = lengths
+		return transporttest.NewState(t, id, domain.Requested{
+			Source:      domain.Source{Kind: "mem", Key: id},
+			Destination: domain.Destination{Type: "https", Endpoint: "ep"},
+			Chunks:      len(lengths),
+		})
+	}
+	t.Run("whole", func(t *testing.T) {
+		rc := newReceiver(t, nil)
+		f := newFixture(t, rc, `{"url": "URL/upload", "caBundle": "secret:ca"}`, nil)
+		st := newTransfer(f)
+		ctx := context.Background()
+		ref, err := f.tr.Begin(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = apply(st, domain.Start{Ref: ref})
+		for i, want := range lengths {
+			sent, err := f.tr.SendChunk(ctx, st, st.Request.Chunk(i+1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sent.Bytes != want {
+				t.Errorf("chunk %d: %d bytes, want %d", i+1, sent.Bytes, want)
+			}
+			st = apply(st, domain.RecordChunk{Index: i + 1, Bytes: sent.Bytes, Ref: sent.Ref})
+		}
+		if _, err := f.tr.Complete(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rc.requests()
+		if len(reqs) != 1 || !bytes.Equal(reqs[0].Body, data) {
+			t.Fatalf("%d requests; want one with the message's bytes", len(reqs))
+		}
+	})
+	t.Run("ranged", func(t *testing.T) {
+		rc := newReceiver(t, nil)
+		f := newFixture(t, rc, `{"url": "URL/upload", "mode": "ranged", "caBundle": "secret:ca"}`, nil)
+		_, err := f.tr.Begin(context.Background(), newTransfer(f))
+		if k := domain.KindOf(err); k != domain.KindInvalid {
+			t.Errorf("Begin: %v, kind %s; want %s", err, k, domain.KindInvalid)
+		}
+	})
+}
+
+// TestSourceChangedLength: a planned chunk that reads shorter than planned
+// fails the request with KindConflict instead of sending a short file.
+func TestSourceChangedLength(t *testing.T) {
+	rc := newReceiver(t, nil)
+	f := newFixture(t, rc, `{"url": "URL/upload", "caBundle": "secret:ca"}`, nil)
+	st := f.transfer(t, payload(1, 3000), 1000)
+	f.src.put(st.ID, payload(1, 2500)) // replaced by a shorter file
+	_, err := deliver(context.Background(), f.tr, st)
+	if k := domain.KindOf(err); k != domain.KindConflict {
+		t.Errorf("error %v: kind %s, want %s", err, k, domain.KindConflict)
+	}
+	for _, r := range rc.requests() {
+		if len(r.Body) != 0 {
+			t.Errorf("the receiver stored %d bytes", len(r.Body))
+		}
+	}
+}
+
+func TestCheckRedirect(t *testing.T) {
+	req := func(u string, h http.Header) *http.Request {
+		r, err := http.NewRequest(http.MethodPost, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h != nil {
+			r.Header = h
+		}
+		return r
+	}
+	first := req("https://a.example/in", nil)
+	for _, tc := range []struct {
+		name    string
+		follow  bool
+		to      string
+		via     int
+		wantErr error
+		kind    domain.Kind
+		keepKey bool
+	}{
+		{name: "not followed by default", to: "https://a.example/x", via: 1, wantErr: http.ErrUseLastResponse},
+		{name: "same host keeps the key", follow: true, to: "https://a.example/x", via: 1, keepKey: true},
+		{name: "another host loses the key", follow: true, to: "https://b.example/x", via: 1},
+		{name: "http is refused", follow: true, to: "http://a.example/x", via: 1, kind: domain.KindInvalid},
+		{name: "too many", follow: true, to: "https://a.example/x", via: maxRedirects, kind: domain.KindInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := req(tc.to, http.Header{"X-Key": {"k"}, "X-Plain": {"p"}})
+			via := make([]*http.Request, tc.via)
+			for i := range via {
+				via[i] = first
+			}
+			err := checkRedirect(tc.follow, []string{"X-Key"})(next, via)
+			switch {
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Errorf("error %v, want %v", err, tc.wantErr)
+				}
+				return
+			case tc.kind != "":
+				if k := domain.KindOf(err); k != tc.kind {
+					t.Errorf("error %v: kind %s, want %s", err, k, tc.kind)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if got := next.Header.Get("X-Key") != ""; got != tc.keepKey {
+				t.Errorf("key kept = %t, want %t", got, tc.keepKey)
+			}
+			if next.Header.Get("X-Plain") == "" {
+				t.Error("a plain header was dropped")
+			}
+		})
+	}
+}
