@@ -80,14 +80,22 @@
 // # Status classes
 //
 // One function (classify) maps responses to errors, each a *domain.Error
-// with Code the status: 2xx is success; 3xx is a final KindInvalid failure
-// naming the Location ("redirect not allowed by the endpoint") unless
-// followRedirects is set, when the client follows it; 401 and 403 are
-// final KindUnauthorized; 408, 429 and 5xx are KindUnavailable
-// (retryable) with the Retry-After header, seconds or an HTTP date, as
-// domain.Error.RetryAfter; any other 4xx is final KindInvalid. A final
-// failure's message holds the status and up to maxErrorBody bytes of the
-// response body, control characters removed. A network error or timeout
+// with Code the status:
+//
+//   - 2xx: success.
+//   - 3xx: a final KindInvalid failure naming the Location ("redirect not
+//     allowed by the endpoint"), unless followRedirects is set. Then up to
+//     10 redirects are followed, to https URLs only, the body is sent
+//     again for 307 and 308, and on a change of host the headers holding
+//     secrets (the API key, headers given as secret references) are
+//     dropped, as net/http drops Authorization.
+//   - 401, 403: final KindUnauthorized.
+//   - 408, 429, 5xx: KindUnavailable (retryable), with the Retry-After
+//     header (seconds or an HTTP date) as domain.Error.RetryAfter.
+//   - any other 4xx: final KindInvalid.
+//
+// A failure's message holds the status and up to maxErrorBody bytes of the
+// response body, control characters removed. A network error or a timeout
 // is KindUnavailable; a certificate the endpoint's roots do not trust is
 // final KindInvalid.
 package https

@@ -128,3 +128,30 @@ func TestEveryCredentialMustBeAReference(t *testing.T) {
 		t.Fatal("ssm references are secret references")
 	}
 }
+
+// TestPackageExample parses the endpoint the package comment shows.
+func TestPackageExample(t *testing.T) {
+	section := `{
+	  "lab": {
+	    "url": "https://lab.example.org/api/reports",
+	    "method": "POST",
+	    "mode": "whole",
+	    "auth": {"type": "oauth2", "tokenURL": "https://id.example.org/token",
+	             "clientId": "ferry", "clientSecret": "secret:lab/client", "scope": "upload"},
+	    "headers": {"X-Org": "ferry", "X-Tenant-Key": "ssm:/lab/tenant"},
+	    "caBundle": "secret:lab/ca", "clientCert": "secret:lab/cert", "clientKey": "secret:lab/key",
+	    "timeout": "5m", "maxErrorBody": "1KiB"
+	  }
+	}`
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(section), &raw); err != nil {
+		t.Fatal(err)
+	}
+	eps, err := ParseEndpoints(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := eps["lab"]; ep.Auth.ClientID != "ferry" || time.Duration(ep.Timeout) != 5*time.Minute || ep.MaxErrorBody != 1024 {
+		t.Errorf("lab endpoint %+v", ep)
+	}
+}
