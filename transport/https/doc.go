@@ -48,7 +48,9 @@
 // Idempotency-Key (the transfer id, with "/<chunk>" in ranged mode), and
 // Content-Disposition with the sanitised filename when the sender gave
 // one, so a receiver can recognise a repeated request and replace rather
-// than duplicate.
+// than duplicate. A body over 1 MiB (or of unknown length) is sent with
+// Expect: 100-continue, as curl does, so that a receiver refusing the
+// request says so before the file is sent.
 //
 // With "soap" set (mode whole only) the payload is wrapped in a SOAP 1.1 or
 // 1.2 envelope as it streams: the body element Operation in Namespace holds

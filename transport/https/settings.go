@@ -62,8 +62,8 @@ type Endpoint struct {
 	// Headers are extra request headers; a value may be a literal or a
 	// secret reference. Headers the transport sets itself may not be
 	// given (Content-Length, Content-Range, Content-Disposition, Host,
-	// Transfer-Encoding, Connection, Idempotency-Key, X-Ferry-Transfer-Id, and
-	// Authorization unless auth is none).
+	// Transfer-Encoding, Connection, Expect, Idempotency-Key,
+	// X-Ferry-Transfer-Id, and Authorization unless auth is none).
 	Headers map[string]string `json:"headers,omitempty"`
 	// CABundle is a secret reference to PEM CA certificates. When set they
 	// replace the system roots for this endpoint (and its token URL).
@@ -210,7 +210,7 @@ var (
 )
 
 // reserved are the headers the transport sets itself.
-var reserved = []string{"Content-Length", "Content-Range", "Content-Disposition", "Host", "Transfer-Encoding", "Connection", "Idempotency-Key", HeaderTransferID}
+var reserved = []string{"Content-Length", "Content-Range", "Content-Disposition", "Host", "Transfer-Encoding", "Connection", "Expect", "Idempotency-Key", HeaderTransferID}
 
 // Validate reports every problem with ep at once (errors.Join), each
 // naming the field: a URL that is not https, an unknown method, mode, auth

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,9 +133,16 @@ func (tr *Transport) build(ctx context.Context, name string, ep Endpoint) (*conn
 		}
 		tlsCfg.Certificates = []tls.Certificate{pair}
 	}
-	rt := http.DefaultTransport.(*http.Transport).Clone()
-	rt.TLSClientConfig = tlsCfg
-	rt.ForceAttemptHTTP2 = true
+	rt := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 	client := &http.Client{Transport: rt, Timeout: time.Duration(ep.Timeout)}
 	headers := http.Header{}
 	var secretHeaders []string // dropped on a redirect to another host
@@ -181,6 +190,10 @@ func (tr *Transport) build(ctx context.Context, name string, ep Endpoint) (*conn
 	client.CheckRedirect = checkRedirect(ep.FollowRedirects, secretHeaders)
 	return &conn{name: name, ep: ep, client: client, headers: headers, creds: creds}, nil
 }
+
+// expectContinueOver is the body length above which a request asks the
+// receiver to accept it (Expect: 100-continue) before the body is sent.
+const expectContinueOver = 1 << 20
 
 // maxRedirects bounds the redirects a request follows.
 const maxRedirects = 10
@@ -370,7 +383,7 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 		}
 	}
 	for k, v := range c.headers {
-		req.Header[k] = v
+		req.Header[k] = slices.Clone(v)
 	}
 	req.Header.Set(HeaderTransferID, t.ID)
 	key := t.ID
@@ -379,6 +392,11 @@ func (tr *Transport) attempt(ctx context.Context, c *conn, t domain.State, op st
 		req.Header.Set("Content-Range", contentRange)
 	}
 	req.Header.Set("Idempotency-Key", key)
+	if length < 0 || length > expectContinueOver {
+		// As curl does: a receiver refusing the request (401, 413…)
+		// says so before the body is sent.
+		req.Header.Set("Expect", "100-continue")
+	}
 	if name := t.Request.Filename; name != "" {
 		if cd := mime.FormatMediaType("attachment", map[string]string{"filename": transport.SafeFilename(name, t.ID)}); cd != "" {
 			req.Header.Set("Content-Disposition", cd)
