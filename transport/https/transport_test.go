@@ -374,3 +374,38 @@ func TestCheckRedirect(t *testing.T) {
 		})
 	}
 }
+
+func TestBeginRefuses(t *testing.T) {
+	rc := newReceiver(t, nil)
+	ok := `{"url": "URL/upload", "caBundle": "secret:ca"}`
+	for _, tc := range []struct {
+		name     string
+		raw      string
+		secrets  mapSecrets
+		dest     domain.Destination
+		kind     domain.Kind
+		mentions string
+	}{
+		{"another destination type", ok, nil, domain.Destination{Type: "null"}, domain.KindInvalid, `"null" destination`},
+		{"an unknown endpoint", ok, nil, domain.Destination{Type: "https", Endpoint: "nope"}, domain.KindInvalid, `endpoint "nope"`},
+		{"a missing secret", `{"url": "URL/upload", "caBundle": "secret:ca", "auth": {"type": "basic", "username": "u", "password": "secret:gone"}}`,
+			nil, domain.Destination{Type: "https", Endpoint: "ep"}, domain.KindNotFound, "auth.password secret:gone"},
+		{"a CA bundle that is not PEM", `{"url": "URL/upload", "caBundle": "secret:bad"}`, mapSecrets{"secret:bad": "junk"},
+			domain.Destination{Type: "https", Endpoint: "ep"}, domain.KindInvalid, "caBundle secret:bad holds no PEM certificate"},
+		{"a private key that is not a key", `{"url": "URL/upload", "caBundle": "secret:ca", "auth": {"type": "jwt", "issuer": "i", "audience": "a", "privateKey": "secret:pk"}}`,
+			mapSecrets{"secret:pk": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}, domain.Destination{Type: "https", Endpoint: "ep"}, domain.KindInvalid, "not an RSA or EC private key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, rc, tc.raw, tc.secrets)
+			st := f.transfer(t, []byte("x"), 10)
+			st.Request.Destination = tc.dest
+			_, err := f.tr.Begin(context.Background(), st)
+			if k := domain.KindOf(err); k != tc.kind || !strings.Contains(err.Error(), tc.mentions) {
+				t.Errorf("Begin: %v (kind %s), want kind %s mentioning %q", err, k, tc.kind, tc.mentions)
+			}
+			if strings.Contains(err.Error(), "AAAA") || strings.Contains(err.Error(), "junk") {
+				t.Errorf("Begin: %v shows a secret's value", err)
+			}
+		})
+	}
+}
