@@ -159,6 +159,23 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 			t.Error("the repeated request's body differs from the source")
 		}
 	})
+	t.Run("concurrent transfers share one new token", func(t *testing.T) {
+		f.tr.conns["ep"].creds.dropToken()
+		before := ts.issued
+		var wg sync.WaitGroup
+		for range 4 {
+			st := f.transfer(t, payload(3, 3000), 1000)
+			wg.Go(func() {
+				if _, err := deliver(ctx, f.tr, st); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if ts.issued != before+1 {
+			t.Errorf("%d tokens fetched by 4 concurrent transfers, want 1", ts.issued-before)
+		}
+	})
 	t.Run("a token refused again fails for good", func(t *testing.T) {
 		rc.check = func(w http.ResponseWriter, r *http.Request) bool { return refuse(w, 401, "never") }
 		before := ts.issued
