@@ -191,9 +191,9 @@ func (c *credentials) accessToken(ctx context.Context, client *http.Client, maxB
 		// A token endpoint refusing the client (400 invalid_client,
 		// invalid_grant…) is a credential problem, not a bad file.
 		if de := (*domain.Error)(nil); errors.As(err, &de) && de.Kind == domain.KindInvalid && resp.StatusCode >= 400 {
-			c := *de
-			c.Kind = domain.KindUnauthorized
-			return "", &c
+			refused := *de
+			refused.Kind = domain.KindUnauthorized
+			return "", &refused
 		}
 		return "", err
 	}
