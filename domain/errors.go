@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error. Every failure ferry records carries one, and the
@@ -38,6 +39,10 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// RetryAfter is how long the peer asked to be left alone before the
+	// next attempt (an HTTP Retry-After header), or 0 when it did not say.
+	// It is a hint for a retryable error: the retry policy decides.
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error of the given kind with a formatted message.
@@ -77,6 +82,16 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return KindInternal
+}
+
+// RetryAfterOf returns the RetryAfter hint of the first *Error in err's
+// chain, or 0 when there is none.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // CodeOf returns the protocol code of the first *Error in err's chain, or "".

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 )
 
 func TestKindRetryable(t *testing.T) {
@@ -69,5 +70,27 @@ func TestKindOfAndCodeOf(t *testing.T) {
 	}
 	if !errors.Is(wrapped, io.EOF) {
 		t.Error("Unwrap does not reach the cause")
+	}
+}
+
+func TestRetryAfterOf(t *testing.T) {
+	hinted := &Error{Kind: KindUnavailable, Message: "throttled", RetryAfter: 7 * time.Second}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want time.Duration
+	}{
+		{"a hint", hinted, 7 * time.Second},
+		{"a wrapped hint", fmt.Errorf("send: %w", hinted), 7 * time.Second},
+		{"kept by WithCode", hinted.WithCode("429"), 7 * time.Second},
+		{"no hint", Errorf(KindUnavailable, "down"), 0},
+		{"not an *Error", io.EOF, 0},
+		{"nil", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RetryAfterOf(tc.err); got != tc.want {
+				t.Errorf("RetryAfterOf(%v) = %s, want %s", tc.err, got, tc.want)
+			}
+		})
 	}
 }
