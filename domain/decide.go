@@ -188,7 +188,7 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 		retry := c.Err.Kind.Retryable() && attempt < policy.MaxAttempts
 		var next time.Time
 		if retry {
-			next = now.Add(policy.Delay(s.ID, attempt))
+			next = now.Add(retryDelay(policy, s.ID, attempt, c.Err.RetryAfter))
 		}
 		return []Payload{failure(c.Err, attempt, retry, next)}, nil
 	case Retry:
@@ -213,6 +213,16 @@ func decide(s State, c Command, now time.Time) ([]Payload, error) {
 	default:
 		return nil, Errorf(KindInvalid, "unknown command %T", c)
 	}
+}
+
+// MaxRetryAfter bounds how long a peer's Retry-After may hold a retry back.
+const MaxRetryAfter = 24 * time.Hour
+
+// retryDelay is the wait before the next attempt: the policy's jittered
+// backoff, or the peer's Retry-After when that is longer (up to
+// MaxRetryAfter), so a throttling peer is not asked again before it said.
+func retryDelay(p RetryPolicy, id string, attempt int, retryAfter time.Duration) time.Duration {
+	return max(p.Delay(id, attempt), min(retryAfter, MaxRetryAfter))
 }
 
 func cancel(c Cancel) ([]Payload, error) {

@@ -771,6 +771,17 @@ func TestDecideFail(t *testing.T) {
 		given(t, h[:len(h)-2]...).when(Fail{Err: down}, t0).then(Failed{Kind: KindUnavailable, Code: "503", Message: "peer down", Retryable: true, Attempt: 5,
 			NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 5, 160*time.Second))})
 	})
+	t.Run("a peer's Retry-After holds the retry back when it is longer", func(t *testing.T) {
+		throttled := &Error{Kind: KindUnavailable, Code: "429", Message: "slow down", RetryAfter: 7 * time.Minute}
+		given(t, hStarted...).when(Fail{Err: throttled}, t0).then(
+			Failed{Kind: KindUnavailable, Code: "429", Message: "slow down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(7 * time.Minute)})
+		throttled.RetryAfter = time.Second // shorter than the backoff: the backoff wins
+		given(t, hStarted...).when(Fail{Err: throttled}, t0).then(
+			Failed{Kind: KindUnavailable, Code: "429", Message: "slow down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(jittered(DefaultRetryPolicy, 1, 10*time.Second))})
+		throttled.RetryAfter = 30 * 24 * time.Hour
+		given(t, hStarted...).when(Fail{Err: throttled}, t0).then(
+			Failed{Kind: KindUnavailable, Code: "429", Message: "slow down", Retryable: true, Attempt: 1, NextAttemptAt: t0.Add(MaxRetryAfter)})
+	})
 	t.Run("MaxAttempts 1 makes the first failure final", func(t *testing.T) {
 		r := req3
 		r.Retry.MaxAttempts = 1

@@ -24,6 +24,8 @@ import (
 	"github.com/ferryhq/ferry/functions/publish"
 	"github.com/ferryhq/ferry/functions/retry"
 	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/transport"
+	httpstransport "github.com/ferryhq/ferry/transport/https"
 	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
 	s3transport "github.com/ferryhq/ferry/transport/s3"
@@ -158,12 +160,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
 	secrets := NewSecrets(awsCfg)
-	sftpEndpoints, err := sftp.ParseEndpoints(routes.SFTP)
-	if err != nil {
+	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
 		return nil, err
-	}
-	if len(sftpEndpoints) > 0 {
-		a.Advance.Transports["sftp"] = sftp.New(sftpEndpoints, secrets, s3transport.NewReader(s3c))
 	}
 	if err := checkTransports(routes, a.Advance.Transports); err != nil {
 		return nil, err
@@ -203,6 +201,22 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Log:       log.With("fn", "meshpoll"),
 	}
 	return a, nil
+}
+
+// endpointTransports adds a transport for each destination type whose
+// endpoints the routing file names (sftp, https), reading the bytes they
+// send from source. Every endpoint's settings are checked here, so a bad
+// one fails at start, naming every problem.
+func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets *Secrets, source transport.Source) error {
+	sftpEndpoints, sftpErr := sftp.ParseEndpoints(routes.SFTP)
+	if len(sftpEndpoints) > 0 {
+		transports["sftp"] = sftp.New(sftpEndpoints, secrets, source)
+	}
+	httpsEndpoints, httpsErr := httpstransport.ParseEndpoints(routes.HTTPS)
+	if len(httpsEndpoints) > 0 {
+		transports["https"] = httpstransport.New(httpsEndpoints, secrets, source)
+	}
+	return errors.Join(sftpErr, httpsErr)
 }
 
 // checkTransports refuses a routing table with a route whose destination

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport"
 )
 
 // The modes of an endpoint.
@@ -135,32 +136,7 @@ type SOAP struct {
 // (Validate). It reports every problem of every endpoint at once, each
 // naming the endpoint and the field, and never echoes a secret.
 func ParseEndpoints(raw map[string]json.RawMessage) (map[string]Endpoint, error) {
-	names := make([]string, 0, len(raw))
-	for name := range raw {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	eps := make(map[string]Endpoint, len(raw))
-	var errs []error
-	for _, name := range names {
-		var ep Endpoint
-		dec := json.NewDecoder(strings.NewReader(string(raw[name])))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ep); err != nil {
-			errs = append(errs, fmt.Errorf("https: endpoint %s: %w", name, err))
-			continue
-		}
-		ep = ep.WithDefaults()
-		if err := ep.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("https: endpoint %s: %w", name, err))
-			continue
-		}
-		eps[name] = ep
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return eps, nil
+	return transport.ParseEndpoints[Endpoint]("https", raw)
 }
 
 // WithDefaults returns ep with every unset optional field given its

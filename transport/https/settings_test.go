@@ -43,7 +43,7 @@ func TestParseEndpointsReportsEveryProblem(t *testing.T) {
 		raw  string
 		want []string // each must appear in the error
 	}{
-		{"unknown field", `{"url": "https://a.example", "colour": "red"}`, []string{"endpoint bad:", `unknown field "colour"`}},
+		{"unknown field", `{"url": "https://a.example", "colour": "red"}`, []string{`endpoint "bad":`, `unknown field "colour"`}},
 		{"url missing", `{}`, []string{"url: missing"}},
 		{"plain http", `{"url": "http://a.example"}`, []string{`url: scheme "http": want https`}},
 		{"user info", `{"url": "https://u:p@a.example"}`, []string{"url: must not carry user info"}},
@@ -77,7 +77,7 @@ func TestParseEndpointsReportsEveryProblem(t *testing.T) {
 					t.Errorf("error\n%v\ndoes not say %q", err, w)
 				}
 			}
-			if !strings.HasPrefix(err.Error(), "https: endpoint bad: ") {
+			if !strings.HasPrefix(err.Error(), `https: endpoint "bad": `) {
 				t.Errorf("error %q does not name the endpoint", err)
 			}
 			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "u:p") {
@@ -94,7 +94,7 @@ func TestParseEndpointsNamesEachEndpoint(t *testing.T) {
 		"ok":  json.RawMessage(`{"url": "https://c.example"}`),
 	})
 	got := err.Error()
-	for _, w := range []string{"https: endpoint one: url:", "https: endpoint two: mode:"} {
+	for _, w := range []string{`https: endpoint "one": url:`, `https: endpoint "two": mode:`} {
 		if !strings.Contains(got, w) {
 			t.Errorf("error\n%s\ndoes not say %q", got, w)
 		}
