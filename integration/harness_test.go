@@ -41,6 +41,7 @@ type env struct {
 	bin      string
 	stateDir string
 	routes   string
+	peers    *peers
 	res      resources.Resources
 
 	awsCfg aws.Config
@@ -68,15 +69,16 @@ func setup(m *testing.M) (int, error) {
 	if endpoint == "" || bin == "" {
 		return 0, fmt.Errorf("FERRY_AWS_ENDPOINT and FERRY_BIN must be set: run `make test-integration`")
 	}
-	routes, err := filepath.Abs("testdata/routes.json")
-	if err != nil {
-		return 0, err
-	}
 	stateDir, err := os.MkdirTemp("", "ferry-integration-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(stateDir)
+	peers, routes, err := startPeers(stateDir)
+	if err != nil {
+		return 0, err
+	}
+	defer peers.stop()
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
@@ -86,7 +88,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	stack = &env{
-		endpoint: endpoint, bin: bin, stateDir: stateDir, routes: routes,
+		endpoint: endpoint, bin: bin, stateDir: stateDir, routes: routes, peers: peers,
 		res:    resources.Defaults(),
 		awsCfg: cfg,
 		s3:     s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),

@@ -28,7 +28,7 @@ import (
 // env is a transport delivering to a fresh sshd's directory out, reading
 // its sources from local files.
 type env struct {
-	d   *sshd
+	d   *server
 	out string
 	src *fileSource
 	ep  sftp.Endpoint
@@ -45,10 +45,10 @@ func newEnv(t *testing.T, edit func(*sftp.Endpoint, secrets)) *env {
 	if err := os.MkdirAll(e.out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sec := secrets{"secret:key": d.userKey}
+	sec := secrets{"secret:key": d.UserKey}
 	e.ep = sftp.Endpoint{
-		Host: "127.0.0.1", Port: d.port, User: d.user, Directory: e.out,
-		PrivateKey: "secret:key", KnownHosts: []string{d.knownHosts()},
+		Host: "127.0.0.1", Port: d.Port, User: d.User, Directory: e.out,
+		PrivateKey: "secret:key", KnownHosts: []string{d.KnownHosts()},
 		Timeout: domain.Duration(5 * time.Second),
 	}
 	if edit != nil {
@@ -90,8 +90,8 @@ func (e *env) transfer(t *testing.T, id string, body io.Reader, size, chunkSize 
 func (e *env) open(t *testing.T, d transport.Delivery) io.ReadCloser {
 	t.Helper()
 	u, err := url.Parse(d.Location)
-	if err != nil || u.Scheme != "sftp" || u.Host != e.d.addr() || u.User.Username() != e.d.user {
-		t.Fatalf("Location %q is not sftp://%s@%s/…", d.Location, e.d.user, e.d.addr())
+	if err != nil || u.Scheme != "sftp" || u.Host != e.d.Addr() || u.User.Username() != e.d.User {
+		t.Fatalf("Location %q is not sftp://%s@%s/…", d.Location, e.d.User, e.d.Addr())
 	}
 	f, err := os.Open(u.Path)
 	if err != nil {
@@ -332,7 +332,7 @@ func TestWrongHostKeyFailsForGood(t *testing.T) {
 	if de.Kind.Retryable() {
 		t.Errorf("%v is retryable", err)
 	}
-	if fp := ssh.FingerprintSHA256(e.d.hostKey); !strings.Contains(err.Error(), fp) {
+	if fp := ssh.FingerprintSHA256(e.d.HostKey); !strings.Contains(err.Error(), fp) {
 		t.Errorf("error %q does not name the server's fingerprint %s", err, fp)
 	}
 	t.Logf("Begin: %v (after %v)", err, time.Since(start).Round(time.Millisecond))

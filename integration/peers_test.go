@@ -1,0 +1,153 @@
+//go:build integration
+
+package integration
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/ferryhq/ferry/internal/testkit/sshd"
+)
+
+// peers are the real servers ferry local delivers to besides S3 and MESH:
+// an OpenSSH sshd (sftp destinations) and an HTTPS server (https
+// destinations), started before ferry local, whose settings the routing
+// file ferry local reads names.
+type peers struct {
+	sshd    *sshd.Server
+	sftpDir string // where the sftp endpoint delivers
+	https   *httpsPeer
+}
+
+// startPeers starts the peers, writes the secrets they need where
+// testdata/seed.json reads them (FERRY_TEST_* variables) and returns the
+// routing file: testdata/routes.json with their endpoints added.
+func startPeers(stateDir string) (*peers, string, error) {
+	p := &peers{sftpDir: filepath.Join(stateDir, "sftp-out"), https: newHTTPSPeer()}
+	dir := filepath.Join(stateDir, "sshd")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	var err error
+	if p.sshd, err = sshd.New(dir); err != nil {
+		return nil, "", err
+	}
+	files := map[string][]byte{
+		"FERRY_TEST_SFTP_KEY": p.sshd.UserKey,
+		"FERRY_TEST_HTTPS_CA": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.https.srv.Certificate().Raw}),
+	}
+	for env, b := range files {
+		name := filepath.Join(stateDir, env)
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			return nil, "", err
+		}
+		os.Setenv(env, name) // read by ferry local's seed
+	}
+
+	data, err := os.ReadFile("testdata/routes.json")
+	if err != nil {
+		return nil, "", err
+	}
+	var routes map[string]any
+	if err := json.Unmarshal(data, &routes); err != nil {
+		return nil, "", err
+	}
+	routes["sftp"] = map[string]any{"partner": map[string]any{
+		"host": "127.0.0.1", "port": p.sshd.Port, "user": p.sshd.User, "directory": p.sftpDir, "mkdir": true,
+		"privateKey": "secret:ferry/test/sftp/key", "knownHosts": []string{p.sshd.KnownHosts()},
+	}}
+	routes["https"] = map[string]any{"peer": map[string]any{
+		"url":      p.https.srv.URL + "/upload",
+		"auth":     map[string]any{"type": "apiKey", "header": "X-API-Key", "key": "secret:ferry/test/https/api-key"},
+		"caBundle": "secret:ferry/test/https/ca",
+	}}
+	out, err := json.MarshalIndent(routes, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(stateDir, "routes.json")
+	return p, path, os.WriteFile(path, out, 0o600)
+}
+
+func (p *peers) stop() {
+	p.sshd.Stop()
+	p.https.srv.Close()
+}
+
+// httpsAPIKey is what the HTTPS peer expects in X-API-Key (the seed's
+// ferry/test/https/api-key).
+const httpsAPIKey = "integration-api-key"
+
+// httpsPeer is a TLS server that takes uploads. Each is named by its
+// Content-Disposition filename; a test may script the statuses the first
+// requests of a name get (Script), after which it answers 200 and keeps
+// the body's sha256.
+type httpsPeer struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	script   map[string][]int
+	requests map[string]int
+	received map[string]string // name → sha256 of the body taken
+}
+
+func newHTTPSPeer() *httpsPeer {
+	p := &httpsPeer{script: map[string][]int{}, requests: map[string]int{}, received: map[string]string{}}
+	p.srv = httptest.NewTLSServer(http.HandlerFunc(p.serve))
+	return p
+}
+
+func (p *httpsPeer) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-API-Key") != httpsAPIKey {
+		http.Error(w, "wrong API key", http.StatusUnauthorized)
+		return
+	}
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Disposition"))
+	name := params["filename"]
+	p.mu.Lock()
+	p.requests[name]++
+	var status int
+	if s := p.script[name]; len(s) > 0 {
+		status, p.script[name] = s[0], s[1:]
+	}
+	p.mu.Unlock()
+	if status != 0 && status != http.StatusOK {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, fmt.Sprintf("scripted %d for %s", status, name), status)
+		return
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	p.received[name] = hex.EncodeToString(h.Sum(nil))
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusCreated)
+}
+
+// Script makes the first requests for name get statuses.
+func (p *httpsPeer) Script(name string, statuses ...int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.script[name] = statuses
+}
+
+// Received returns the sha256 of what the peer took for name, and how many
+// requests it had for it.
+func (p *httpsPeer) Received(name string) (sum string, requests int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received[name], p.requests[name]
+}
