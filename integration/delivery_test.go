@@ -137,7 +137,7 @@ func TestHTTPSStatuses(t *testing.T) {
 	})
 }
 
-func fileSHA256(t *testing.T, name string) string {
+func fileSHA256(t testing.TB, name string) string {
 	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {
