@@ -14,5 +14,18 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
   touch "$stamp"
 fi
+
+# Azurite, Azure Storage's emulator (the azblob transport's integration
+# tests), pinned, into .cache/azurite: .cache/azurite/node_modules/.bin/azurite-blob.
+azurite_version=3.37.0
+azurite_stamp="$azurite/.installed-$azurite_version"
+if [ ! -f "$azurite_stamp" ]; then
+  echo "installing Azurite $azurite_version into .cache/azurite (first run only)…" >&2
+  rm -rf "$azurite"
+  mkdir -p "$azurite"
+  npm install --prefix "$azurite" --no-save --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
+  touch "$azurite_stamp"
+fi
+
 mkdir -p "$root/bin"
 (cd "$root" && go build -o bin/ferry ./cmd/ferry)

@@ -2,6 +2,7 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="$root/.cache"
 venv="$cache/venv"
+azurite="$cache/azurite"
 rundir="$cache/run"
 mkdir -p "$rundir"
 

@@ -1,0 +1,2 @@
+// Package azblob delivers transfers to Azure Blob Storage.
+package azblob
