@@ -41,8 +41,9 @@ type Endpoint struct {
 	// SAS is a reference to a SAS token ("sv=…&sig=…", a leading "?"
 	// allowed).
 	SAS string `json:"sas,omitempty"`
-	// Timeout bounds each call to the service, the SDK's own retries
-	// included. DefaultTimeout when unset.
+	// Timeout bounds each step of a transfer at this endpoint (reading a
+	// chunk from the source and staging it; committing the blob), the
+	// SDK's own retries included. DefaultTimeout when unset.
 	Timeout domain.Duration `json:"timeout,omitempty"`
 }
 

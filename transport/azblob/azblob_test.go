@@ -1,0 +1,88 @@
+package azblob
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/domain"
+)
+
+func TestBlobName(t *testing.T) {
+	for _, c := range []struct{ key, want string }{
+		{"in/partner/Q1 report.csv", "Q1_report.csv"},
+		{"in/../../etc/passwd", "passwd"},
+		{`in\dir\file.txt`, "file.txt"},
+		{"in/a\x00b\nc.bin", "abc.bin"},
+		{"in/..", "01TRANSFER"},
+		{"in/dir/", "dir"},
+		{"", "01TRANSFER"},
+	} {
+		st := domain.State{ID: "01TRANSFER", Request: domain.Requested{Source: domain.Source{Kind: "s3", Key: c.key}}}
+		if got := BlobName(st); got != c.want {
+			t.Errorf("BlobName(key %q) = %q, want %q", c.key, got, c.want)
+		}
+		if got := BlobName(st); strings.ContainsAny(got, `/\`) || got == ".." {
+			t.Errorf("BlobName(key %q) = %q holds a separator", c.key, got)
+		}
+	}
+}
+
+func TestBlockID(t *testing.T) {
+	first := BlockID("01A", 1)
+	seen := map[string]bool{}
+	for _, id := range []string{"01A", "01B", strings.Repeat("x", 200)} {
+		for _, i := range []int{1, 2, 99, 10000, MaxBlocks} {
+			b := BlockID(id, i)
+			if len(b) != len(first) {
+				t.Errorf("BlockID(%q, %d) = %q has %d characters, BlockID(01A, 1) %d: a blob's block ids must have one length", id, i, b, len(b), len(first))
+			}
+			if seen[b] {
+				t.Errorf("BlockID(%q, %d) = %q repeats", id, i, b)
+			}
+			seen[b] = true
+			raw, err := base64.StdEncoding.DecodeString(b)
+			if err != nil || len(raw) > 64 {
+				t.Errorf("BlockID(%q, %d) = %q is not base64 of at most 64 bytes", id, i, b)
+			}
+		}
+	}
+	if BlockID("01A", 7) != BlockID("01A", 7) {
+		t.Error("BlockID is not deterministic")
+	}
+}
+
+func TestPlan(t *testing.T) {
+	const id = "01PLAN"
+	planned := domain.State{ID: id, Request: domain.Requested{Size: 25, ChunkSize: 10, Chunks: 3}}
+	empty := domain.State{ID: id, Request: domain.Requested{Size: 0, ChunkSize: 10, Chunks: 1}}
+	sourceChunked := domain.State{ID: id, BytesSent: 12, Request: domain.Requested{Chunks: 3}}
+	b := func(i int) string { return BlockID(id, i) }
+	for _, c := range []struct {
+		name              string
+		st                domain.State
+		committed, staged map[string]int64
+		want              []string
+		kind              domain.Kind
+	}{
+		{"every block staged", planned, nil, map[string]int64{b(1): 10, b(2): 10, b(3): 5}, []string{b(1), b(2), b(3)}, ""},
+		{"already committed", planned, map[string]int64{b(1): 10, b(2): 10, b(3): 5}, nil, []string{b(1), b(2), b(3)}, ""},
+		{"another transfer's blocks are left out", planned, map[string]int64{BlockID("other", 1): 10},
+			map[string]int64{b(1): 10, b(2): 10, b(3): 5, BlockID("other", 2): 3}, []string{b(1), b(2), b(3)}, ""},
+		{"a missing block", planned, nil, map[string]int64{b(1): 10, b(3): 5}, nil, domain.KindNotFound},
+		{"a block of the wrong size", planned, nil, map[string]int64{b(1): 10, b(2): 9, b(3): 5}, nil, domain.KindInvalid},
+		{"an empty file has no block", empty, nil, nil, nil, ""},
+		{"a source-chunked transfer", sourceChunked, nil, map[string]int64{b(1): 5, b(2): 7}, []string{b(1), b(2)}, ""},
+		{"a source-chunked transfer short of bytes", sourceChunked, nil, map[string]int64{b(1): 5}, nil, domain.KindNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := plan(c.st, c.committed, c.staged)
+			if domain.KindOf(err) != c.kind && !(err == nil && c.kind == "") {
+				t.Fatalf("plan error %v, want kind %q", err, c.kind)
+			}
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Errorf("plan = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
