@@ -91,8 +91,6 @@ func startAzurite(t *testing.T) *azurite {
 // start runs Azurite on a's port and directory and waits until it listens.
 func (a *azurite) start(t *testing.T) {
 	t.Helper()
-	t0 := time.Now()
-	defer func() { t.Logf("started Azurite in %v", time.Since(t0)) }()
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command(azuriteBin(t), "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
 		"--location", a.dir, "--skipApiVersionCheck", "--loose", "--silent")
