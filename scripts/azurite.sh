@@ -40,11 +40,15 @@ start)
 stop)
   if [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
-    # SIGINT: Azurite closes gracefully, waiting for idle keep-alive
-    # connections (some seconds); killed if it takes longer than 20s.
+    # On SIGINT Azurite saves its metadata and says "successfully closed",
+    # but its process may linger for seconds after: kill it once it has
+    # said so, or after 20s.
     kill -INT "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ] &&
+      ! grep -q "successfully closed" "$rundir/azurite-$port.log" 2>/dev/null; do
+      sleep 0.2
+    done
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$pidfile"
   fi

@@ -6,15 +6,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/transport"
+	"github.com/ferryhq/ferry/transport/azblob"
 	"github.com/ferryhq/ferry/transport/transporttest"
 )
 
@@ -144,7 +149,7 @@ func TestResumeAfterAzuriteRestart(t *testing.T) {
 	st := e.transfer(t, "01RESUME", "dev", transporttest.Payload(12, size), size, cs)
 	st = sendChunks(t, e.tr, begin(t, e.tr, st), 1, 3)
 
-	a.stop(t)
+	a.stop(t.Logf)
 	_, err := e.tr.SendChunk(context.Background(), st, st.Request.Chunk(4))
 	if err == nil {
 		t.Fatal("SendChunk with Azurite stopped succeeded")
@@ -220,4 +225,61 @@ func TestMissingContainerFailsForGood(t *testing.T) {
 			t.Errorf("size %d: error %q (code %q) does not name the container ferry-no-such-container and ContainerNotFound", size, err, domain.CodeOf(err))
 		}
 	}
+}
+
+func TestSAS(t *testing.T) {
+	e := newEnv(t, serviceURL(t))
+	cred, err := blob.NewSharedKeyCredential(devAccount, devKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(p sas.ContainerPermissions) string {
+		q, err := sas.BlobSignatureValues{
+			Protocol:      sas.ProtocolHTTPSandHTTP,
+			ExpiryTime:    time.Now().Add(time.Hour).UTC(),
+			Permissions:   p.String(),
+			ContainerName: e.container,
+		}.SignWithSharedKey(cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q.Encode()
+	}
+	endpoint := func(ref string) json.RawMessage {
+		return json.RawMessage(`{"serviceURL": "` + e.url + `", "account": "devstoreaccount1", "container": "` + e.container + `", "sas": "` + ref + `"}`)
+	}
+	eps, err := azblob.ParseEndpoints(map[string]json.RawMessage{"sas": endpoint("secret:sas"), "read-only": endpoint("ssm:/sas/read-only")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := azblob.New(eps, secrets{
+		"secret:sas":         "?" + token(sas.ContainerPermissions{Read: true, Write: true}),
+		"ssm:/sas/read-only": token(sas.ContainerPermissions{Read: true}),
+	}, e.src)
+
+	t.Run("read and write deliver", func(t *testing.T) {
+		const size = chunkSize + 10
+		st := e.transfer(t, "01SAS", "sas", transporttest.Payload(16, size), size, chunkSize)
+		st = sendChunks(t, tr, begin(t, tr, st), 1, 2)
+		d, err := tr.Complete(context.Background(), st)
+		if err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		if got, want := sha(t, e.open(t, d)), transporttest.PayloadSHA256(16, size); got != want {
+			t.Errorf("delivered sha256 %s, want %s", got, want)
+		}
+		if again, err := tr.Complete(context.Background(), st); err != nil || again != d {
+			t.Errorf("Complete again = %+v, %v; want %+v", again, err, d)
+		}
+	})
+	t.Run("read only fails for good", func(t *testing.T) {
+		st := e.transfer(t, "01SASRO", "read-only", transporttest.Payload(17, 100), 100, chunkSize)
+		_, err := tr.SendChunk(context.Background(), begin(t, tr, st), st.Request.Chunk(1))
+		if k := domain.KindOf(err); err == nil || k != domain.KindUnauthorized {
+			t.Fatalf("SendChunk with a read-only SAS: %v (kind %s), want %s", err, k, domain.KindUnauthorized)
+		}
+		if strings.Contains(err.Error(), "sig=") {
+			t.Errorf("error %q holds the SAS", err)
+		}
+	})
 }

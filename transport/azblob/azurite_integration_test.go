@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -41,7 +42,7 @@ type azurite struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 }
 
 // URL is the dev account's service URL.
@@ -84,14 +85,14 @@ func startAzurite(t *testing.T) *azurite {
 	_ = l.Close()
 	a := &azurite{port: port, dir: t.TempDir()}
 	a.start(t)
-	t.Cleanup(func() { a.stop(t) })
+	t.Cleanup(func() { a.stop(t.Logf) })
 	return a
 }
 
 // start runs Azurite on a's port and directory and waits until it listens.
 func (a *azurite) start(t *testing.T) {
 	t.Helper()
-	a.log = &bytes.Buffer{}
+	a.log = &syncBuffer{}
 	a.cmd = exec.Command(azuriteBin(t), "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
 		"--location", a.dir, "--skipApiVersionCheck", "--loose", "--silent")
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
@@ -106,32 +107,57 @@ func (a *azurite) start(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			a.stop(t)
+			a.stop(t.Logf)
 			t.Fatalf("Azurite did not listen on port %d within 30s: %s", a.port, a.log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// stop stops Azurite gracefully (it saves its metadata on SIGTERM) and
-// waits for it to exit.
-func (a *azurite) stop(t *testing.T) {
-	t.Helper()
+// stop stops Azurite gracefully and waits for it to exit. On SIGINT
+// Azurite saves its metadata and says "successfully closed", but its
+// process may linger for seconds after; it is killed once it has said so.
+func (a *azurite) stop(logf func(format string, args ...any)) {
 	if a.cmd == nil || a.cmd.Process == nil {
 		return
 	}
-	start := time.Now()
-	defer func() { t.Logf("stopped Azurite in %v", time.Since(start)) }()
 	_ = a.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-done
+	deadline := time.After(15 * time.Second)
+wait:
+	for !strings.Contains(a.log.String(), "successfully closed") {
+		select {
+		case <-done:
+			break wait
+		case <-deadline:
+			logf("Azurite did not close within 15s; killing it: %s", a.log)
+			break wait
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+	_ = a.cmd.Process.Kill()
+	<-done
 	a.cmd = nil
+}
+
+// syncBuffer is a bytes.Buffer safe for Azurite's output and the test to
+// use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var (
@@ -160,7 +186,7 @@ func serviceURL(t *testing.T) string {
 			t.Fatal(err)
 		}
 		a.start(t)
-		stopShared = func() { a.stop(t); _ = os.RemoveAll(a.dir) }
+		stopShared = func() { a.stop(log.Printf); _ = os.RemoveAll(a.dir) }
 		sharedURL = a.URL()
 	})
 	if sharedURL == "" {
