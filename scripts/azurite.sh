@@ -21,8 +21,13 @@ start)
     echo "$url"
     exit 0
   fi
+  bin="$azurite/node_modules/.bin/azurite-blob"
+  if [ ! -x "$bin" ]; then
+    echo "Azurite is not installed at $bin: run scripts/install.sh" >&2
+    exit 1
+  fi
   mkdir -p "$data"
-  "$azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" --location "$data" \
+  "$bin" --blobHost 127.0.0.1 --blobPort "$port" --location "$data" \
     --skipApiVersionCheck --loose >"$rundir/azurite-$port.log" 2>&1 &
   echo $! >"$pidfile"
   deadline=$((SECONDS + 60))

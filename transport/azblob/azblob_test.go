@@ -1,7 +1,12 @@
 package azblob
 
 import (
+	"bytes"
+	"context"
+	"crypto/md5"
 	"encoding/base64"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -87,6 +92,74 @@ func TestPlan(t *testing.T) {
 			}
 			if strings.Join(got, ",") != strings.Join(c.want, ",") {
 				t.Errorf("plan = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// chunkSource is a transport.Source whose every chunk reads as body, or
+// fails with err.
+type chunkSource struct {
+	body []byte
+	err  error
+}
+
+func (s chunkSource) OpenChunk(context.Context, domain.State, domain.Chunk) (io.ReadCloser, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return io.NopCloser(bytes.NewReader(s.body)), nil
+}
+
+func TestReadChunk(t *testing.T) {
+	small, large := bytes.Repeat([]byte("s"), 1000), bytes.Repeat([]byte("L"), memoryLimit+5)
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		err    error
+		length int64 // -1: the source chooses
+		inFile bool
+		kind   domain.Kind
+	}{
+		{"a small chunk stays in memory", small, nil, int64(len(small)), false, ""},
+		{"a large chunk goes to a file", large, nil, int64(len(large)), true, ""},
+		{"a chunk of exactly the memory limit", large[:memoryLimit], nil, memoryLimit, false, ""},
+		{"an empty chunk", nil, nil, 0, false, ""},
+		{"a source-chunked chunk", large, nil, -1, true, ""},
+		{"a source longer than the chunk", small, nil, int64(len(small)) - 1, false, domain.KindConflict},
+		{"a large source longer than the chunk", large, nil, memoryLimit + 1, true, domain.KindConflict},
+		{"a source shorter than the chunk", small, nil, int64(len(small)) + 1, false, domain.KindConflict},
+		{"a missing source", nil, domain.Errorf(domain.KindNotFound, "gone"), 10, false, domain.KindNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := New(nil, nil, chunkSource{body: c.body, err: c.err})
+			b, err := tr.read(context.Background(), domain.State{ID: "01READ"}, domain.Chunk{Index: 1, Length: c.length}, "op")
+			if c.kind != "" {
+				if domain.KindOf(err) != c.kind {
+					t.Fatalf("read = %v, want kind %s", err, c.kind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			defer b.Close()
+			if (b.f != nil) != c.inFile {
+				t.Errorf("in a file: %v, want %v", b.f != nil, c.inFile)
+			}
+			got, err := io.ReadAll(b.body())
+			if err != nil || !bytes.Equal(got, c.body) || b.n != int64(len(c.body)) {
+				t.Errorf("body reads %d bytes (n %d), %v; want the source's %d", len(got), b.n, err, len(c.body))
+			}
+			if sum := md5.Sum(c.body); !bytes.Equal(b.md5, sum[:]) {
+				t.Errorf("md5 %x, want %x", b.md5, sum)
+			}
+			if b.f != nil {
+				name := b.f.Name()
+				b.Close()
+				if _, err := os.Stat(name); !os.IsNotExist(err) {
+					t.Errorf("the spool file %s is left behind: %v", name, err)
+				}
 			}
 		})
 	}
