@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -18,10 +19,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/transport"
@@ -60,7 +61,33 @@ type Transport struct {
 	source    transport.Source
 
 	mu      sync.Mutex
-	clients map[string]*container.Client
+	clients map[string]*client
+}
+
+// client is what every call to one endpoint shares, its credential
+// resolved once. It makes a block blob client per blob, which costs no
+// I/O (the SDK's HTTP client, and its connections, are shared). The SDK's
+// container client would make them too, but it brings Apache Arrow into
+// the binary (some 3 MB).
+type client struct {
+	containerURL string
+	sas          string                    // the SAS token's query, or ""
+	cred         *blob.SharedKeyCredential // or nil, with a SAS
+}
+
+// clientOptions are every client's: the SDK retries a failed call twice,
+// briefly, since ferry retries the step itself, later, on KindUnavailable.
+var clientOptions = &blockblob.ClientOptions{ClientOptions: azcore.ClientOptions{
+	Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
+}}
+
+// blockBlob returns a client of the blob name in c's container.
+func (c *client) blockBlob(name string) (*blockblob.Client, error) {
+	u := runtime.JoinPaths(c.containerURL, url.PathEscape(name))
+	if c.cred != nil {
+		return blockblob.NewClientWithSharedKeyCredential(u, c.cred, clientOptions)
+	}
+	return blockblob.NewClientWithNoCredential(u+"?"+c.sas, clientOptions)
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -69,7 +96,7 @@ var _ transport.Transport = (*Transport)(nil)
 // returns them), resolving their credentials with secrets on first use and
 // reading every chunk from source.
 func New(endpoints map[string]Endpoint, secrets Secrets, source transport.Source) *Transport {
-	return &Transport{endpoints: endpoints, secrets: secrets, source: source, clients: map[string]*container.Client{}}
+	return &Transport{endpoints: endpoints, secrets: secrets, source: source, clients: map[string]*client{}}
 }
 
 // BlobName returns the base name of transfer t's blob, without the
@@ -97,11 +124,10 @@ func Location(e Endpoint, t domain.State) string {
 	return "azblob://" + e.Account + "/" + e.Container + "/" + e.Prefix + BlobName(t)
 }
 
-// endpoint returns t's endpoint and a client of its container, made on
-// first use. Errors: KindInvalid for a destination that is not a known
+// endpoint returns t's endpoint and a client of it, made on first use. Errors: KindInvalid for a destination that is not a known
 // azblob endpoint or a transfer whose plan breaks block blob limits, and
 // the secret resolver's errors.
-func (tr *Transport) endpoint(ctx context.Context, t domain.State) (Endpoint, *container.Client, error) {
+func (tr *Transport) endpoint(ctx context.Context, t domain.State) (Endpoint, *client, error) {
 	d, r := t.Request.Destination, t.Request
 	e, ok := tr.endpoints[d.Endpoint]
 	switch {
@@ -131,35 +157,28 @@ func (tr *Transport) endpoint(ctx context.Context, t domain.State) (Endpoint, *c
 }
 
 // newClient resolves e's credential and returns a client of its container.
-// The SDK retries a failed call twice, briefly: ferry retries the step
-// itself, later, on KindUnavailable.
-func (tr *Transport) newClient(ctx context.Context, name string, e Endpoint) (*container.Client, error) {
+func (tr *Transport) newClient(ctx context.Context, name string, e Endpoint) (*client, error) {
 	op := fmt.Sprintf("azblob: endpoint %s", name)
-	u := strings.TrimRight(e.ServiceURL, "/") + "/" + e.Container
-	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
-	}}
+	c := &client{containerURL: runtime.JoinPaths(e.ServiceURL, url.PathEscape(e.Container))}
 	if e.SAS != "" {
 		sas, err := tr.secrets.Resolve(ctx, e.SAS)
 		if err != nil {
 			return nil, classify(op+": sas "+e.SAS, err)
 		}
-		c, err := container.NewClientWithNoCredential(u+"?"+strings.TrimPrefix(strings.TrimSpace(string(sas)), "?"), opts)
-		if err != nil {
-			return nil, domain.Errorf(domain.KindInvalid, "%s: the SAS token %s does not make a URL", op, e.SAS)
+		c.sas = strings.TrimPrefix(strings.TrimSpace(string(sas)), "?")
+		if _, err := url.ParseQuery(c.sas); err != nil || c.sas == "" {
+			return nil, domain.Errorf(domain.KindInvalid, "%s: the SAS token %s is not a URL query", op, e.SAS)
 		}
-		return c, nil
+	} else {
+		key, err := tr.secrets.Resolve(ctx, e.SharedKey)
+		if err != nil {
+			return nil, classify(op+": sharedKey "+e.SharedKey, err)
+		}
+		if c.cred, err = blob.NewSharedKeyCredential(e.Account, strings.TrimSpace(string(key))); err != nil {
+			return nil, domain.Errorf(domain.KindInvalid, "%s: the shared key %s is not an account key (base64)", op, e.SharedKey)
+		}
 	}
-	key, err := tr.secrets.Resolve(ctx, e.SharedKey)
-	if err != nil {
-		return nil, classify(op+": sharedKey "+e.SharedKey, err)
-	}
-	cred, err := blob.NewSharedKeyCredential(e.Account, strings.TrimSpace(string(key)))
-	if err != nil {
-		return nil, domain.Errorf(domain.KindInvalid, "%s: the shared key %s is not an account key (base64)", op, e.SharedKey)
-	}
-	c, err := container.NewClientWithSharedKeyCredential(u, cred, opts)
-	if err != nil {
+	if _, err := c.blockBlob("ferry"); err != nil {
 		return nil, domain.Errorf(domain.KindInvalid, "%s: %v", op, err)
 	}
 	return c, nil
@@ -209,8 +228,12 @@ func (tr *Transport) SendChunk(ctx context.Context, t domain.State, c domain.Chu
 	if b.n == 0 {
 		return transport.Sent{}, nil
 	}
+	bb, err := cc.blockBlob(e.Prefix + BlobName(t))
+	if err != nil {
+		return transport.Sent{}, domain.Errorf(domain.KindInternal, "%s: %v", op, err)
+	}
 	id := BlockID(t.ID, c.Index)
-	_, err = cc.NewBlockBlobClient(e.Prefix+BlobName(t)).StageBlock(ctx, id, b.body(), &blockblob.StageBlockOptions{
+	_, err = bb.StageBlock(ctx, id, b.body(), &blockblob.StageBlockOptions{
 		TransactionalValidation: blob.TransferValidationTypeMD5(b.md5),
 	})
 	if err != nil {
@@ -319,7 +342,10 @@ func (tr *Transport) Complete(ctx context.Context, t domain.State) (transport.De
 	op := fmt.Sprintf("azblob: commit %s to %s", t.ID, loc)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.Timeout))
 	defer cancel()
-	bb := cc.NewBlockBlobClient(e.Prefix + BlobName(t))
+	bb, err := cc.blockBlob(e.Prefix + BlobName(t))
+	if err != nil {
+		return transport.Delivery{}, domain.Errorf(domain.KindInternal, "%s: %v", op, err)
+	}
 	exists := true
 	list, err := bb.GetBlockList(ctx, blockblob.BlockListTypeAll, nil)
 	if isCode(err, "BlobNotFound") {

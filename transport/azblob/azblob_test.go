@@ -164,3 +164,81 @@ func TestReadChunk(t *testing.T) {
 		})
 	}
 }
+
+// secretMap resolves references from a map.
+type secretMap map[string]string
+
+func (s secretMap) Resolve(_ context.Context, ref string) ([]byte, error) {
+	if v, ok := s[ref]; ok {
+		return []byte(v), nil
+	}
+	return nil, domain.Errorf(domain.KindNotFound, "secret %s does not exist", ref)
+}
+
+func TestBegin(t *testing.T) {
+	ep := func(cred, ref string) Endpoint {
+		e := Endpoint{ServiceURL: "https://ferrytest.blob.core.windows.net/", Account: "ferrytest", Container: "inbound"}
+		if cred == "sas" {
+			e.SAS = ref
+		} else {
+			e.SharedKey = ref
+		}
+		return e.WithDefaults()
+	}
+	tr := New(map[string]Endpoint{
+		"key":       ep("key", "secret:key"),
+		"sas":       ep("sas", "secret:sas"),
+		"bad-key":   ep("key", "secret:not-base64"),
+		"empty-sas": ep("sas", "secret:empty"),
+		"no-secret": ep("key", "secret:missing"),
+		"down":      ep("key", "secret:down"),
+	}, unavailable{secretMap{
+		"secret:key":        base64.StdEncoding.EncodeToString([]byte("an account key")),
+		"secret:sas":        "?sv=2024-08-04&sp=rw&sig=abc",
+		"secret:not-base64": "not base64!",
+		"secret:empty":      " ",
+	}}, chunkSource{})
+	state := func(typ, endpoint string, size, chunkSize int64) domain.State {
+		return domain.State{ID: "01BEGIN", Request: domain.Requested{
+			Destination: domain.Destination{Type: typ, Endpoint: endpoint},
+			Size:        size, ChunkSize: chunkSize, Chunks: int(domain.ChunkCount(size, chunkSize)),
+		}}
+	}
+	for _, c := range []struct {
+		name string
+		st   domain.State
+		kind domain.Kind
+	}{
+		{"a shared key", state("azblob", "key", 100, 10), ""},
+		{"a SAS", state("azblob", "sas", 100, 10), ""},
+		{"another destination type", state("s3", "key", 100, 10), domain.KindInvalid},
+		{"an endpoint not in the section", state("azblob", "nowhere", 100, 10), domain.KindInvalid},
+		{"more chunks than a blob has blocks", state("azblob", "key", MaxBlocks+1, 1), domain.KindInvalid},
+		{"chunks larger than a block", state("azblob", "key", 2*MaxBlockSize+2, MaxBlockSize+1), domain.KindInvalid},
+		{"a shared key that is not base64", state("azblob", "bad-key", 100, 10), domain.KindInvalid},
+		{"an empty SAS", state("azblob", "empty-sas", 100, 10), domain.KindInvalid},
+		{"a secret that does not exist", state("azblob", "no-secret", 100, 10), domain.KindNotFound},
+		{"a secret store that is down", state("azblob", "down", 100, 10), domain.KindUnavailable},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ref, err := tr.Begin(context.Background(), c.st)
+			if (err == nil && c.kind != "") || (err != nil && domain.KindOf(err) != c.kind) || ref != "" {
+				t.Fatalf("Begin = %q, %v; want \"\" and kind %q", ref, err, c.kind)
+			}
+			if err != nil && (strings.Contains(err.Error(), "not base64!") || strings.Contains(err.Error(), "sig=abc")) {
+				t.Errorf("error %q echoes a secret", err)
+			}
+		})
+	}
+}
+
+// unavailable is a secret store whose reference secret:down is
+// unreachable.
+type unavailable struct{ Secrets }
+
+func (u unavailable) Resolve(ctx context.Context, ref string) ([]byte, error) {
+	if ref == "secret:down" {
+		return nil, domain.Errorf(domain.KindUnavailable, "secret %s: the service is down", ref)
+	}
+	return u.Secrets.Resolve(ctx, ref)
+}
