@@ -64,6 +64,8 @@ type Transport struct {
 	clients map[string]*client
 }
 
+var _ transport.Transport = (*Transport)(nil)
+
 // client is what every call to one endpoint shares, its credential
 // resolved once. It makes a block blob client per blob, which costs no
 // I/O (the SDK's HTTP client, and its connections, are shared). The SDK's
@@ -89,8 +91,6 @@ func (c *client) blockBlob(name string) (*blockblob.Client, error) {
 	}
 	return blockblob.NewClientWithNoCredential(u+"?"+c.sas, clientOptions)
 }
-
-var _ transport.Transport = (*Transport)(nil)
 
 // New returns a transport delivering to endpoints (as ParseEndpoints
 // returns them), resolving their credentials with secrets on first use and
@@ -124,9 +124,10 @@ func Location(e Endpoint, t domain.State) string {
 	return "azblob://" + e.Account + "/" + e.Container + "/" + e.Prefix + BlobName(t)
 }
 
-// endpoint returns t's endpoint and a client of it, made on first use. Errors: KindInvalid for a destination that is not a known
-// azblob endpoint or a transfer whose plan breaks block blob limits, and
-// the secret resolver's errors.
+// endpoint returns t's endpoint and a client of it, made on first use.
+// Errors: KindInvalid for a destination that is not a known azblob
+// endpoint or a transfer whose plan breaks block blob limits, and the
+// secret resolver's errors.
 func (tr *Transport) endpoint(ctx context.Context, t domain.State) (Endpoint, *client, error) {
 	d, r := t.Request.Destination, t.Request
 	e, ok := tr.endpoints[d.Endpoint]
