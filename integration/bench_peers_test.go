@@ -155,4 +155,3 @@ func BenchmarkHTTPSSend(b *testing.B) {
 			ferry.Round(time.Millisecond), direct.Round(time.Millisecond), ferry.Seconds()/direct.Seconds(), read.Round(time.Millisecond), rss/mib)
 	}
 }
-

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/ferryhq/ferry/domain"
 )
@@ -160,4 +163,36 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// TestAzblobDelivery: a file of 4 chunks goes to a block blob on Azurite,
+// one block per chunk, named by the route's template, identical.
+func TestAzblobDelivery(t *testing.T) {
+	id, sum := stack.upload(t, "outbound/azblob/"+uniq("results")+".json", 14<<20, map[string]string{"sender": "org-a", "recipient": "lake"})
+	st := stack.waitFor(t, id, time.Minute, "delivered", func(st domain.State) bool { return st.Status == domain.StatusDelivered })
+	name := "in/lake/" + id + ".json"
+	if want := "azblob://" + azuriteAccount + "/" + blobContainer + "/" + name; st.Location != want {
+		t.Errorf("location %q, want %q", st.Location, want)
+	}
+	ctx := context.Background()
+	bc := stack.peers.blobs.NewBlockBlobClient(name)
+	list, err := bc.GetBlockList(ctx, blockblob.BlockListTypeAll, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.CommittedBlocks) != 4 || len(list.UncommittedBlocks) != 0 {
+		t.Errorf("%d committed and %d uncommitted blocks, want 4 and 0", len(list.CommittedBlocks), len(list.UncommittedBlocks))
+	}
+	out, err := bc.DownloadStream(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, out.Body); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		t.Errorf("blob sha256 %s, want %s", got, sum)
+	}
 }

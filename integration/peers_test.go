@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,10 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
 	"github.com/ferryhq/ferry/internal/testkit/sshd"
 )
 
@@ -27,7 +32,15 @@ type peers struct {
 	sshd    *sshd.Server
 	sftpDir string // where the sftp endpoint delivers
 	https   *httpsPeer
+	blobs   *container.Client // the azblob endpoint's container on Azurite
 }
+
+// Azurite's well-known development account (its README publishes the key).
+const (
+	azuriteAccount = "devstoreaccount1"
+	azuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	blobContainer  = "ferry-integration"
+)
 
 // startPeers starts the peers, writes the secrets they need where
 // testdata/seed.json reads them (FERRY_TEST_* variables) and returns the
@@ -70,6 +83,24 @@ func startPeers(stateDir string) (*peers, string, error) {
 		"url":      p.https.srv.URL + "/upload",
 		"auth":     map[string]any{"type": "apiKey", "header": "X-API-Key", "key": "secret:ferry/test/https/api-key"},
 		"caBundle": "secret:ferry/test/https/ca",
+	}}
+	blobURL := os.Getenv("FERRY_AZURITE_BLOB")
+	if blobURL == "" {
+		return nil, "", fmt.Errorf("FERRY_AZURITE_BLOB is not set: run `make test-integration`, which starts Azurite")
+	}
+	cred, err := blob.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	if err != nil {
+		return nil, "", err
+	}
+	if p.blobs, err = container.NewClientWithSharedKeyCredential(blobURL+"/"+blobContainer, cred, nil); err != nil {
+		return nil, "", err
+	}
+	if _, err := p.blobs.Create(context.Background(), nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return nil, "", fmt.Errorf("create container %s: %w", blobContainer, err)
+	}
+	routes["azblob"] = map[string]any{"lake": map[string]any{
+		"serviceURL": blobURL, "account": azuriteAccount, "container": blobContainer, "prefix": "in/",
+		"sharedKey": "secret:ferry/test/azblob/key",
 	}}
 	out, err := json.MarshalIndent(routes, "", "  ")
 	if err != nil {

@@ -32,5 +32,18 @@ if [ ! -x /usr/sbin/sshd ]; then
     echo "note: /usr/sbin/sshd is missing; transport/sftp's integration tests need it: install openssh-server (apt-get install openssh-server as root)" >&2
   fi
 fi
+
+# Azurite, Azure Storage's emulator (the azblob transport's integration
+# tests), pinned, into .cache/azurite: .cache/azurite/node_modules/.bin/azurite-blob.
+azurite_version=3.37.0
+azurite_stamp="$azurite/.installed-$azurite_version"
+if [ ! -f "$azurite_stamp" ]; then
+  echo "installing Azurite $azurite_version into .cache/azurite (first run only)…" >&2
+  rm -rf "$azurite"
+  mkdir -p "$azurite"
+  npm install --prefix "$azurite" --no-save --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
+  touch "$azurite_stamp"
+fi
+
 mkdir -p "$root/bin"
 (cd "$root" && go build -o bin/ferry ./cmd/ferry)

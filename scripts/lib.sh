@@ -2,6 +2,7 @@
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="$root/.cache"
 venv="$cache/venv"
+azurite="$cache/azurite"
 rundir="$cache/run"
 mkdir -p "$rundir"
 
@@ -42,4 +43,19 @@ start_stack() {
   trap '"$root/scripts/stack.sh" stop '"$moto_port"'; "$root/scripts/mesh-sandbox.sh" reset '"$mesh_port" EXIT
   FERRY_AWS_ENDPOINT=$("$root/scripts/stack.sh" start "$moto_port")
   FERRY_MESH_URL=$("$root/scripts/mesh-sandbox.sh" start "$mesh_port")
+}
+
+# start_azurite PORT starts Azurite's blob service (scripts/azurite.sh),
+# exports FERRY_AZURITE_BLOB (its http://127.0.0.1:PORT/devstoreaccount1,
+# which transport/azblob's integration tests use), and stops it on exit,
+# after whatever EXIT trap is already set.
+start_azurite() {
+  local port=$1 prev=""
+  if [ -n "$(trap -p EXIT)" ]; then
+    eval "set -- $(trap -p EXIT)"
+    prev="$3; "
+  fi
+  trap "$prev"'"$root/scripts/azurite.sh" stop '"$port" EXIT
+  export FERRY_AZURITE_BLOB
+  FERRY_AZURITE_BLOB=$("$root/scripts/azurite.sh" start "$port")
 }

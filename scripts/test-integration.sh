@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$root/scripts/install.sh"
 start_stack "$(free_port)" "$(free_port)"
+start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
 cd "$root"

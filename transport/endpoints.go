@@ -24,7 +24,8 @@ type Endpoint[E any] interface {
 // ParseEndpoints decodes a routing file's section of typ's endpoints (see
 // domain.Routes.Endpoints): each name's settings decoded refusing unknown
 // fields, given their defaults and validated. It reports every problem
-// of every endpoint at once, each beginning "typ: endpoint NAME: ". Each
+// of every endpoint at once, one per line, each beginning "typ: endpoint
+// NAME: ". Each
 // transport package's ParseEndpoints is this for its own settings type.
 func ParseEndpoints[E Endpoint[E]](typ string, raw map[string]json.RawMessage) (map[string]E, error) {
 	eps := make(map[string]E, len(raw))
@@ -44,7 +45,9 @@ func ParseEndpoints[E Endpoint[E]](typ string, raw map[string]json.RawMessage) (
 		}
 		e = e.WithDefaults()
 		if err := e.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			for _, err := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
 			continue
 		}
 		eps[name] = e
@@ -53,4 +56,17 @@ func ParseEndpoints[E Endpoint[E]](typ string, raw map[string]json.RawMessage) (
 		return nil, err
 	}
 	return eps, nil
+}
+
+// unjoin returns the errors errors.Join combined into err, or err alone.
+func unjoin(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, unjoin(e)...)
+	}
+	return out
 }

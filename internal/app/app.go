@@ -25,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/functions/retry"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
+	"github.com/ferryhq/ferry/transport/azblob"
 	httpstransport "github.com/ferryhq/ferry/transport/https"
 	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
@@ -204,7 +205,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 }
 
 // endpointTransports adds a transport for each destination type whose
-// endpoints the routing file names (sftp, https), reading the bytes they
+// endpoints the routing file names (sftp, https, azblob), reading the bytes they
 // send from source. Every endpoint's settings are checked here, so a bad
 // one fails at start, naming every problem.
 func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets *Secrets, source transport.Source) error {
@@ -216,7 +217,11 @@ func endpointTransports(transports map[string]advance.Transport, routes domain.R
 	if len(httpsEndpoints) > 0 {
 		transports["https"] = httpstransport.New(httpsEndpoints, secrets, source)
 	}
-	return errors.Join(sftpErr, httpsErr)
+	blobEndpoints, blobErr := azblob.ParseEndpoints(routes.Azblob)
+	if len(blobEndpoints) > 0 {
+		transports["azblob"] = azblob.New(blobEndpoints, secrets, source)
+	}
+	return errors.Join(sftpErr, httpsErr, blobErr)
 }
 
 // checkTransports refuses a routing table with a route whose destination
