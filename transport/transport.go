@@ -44,7 +44,9 @@ type Transport interface {
 // MESH message delivered to S3). The reader streams; the caller closes it.
 // A destination may read a chunk more than once (it re-reads the chunks it
 // held, see Sent.Held), so a chunk must read the same every time while the
-// transfer is under way.
+// transfer is under way. For a planned transfer c may span several chunks
+// (Index the first, Offset its offset, Length theirs together): a
+// destination that sends them in one piece reads them in one request.
 type Source interface {
 	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
 }

@@ -28,7 +28,8 @@ type chunks struct {
 	lastLength  int64 // bytes read of chunk last (once it is being read)
 	mu          sync.Mutex
 	cur         io.ReadCloser
-	curChunk    domain.Chunk
+	curChunk    domain.Chunk // what cur reads: one chunk, or a planned run of them
+	curLast     int          // the last chunk cur reads
 	curRead     int64
 	closed      bool
 	err         error // the first error, sticky
@@ -46,9 +47,16 @@ func openChunks(ctx context.Context, src transport.Source, t domain.State, first
 	return b, nil
 }
 
-// open opens chunk b.next. The caller holds no lock.
+// open opens chunk b.next or, for a planned transfer, chunks b.next..last
+// as one span of the source: one read for the whole body rather than one
+// per chunk (each a request to S3). A source-chunked transfer's chunks are
+// opened one by one. The caller holds no lock.
 func (b *chunks) open() error {
-	c := b.t.Request.Chunk(b.next)
+	c, last := b.t.Request.Chunk(b.next), b.next
+	if !b.t.Request.SourceChunked() && b.next < b.last {
+		end := b.t.Request.Chunk(b.last)
+		c.Length, last = end.Offset+end.Length-c.Offset, b.last
+	}
 	rc, err := b.src.OpenChunk(b.ctx, b.t, c)
 	if err != nil {
 		return sourceErr(c, err)
@@ -59,8 +67,8 @@ func (b *chunks) open() error {
 		_ = rc.Close()
 		return errors.New("https: body closed")
 	}
-	b.cur, b.curChunk, b.curRead = rc, c, 0
-	b.next++
+	b.cur, b.curChunk, b.curLast, b.curRead = rc, c, last, 0
+	b.next = last + 1
 	return nil
 }
 
@@ -85,7 +93,7 @@ func (b *chunks) fail(err error) error {
 func (b *chunks) Read(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
-		cur, c, closed, err := b.cur, b.curChunk, b.closed, b.err
+		cur, c, curLast, closed, err := b.cur, b.curChunk, b.curLast, b.closed, b.err
 		b.mu.Unlock()
 		switch {
 		case err != nil:
@@ -104,8 +112,11 @@ func (b *chunks) Read(p []byte) (int, error) {
 		b.mu.Lock()
 		b.curRead += int64(n)
 		read := b.curRead
-		if c.Index == b.last {
+		if curLast == b.last {
 			b.lastLength = read
+			if c.Offset >= 0 { // a span: the last chunk's share of it
+				b.lastLength = max(read-(b.t.Request.Chunk(b.last).Offset-c.Offset), 0)
+			}
 		}
 		b.mu.Unlock()
 		if c.Length >= 0 && read > c.Length {

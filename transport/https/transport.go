@@ -294,18 +294,19 @@ func (tr *Transport) SendChunk(ctx context.Context, t domain.State, ch domain.Ch
 	}
 }
 
-// check opens chunk ch of the source and closes it: whole mode's SendChunk
-// of a chunk other than the last. A source-chunked chunk is read through
-// to learn its length.
+// check is whole mode's SendChunk of a chunk other than the last: the last
+// sends them all. A planned chunk's length is known, so the source is not
+// read (the last chunk's request reads it, and checks every length); a
+// source-chunked chunk is read through to learn its length.
 func (tr *Transport) check(ctx context.Context, t domain.State, ch domain.Chunk, op string) (transport.Sent, error) {
+	if ch.Length >= 0 {
+		return transport.Sent{Bytes: ch.Length}, nil
+	}
 	rc, err := tr.source.OpenChunk(ctx, t, ch)
 	if err != nil {
 		return transport.Sent{}, withOp(op, sourceErr(ch, err))
 	}
 	defer func() { _ = rc.Close() }()
-	if ch.Length >= 0 {
-		return transport.Sent{Bytes: ch.Length}, nil
-	}
 	read, err := io.Copy(io.Discard, rc)
 	if err != nil {
 		return transport.Sent{}, withOp(op, sourceErr(ch, err))
