@@ -196,3 +196,48 @@ func TestAzblobDelivery(t *testing.T) {
 		t.Errorf("blob sha256 %s, want %s", got, sum)
 	}
 }
+
+// TestSFTPPeerStoppedMidTransfer: sshd is killed after two of 16 chunks;
+// the attempt fails as retryable, the retry resumes at the first
+// unrecorded chunk once sshd is back, and one identical file arrives with
+// no temporary file left.
+func TestSFTPPeerStoppedMidTransfer(t *testing.T) {
+	p := stack.peers
+	key := "outbound/sftp/" + uniq("mid") + ".bin"
+	id, sum := stack.upload(t, key, 128<<20, map[string]string{"sender": "org-mid", "recipient": "partner"})
+	stack.waitFor(t, id, time.Minute, "two chunks sent", func(st domain.State) bool { return st.ChunksSent >= 2 })
+	p.sshd.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = p.sshd.Start()
+		}
+	})
+	st := stack.waitFor(t, id, time.Minute, "retrying", func(st domain.State) bool { return st.Status == domain.StatusRetrying })
+	if st.Status == domain.StatusDelivered || st.ChunksSent == st.Request.Chunks {
+		t.Fatalf("the transfer finished before sshd stopped; the test proves nothing:\n%s", stack.timeline(id))
+	}
+	sentBefore := st.ChunksSent
+	if err := p.sshd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	stack.waitFor(t, id, 2*time.Minute, "delivered", func(st domain.State) bool { return st.Status == domain.StatusDelivered })
+	if got := fileSHA256(t, filepath.Join(p.sftpDir, "org-mid", filepath.Base(key))); got != sum {
+		t.Errorf("delivered sha256 %s, want %s", got, sum)
+	}
+	// Every chunk is recorded once: the retry went on from chunk
+	// sentBefore+1 rather than starting again.
+	seen := map[int]int{}
+	for _, ev := range stack.events(t, id) {
+		if c, ok := ev.Payload.(domain.ChunkSent); ok {
+			seen[c.Index]++
+		}
+	}
+	for i := 1; i <= 16; i++ {
+		if seen[i] != 1 {
+			t.Errorf("chunk %d recorded %d times, want once (sshd stopped after %d)", i, seen[i], sentBefore)
+		}
+	}
+	assertNoTempFiles(t, p.sftpDir)
+}

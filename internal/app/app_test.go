@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,25 @@ func TestCheckTransports(t *testing.T) {
 	transports["azblob"] = nil
 	if err := checkTransports(rs, transports); err != nil {
 		t.Errorf("every destination has its transport: %v", err)
+	}
+}
+
+// TestEndpointTransportsReportEveryProblem: bad endpoints of several
+// transports are all named when the routing table loads.
+func TestEndpointTransportsReportEveryProblem(t *testing.T) {
+	rs := domain.Routes{
+		SFTP:   map[string]json.RawMessage{"partner": json.RawMessage(`{"host": "h", "user": "u", "directory": "/in"}`)},
+		HTTPS:  map[string]json.RawMessage{"lab": json.RawMessage(`{"url": "http://lab.example"}`)},
+		Azblob: map[string]json.RawMessage{"lake": json.RawMessage(`{"account": "acct", "container": "c", "sharedKey": "plain-key"}`)},
+	}
+	transports := map[string]advance.Transport{}
+	err := endpointTransports(transports, rs, nil, nil)
+	for _, want := range []string{`sftp: endpoint "partner"`, `https: endpoint "lab"`, `azblob: endpoint "lake"`, "knownHosts", "sharedKey"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if len(transports) != 0 {
+		t.Errorf("transports %v built from bad settings", transports)
 	}
 }
