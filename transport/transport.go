@@ -51,6 +51,15 @@ type Source interface {
 	OpenChunk(ctx context.Context, t domain.State, c domain.Chunk) (io.ReadCloser, error)
 }
 
+// Secrets resolves the secret references of a destination's settings
+// (domain.IsSecretRef: secret:NAME, ssm:NAME) to their values, for the
+// transports whose endpoints hold credentials. internal/app's Secrets is
+// the one that reads AWS; its errors are *domain.Error, and their kind is
+// kept. Values never appear in errors or logs.
+type Secrets interface {
+	Resolve(ctx context.Context, ref string) ([]byte, error)
+}
+
 // DefaultTrackInterval is how long after delivery, and then between checks,
 // a destination that acknowledges deliveries is asked again (or a source
 // acknowledged again) when its settings do not say. The advance handler's

@@ -45,18 +45,12 @@ const MetadataTransferID = "ferrytransferid"
 // is spooled to a temporary file.
 const memoryLimit = 1 << 20
 
-// Secrets resolves the secret references of endpoint settings (the shared
-// key, the SAS token). *app.Secrets is one.
-type Secrets interface {
-	Resolve(ctx context.Context, ref string) ([]byte, error)
-}
-
 // Transport delivers to Azure Blob Storage. It keeps no state between
 // calls but a cache of one client per endpoint, and is safe for concurrent
 // use.
 type Transport struct {
 	endpoints map[string]Endpoint
-	secrets   Secrets
+	secrets   transport.Secrets
 	source    transport.Source
 
 	mu      sync.Mutex
@@ -94,7 +88,7 @@ func (c *client) blockBlob(name string) (*blockblob.Client, error) {
 // New returns a transport delivering to endpoints (as ParseEndpoints
 // returns them), resolving their credentials with secrets on first use and
 // reading every chunk from source.
-func New(endpoints map[string]Endpoint, secrets Secrets, source transport.Source) *Transport {
+func New(endpoints map[string]Endpoint, secrets transport.Secrets, source transport.Source) *Transport {
 	return &Transport{endpoints: endpoints, secrets: secrets, source: source, clients: map[string]*client{}}
 }
 

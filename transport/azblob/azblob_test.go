@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/transport"
 )
 
 func TestBlobName(t *testing.T) {
@@ -234,7 +235,7 @@ func TestBegin(t *testing.T) {
 
 // unavailable is a secret store whose reference secret:down is
 // unreachable.
-type unavailable struct{ Secrets }
+type unavailable struct{ transport.Secrets }
 
 func (u unavailable) Resolve(ctx context.Context, ref string) ([]byte, error) {
 	if ref == "secret:down" {

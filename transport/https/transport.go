@@ -23,19 +23,13 @@ import (
 // receiver can recognise a repeated delivery.
 const HeaderTransferID = "X-Ferry-Transfer-Id"
 
-// Secrets resolves the secret references of the endpoints' settings
-// (domain.IsSecretRef). app.Secrets implements it.
-type Secrets interface {
-	Resolve(ctx context.Context, ref string) ([]byte, error)
-}
-
 // Transport delivers to https endpoints. It keeps no transfer state
 // between calls and is safe for concurrent use; it caches, per endpoint,
 // the HTTP client and resolved credentials (built on first use) and an
 // access token.
 type Transport struct {
 	endpoints map[string]Endpoint
-	secrets   Secrets
+	secrets   transport.Secrets
 	source    transport.Source
 
 	mu    sync.Mutex
@@ -46,7 +40,7 @@ var _ transport.Transport = (*Transport)(nil)
 
 // New returns a transport delivering to endpoints (from ParseEndpoints),
 // resolving their secrets with secrets and reading payloads from source.
-func New(endpoints map[string]Endpoint, secrets Secrets, source transport.Source) *Transport {
+func New(endpoints map[string]Endpoint, secrets transport.Secrets, source transport.Source) *Transport {
 	return &Transport{endpoints: endpoints, secrets: secrets, source: source, conns: map[string]*conn{}}
 }
 

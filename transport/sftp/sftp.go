@@ -59,13 +59,6 @@ import (
 	"github.com/ferryhq/ferry/transport"
 )
 
-// Secrets resolves the references an Endpoint's credentials are (see
-// domain.IsSecretRef). *app.Secrets meets it. Errors should be
-// *domain.Error; their kind is kept.
-type Secrets interface {
-	Resolve(ctx context.Context, ref string) ([]byte, error)
-}
-
 // Transport delivers transfers whose destination is {"type": "sftp",
 // "endpoint": NAME} to the endpoint of that name. It keeps one SSH
 // connection and SFTP session per endpoint, opened on first use and dropped
@@ -73,7 +66,7 @@ type Secrets interface {
 // continue a transfer another one started. It is safe for concurrent use.
 type Transport struct {
 	endpoints map[string]Endpoint
-	secrets   Secrets
+	secrets   transport.Secrets
 	source    transport.Source
 
 	mu    sync.Mutex
@@ -97,7 +90,7 @@ func (c *conn) close() {
 // New returns a Transport delivering to endpoints (as ParseEndpoints
 // returns them: defaults applied, validated), resolving their credentials
 // with secrets and reading chunks from source.
-func New(endpoints map[string]Endpoint, secrets Secrets, source transport.Source) *Transport {
+func New(endpoints map[string]Endpoint, secrets transport.Secrets, source transport.Source) *Transport {
 	return &Transport{endpoints: endpoints, secrets: secrets, source: source, conns: map[string]*conn{}}
 }
 
