@@ -208,7 +208,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 // endpoints the routing file names (sftp, https, azblob), reading the bytes they
 // send from source. Every endpoint's settings are checked here, so a bad
 // one fails at start, naming every problem.
-func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets *Secrets, source transport.Source) error {
+func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source) error {
 	sftpEndpoints, sftpErr := sftp.ParseEndpoints(routes.SFTP)
 	if len(sftpEndpoints) > 0 {
 		transports["sftp"] = sftp.New(sftpEndpoints, secrets, source)
