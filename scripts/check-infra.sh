@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Checks infra/template.yaml offline: cfn-lint, sam validate --lint, and a
+# sam build of the Lambda binary (provided.al2023, arm64). The tools come
+# pinned from infra/requirements-infra.txt, installed on first use into
+# .cache/infra-venv.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+venv="$cache/infra-venv"
+req="$root/infra/requirements-infra.txt"
+stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "installing the infrastructure checks' tools into .cache/infra-venv (first run only)…" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+  touch "$stamp"
+fi
+
+template="$root/infra/template.yaml"
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-2} SAM_CLI_TELEMETRY=0
+echo "cfn-lint infra/template.yaml"
+"$venv/bin/cfn-lint" "$template"
+echo "sam validate --lint"
+"$venv/bin/sam" validate --lint -t "$template" >/dev/null
+echo "sam build (offline, arm64)"
+build="$cache/sam-build"
+(cd "$root" && GOFLAGS="-buildvcs=false -tags=lambda.norpc" "$venv/bin/sam" build -t "$template" \
+  -b "$build/out" --cache-dir "$build/cache" >"$build.log" 2>&1) || { cat "$build.log" >&2; exit 1; }
+for fn in "$build"/out/*Function; do
+  # ELF e_machine (2 bytes at offset 18) is 0xb7 for aarch64.
+  if [ "$(od -An -tx1 -j18 -N2 "$fn/bootstrap" | tr -d ' \n')" != "b700" ]; then
+    echo "check-infra: $fn/bootstrap is not an arm64 binary" >&2
+    exit 1
+  fi
+done
+echo "infra checks passed"
