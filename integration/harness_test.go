@@ -264,7 +264,7 @@ func (e *env) waitFor(t testing.TB, id string, timeout time.Duration, what strin
 	}
 }
 
-func (e *env) events(t *testing.T, id string) []domain.Event {
+func (e *env) events(t testing.TB, id string) []domain.Event {
 	t.Helper()
 	evs, err := e.store.Events(context.Background(), id, 0, 1000)
 	if err != nil {

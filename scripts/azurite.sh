@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts or stops Azurite's blob service (Azure Storage's emulator, for
-# transport/azblob) on loopback, from .cache/azurite (scripts/install.sh).
+# transport/azblob) on loopback, from .cache/azurite (scripts/install-test-peers.sh).
 #   scripts/azurite.sh start [PORT]   idempotent; prints the service URL
 #   scripts/azurite.sh stop [PORT]    also deletes the emulator's data
 # PORT defaults to $FERRY_AZURITE_PORT or 4572. The account is Azurite's
@@ -23,7 +23,7 @@ start)
   fi
   bin="$azurite/node_modules/.bin/azurite-blob"
   if [ ! -x "$bin" ]; then
-    echo "Azurite is not installed at $bin: run scripts/install.sh" >&2
+    echo "Azurite is not installed at $bin: run scripts/install-test-peers.sh" >&2
     exit 1
   fi
   mkdir -p "$data"

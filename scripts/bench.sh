@@ -3,6 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$root/scripts/install.sh"
+"$root/scripts/install-test-peers.sh"
 start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 

@@ -7,15 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 venv="$cache/infra-venv"
-req="$root/infra/requirements-infra.txt"
-stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "installing the infrastructure checks' tools into .cache/infra-venv (first run only)…" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
-  touch "$stamp"
-fi
+pinned_venv "$venv" "$root/infra/requirements-infra.txt" "the infrastructure checks' tools"
 
 template="$root/infra/template.yaml"
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-2} SAM_CLI_TELEMETRY=0

@@ -1,49 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs into .cache (git-ignored): a Python
 # venv with the pinned emulators, and the ferry binary. Idempotent: a second
-# run with the same pins does nothing but rebuild ferry.
+# run with the same pins does nothing but rebuild ferry. What only the tests
+# need (sshd, Azurite) is scripts/install-test-peers.sh's.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-req="$root/infra/local/requirements.txt"
-stamp="$venv/.installed-$(sha256sum "$req" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "installing the local stack's emulators into .cache/venv (first run only)…" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
-  touch "$stamp"
-fi
-# The sftp transport's integration tests run a real OpenSSH sshd.
-if [ ! -x /usr/sbin/sshd ]; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
-    echo "installing openssh-server (sshd, for transport/sftp's integration tests)…" >&2
-    # Install only: no sshd service started on port 22 (tests start their
-    # own on loopback). policy-rc.d tells the package not to start it.
-    policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-      policy=/usr/sbin/policy-rc.d
-      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
-    [ -z "$policy" ] || rm -f "$policy"
-  else
-    echo "note: /usr/sbin/sshd is missing; transport/sftp's integration tests need it: install openssh-server (apt-get install openssh-server as root)" >&2
-  fi
-fi
-
-# Azurite, Azure Storage's emulator (the azblob transport's integration
-# tests), pinned, into .cache/azurite: .cache/azurite/node_modules/.bin/azurite-blob.
-azurite_version=3.37.0
-azurite_stamp="$azurite/.installed-$azurite_version"
-if [ ! -f "$azurite_stamp" ]; then
-  echo "installing Azurite $azurite_version into .cache/azurite (first run only)…" >&2
-  rm -rf "$azurite"
-  mkdir -p "$azurite"
-  npm install --prefix "$azurite" --no-save --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
-  touch "$azurite_stamp"
-fi
-
+pinned_venv "$venv" "$root/infra/local/requirements.txt" "the local stack's emulators"
 mkdir -p "$root/bin"
 (cd "$root" && go build -o bin/ferry ./cmd/ferry)

@@ -92,9 +92,17 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	return r.run(ctx, ids)
 }
 
-// replayEach replays the named transfers, one by one. Every id is tried;
-// the error names each that could not be.
+// replayEach replays the named transfers, one by one.
 func replayEach(ctx context.Context, out io.Writer, st transferStore, ids []string, actor, reason string) error {
+	return commandEach(ctx, st, ids, domain.Replay{Actor: actor, Reason: reason}, func(prev domain.State) {
+		fmt.Fprintf(out, "replayed %s (was %s: %s); it starts again with a fresh attempt budget\n", prev.ID, prev.Status, lastError(prev))
+	})
+}
+
+// commandEach decides and appends an operator command on each named
+// transfer, calling done after each that took. Every id is tried; the
+// error names each that could not be.
+func commandEach(ctx context.Context, st transferStore, ids []string, cmd domain.Command, done func(prev domain.State)) error {
 	var errs []error
 	for _, id := range ids {
 		prev, err := st.Load(ctx, id)
@@ -102,11 +110,11 @@ func replayEach(ctx context.Context, out io.Writer, st transferStore, ids []stri
 			errs = append(errs, notFound(id, err))
 			continue
 		}
-		if err := decide(ctx, st, prev, domain.Replay{Actor: actor, Reason: reason}); err != nil {
+		if err := decide(ctx, st, prev, cmd); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(out, "replayed %s (was %s: %s); it starts again with a fresh attempt budget\n", id, prev.Status, lastError(prev))
+		done(prev)
 	}
 	return errors.Join(errs...)
 }
@@ -191,14 +199,17 @@ func (r bulkReplay) run(ctx context.Context, ids []string) error {
 	}
 	var done, already, skipped int
 	var errs []error
+	interrupted := func() error {
+		fmt.Fprintf(r.out, "interrupted: %s %d; run the same command again to go on\n", verb, done)
+		return ctx.Err()
+	}
 	var last time.Time
 	for _, id := range ids {
 		if done == r.max {
 			break
 		}
 		if ctx.Err() != nil {
-			fmt.Fprintf(r.out, "interrupted: %s %d; run the same command again to go on\n", verb, done)
-			return ctx.Err()
+			return interrupted()
 		}
 		prev, err := r.store.Load(ctx, id)
 		if err != nil {
@@ -222,8 +233,7 @@ func (r bulkReplay) run(ctx context.Context, ids []string) error {
 			if wait := r.pace - r.now().Sub(last); !last.IsZero() && wait > 0 {
 				select {
 				case <-ctx.Done():
-					fmt.Fprintf(r.out, "interrupted: %s %d; run the same command again to go on\n", verb, done)
-					return ctx.Err()
+					return interrupted()
 				case <-time.After(wait):
 				}
 			}
@@ -275,20 +285,9 @@ func runCancel(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, id := range pos {
-		prev, err := st.Load(ctx, id)
-		if err != nil {
-			errs = append(errs, notFound(id, err))
-			continue
-		}
-		if err := decide(ctx, st, prev, domain.Cancel{Actor: actor, Reason: *reason}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(e.stdout, "cancelled %s (was %s)\n", id, prev.Status)
-	}
-	return errors.Join(errs...)
+	return commandEach(ctx, st, pos, domain.Cancel{Actor: actor, Reason: *reason}, func(prev domain.State) {
+		fmt.Fprintf(e.stdout, "cancelled %s (was %s)\n", prev.ID, prev.Status)
+	})
 }
 
 // parseRate reads "N/s" (or "N/m") and returns the least time between two

@@ -48,7 +48,7 @@ type azurite struct {
 // URL is the dev account's service URL.
 func (a *azurite) URL() string { return "http://127.0.0.1:" + strconv.Itoa(a.port) + "/" + devAccount }
 
-// azuriteBin finds azurite-blob as scripts/install.sh installs it, in the
+// azuriteBin finds azurite-blob as scripts/install-test-peers.sh installs it, in the
 // repository's .cache/azurite.
 func azuriteBin(t *testing.T) string {
 	t.Helper()
@@ -68,7 +68,7 @@ func azuriteBin(t *testing.T) string {
 	}
 	bin := filepath.Join(dir, ".cache", "azurite", "node_modules", ".bin", "azurite-blob")
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("Azurite is not installed at %s: run scripts/install.sh (or set FERRY_AZURITE_BLOB to a running Azurite's http://127.0.0.1:PORT/devstoreaccount1)", bin)
+		t.Fatalf("Azurite is not installed at %s: run scripts/install-test-peers.sh (or set FERRY_AZURITE_BLOB to a running Azurite's http://127.0.0.1:PORT/devstoreaccount1)", bin)
 	}
 	return bin
 }

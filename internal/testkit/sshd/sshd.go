@@ -1,6 +1,6 @@
 // Package sshd runs a real OpenSSH server on a loopback port for tests: its
 // own host key, one authorised user key (the current user's), no
-// passwords, SFTP served by internal-sftp. scripts/install.sh installs
+// passwords, SFTP served by internal-sftp. scripts/install-test-peers.sh installs
 // OpenSSH's server (Debian's openssh-server).
 package sshd
 
@@ -45,7 +45,7 @@ type Server struct {
 // free loopback port, and starts it.
 func New(dir string) (*Server, error) {
 	if _, err := os.Stat(Path); err != nil {
-		return nil, fmt.Errorf("%s is missing: run scripts/install.sh (or apt-get install openssh-server)", Path)
+		return nil, fmt.Errorf("%s is missing: run scripts/install-test-peers.sh (or apt-get install openssh-server)", Path)
 	}
 	u, err := user.Current()
 	if err != nil {
