@@ -77,12 +77,12 @@ func startPeers(stateDir string) (*peers, string, error) {
 	}
 	routes["sftp"] = map[string]any{"partner": map[string]any{
 		"host": "127.0.0.1", "port": p.sshd.Port, "user": p.sshd.User, "directory": p.sftpDir, "mkdir": true,
-		"privateKey": "secret:ferry/test/sftp/key", "knownHosts": []string{p.sshd.KnownHosts()},
+		"privateKey": "secret:ferry/local/transports/sftp/key", "knownHosts": []string{p.sshd.KnownHosts()},
 	}}
 	routes["https"] = map[string]any{"peer": map[string]any{
 		"url":      p.https.srv.URL + "/upload",
-		"auth":     map[string]any{"type": "apiKey", "header": "X-API-Key", "key": "secret:ferry/test/https/api-key"},
-		"caBundle": "secret:ferry/test/https/ca",
+		"auth":     map[string]any{"type": "apiKey", "header": "X-API-Key", "key": "secret:ferry/local/transports/https/api-key"},
+		"caBundle": "secret:ferry/local/transports/https/ca",
 	}}
 	blobURL := os.Getenv("FERRY_AZURITE_BLOB")
 	if blobURL == "" {
@@ -100,7 +100,7 @@ func startPeers(stateDir string) (*peers, string, error) {
 	}
 	routes["azblob"] = map[string]any{"lake": map[string]any{
 		"serviceURL": blobURL, "account": azuriteAccount, "container": blobContainer, "prefix": "in/",
-		"sharedKey": "secret:ferry/test/azblob/key",
+		"sharedKey": "secret:ferry/local/transports/azblob/key",
 	}}
 	out, err := json.MarshalIndent(routes, "", "  ")
 	if err != nil {
@@ -116,7 +116,7 @@ func (p *peers) stop() {
 }
 
 // httpsAPIKey is what the HTTPS peer expects in X-API-Key (the seed's
-// ferry/test/https/api-key).
+// ferry/local/transports/https/api-key).
 const httpsAPIKey = "integration-api-key"
 
 // httpsPeer is a TLS server that takes uploads. Each is named by its
