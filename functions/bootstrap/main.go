@@ -1,7 +1,8 @@
 // Command bootstrap is the single binary of every ferry Lambda. It chooses
 // the handler by the function's Handler setting (the _HANDLER variable of a
 // provided.al2023 runtime): intake, advance, publish, retry or meshpoll
-// (scheduled once per mailbox with input {"mailbox": "X26ABC1"}).
+// (invoked by a schedule every FERRY_MESH_POLL_MINUTES, it polls the
+// inboxes that are due; {"mailbox": "X26ABC1"} polls one at once).
 package main
 
 import (

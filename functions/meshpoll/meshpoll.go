@@ -1,6 +1,7 @@
 // Package meshpoll turns messages waiting in MESH inboxes into inbound
-// transfers. It runs on a schedule, once per mailbox (in `ferry local`, a
-// ticker). Each message becomes one transfer, identified by the mailbox and
+// transfers. It runs on a schedule that ticks every few minutes and polls
+// each mailbox whose poll interval is due (in `ferry local`, a ticker per
+// mailbox at that interval). Each message becomes one transfer, identified by the mailbox and
 // MESH message id, so listing the same message again changes nothing; the
 // advance function then downloads it chunk by chunk into S3 at
 // inbound/{mailbox}/{message_id}.dat (reports as .ctl) and acknowledges it
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,13 +66,22 @@ type Handler struct {
 	// ReportGrace is how long a report about a message ferry cannot find
 	// yet is left in the inbox before it is landed anyway (default 10m).
 	ReportGrace time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Interval is how often each inbox is polled (the routing file's
+	// mesh.inbound.pollInterval), and Tick how often the schedule invokes
+	// the handler. An invocation at time t polls the inboxes whose interval
+	// began within the tick before t, so a 5-minute interval on a 1-minute
+	// tick polls at :00, :05, :10… Zero values poll every inbox every time.
+	Interval, Tick time.Duration
+	Now            func() time.Time
+	Log            *slog.Logger
 }
 
-// Input is the scheduled event's payload: which mailbox to poll.
+// Input is the invocation's payload: the EventBridge scheduled event, whose
+// time says which inboxes are due, or {"mailbox": "X26ABC1"} to poll one
+// inbox now.
 type Input struct {
-	Mailbox string `json:"mailbox"`
+	Mailbox string    `json:"mailbox"`
+	Time    time.Time `json:"time"`
 }
 
 // Result counts what one poll did.
@@ -85,9 +96,52 @@ type Result struct {
 	Refused int `json:"refused"`
 }
 
-// Handle polls the mailbox named in the input.
+// Handle polls the mailbox named in the input or, for a scheduled event,
+// every mailbox due at the event's time, at once. The result sums the
+// polls'; an error names each mailbox whose inbox could not be listed.
 func (h *Handler) Handle(ctx context.Context, in Input) (Result, error) {
-	return h.Poll(ctx, in.Mailbox)
+	if in.Mailbox != "" {
+		return h.Poll(ctx, in.Mailbox)
+	}
+	due := h.Due(in.Time)
+	results := make([]Result, len(due))
+	errs := make([]error, len(due))
+	var wg sync.WaitGroup
+	for i, mailbox := range due {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = h.Poll(ctx, mailbox)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("mailbox %s: %w", mailbox, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	var sum Result
+	for _, r := range results {
+		sum.Listed += r.Listed
+		sum.Created += r.Created
+		sum.Known += r.Known
+		sum.Failed += r.Failed
+		sum.ReportsFor += r.ReportsFor
+		sum.Refused += r.Refused
+	}
+	return sum, errors.Join(errs...)
+}
+
+// Due returns, sorted, the mailboxes whose poll is due at t: all of them
+// when t is zero (an invocation that is not a scheduled event) or when the
+// interval is no longer than the tick.
+func (h *Handler) Due(t time.Time) []string {
+	var due []string
+	for mailbox := range h.Mailboxes {
+		if t.IsZero() || h.Tick <= 0 || h.Interval <= h.Tick || t.Sub(t.Truncate(h.Interval)) < h.Tick {
+			due = append(due, mailbox)
+		}
+	}
+	slices.Sort(due)
+	return due
 }
 
 // Poll lists the mailbox's inbox and registers every message not yet

@@ -756,3 +756,53 @@ func TestConcurrency(t *testing.T) {
 		t.Errorf("%d messages registered at once, want at most %d", p, limit)
 	}
 }
+
+func TestScheduledPollsTheMailboxesDue(t *testing.T) {
+	f := newFixture(mesh.InboundConfig{}, func(h *Handler) { h.Interval, h.Tick = 5*time.Minute, time.Minute })
+	f.inboxes[mailbox].put(dataHead(msg1, 1))
+	f.inboxes[other].put(dataHead(msg2, 1))
+	at := func(s string) Input {
+		var in Input
+		// The scheduled event as EventBridge sends it, trimmed.
+		if err := json.Unmarshal([]byte(`{"source": "aws.events", "detail-type": "Scheduled Event", "time": "`+s+`"}`), &in); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	res, err := f.h.Handle(context.Background(), at("2026-12-02T03:06:00Z"))
+	if err != nil || res != (Result{}) {
+		t.Errorf("Handle at 03:06 = %+v, %v; want no poll (the 5-minute interval began at 03:05)", res, err)
+	}
+	res, err = f.h.Handle(context.Background(), at("2026-12-02T03:10:00Z"))
+	if err != nil || res.Listed != 2 || res.Created != 2 {
+		t.Errorf("Handle at 03:10 = %+v, %v; want both mailboxes polled, two transfers", res, err)
+	}
+
+	f.inboxes[other].listErr = domain.Errorf(domain.KindUnavailable, "mesh list inbox: HTTP 503")
+	_, err = f.h.Handle(context.Background(), at("2026-12-02T03:15:00Z"))
+	if err == nil || !strings.Contains(err.Error(), other) || strings.Contains(err.Error(), mailbox) {
+		t.Errorf("Handle with one inbox down = %v, want an error naming %s only", err, other)
+	}
+}
+
+func TestDue(t *testing.T) {
+	boxes := map[string]Inbox{"B": nil, "A": nil}
+	at := time.Date(2026, 12, 2, 3, 7, 0, 0, time.UTC)
+	for _, c := range []struct {
+		interval, tick time.Duration
+		t              time.Time
+		want           []string
+	}{
+		{5 * time.Minute, time.Minute, at, nil},
+		{5 * time.Minute, time.Minute, at.Add(3 * time.Minute), []string{"A", "B"}},
+		{5 * time.Minute, 3 * time.Minute, at, []string{"A", "B"}}, // 03:05 is within the tick before 03:07
+		{time.Minute, 5 * time.Minute, at, []string{"A", "B"}},     // shorter than the tick: every time
+		{5 * time.Minute, 0, at, []string{"A", "B"}},
+		{5 * time.Minute, time.Minute, time.Time{}, []string{"A", "B"}}, // not a scheduled event
+	} {
+		h := &Handler{Mailboxes: boxes, Interval: c.interval, Tick: c.tick}
+		if got := h.Due(c.t); !slices.Equal(got, c.want) {
+			t.Errorf("Due(%s) with interval %s, tick %s = %v, want %v", c.t.Format(time.TimeOnly), c.interval, c.tick, got, c.want)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/awserr"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
@@ -48,7 +49,11 @@ type Handler struct {
 	// Attempts bounds the PutEvents calls made for one batch of entries
 	// (default 3).
 	Attempts int
-	Log      *slog.Logger
+	// MetricsNamespace, when set, is where each published event that fails
+	// a transfer for good counts one TransfersFailed (see internal/metrics),
+	// the metric the failing-for-good alarm watches.
+	MetricsNamespace string
+	Log              *slog.Logger
 }
 
 type pending struct {
@@ -109,11 +114,32 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	}
 	for start := 0; start < len(published); start += maxEntries {
 		batch := published[start:min(start+maxEntries, len(published))]
+		notPut := map[string]bool{}
 		for _, p := range h.put(ctx, batch) {
 			failed(p.seqNo)
+			notPut[p.seqNo] = true
+		}
+		for _, p := range batch {
+			if !notPut[p.seqNo] {
+				h.count(ctx, p)
+			}
 		}
 	}
 	return resp, nil
+}
+
+// count publishes the metrics of an event that was put on the bus: a
+// transfer that failed for good counts one TransfersFailed. Counting after
+// the put keeps a batch delivered again from counting it twice, mostly.
+func (h *Handler) count(ctx context.Context, p pending) {
+	if h.MetricsNamespace == "" || p.event.Type() != domain.TypeFailed || p.state.Status != domain.StatusFailed {
+		return
+	}
+	attrs := []any{"transfer", p.event.TransferID, "route", p.state.Request.Route}
+	if f := p.state.LastFailure; f != nil {
+		attrs = append(attrs, "kind", f.Kind, "reason", f.Message)
+	}
+	metrics.Count(ctx, h.Log, h.MetricsNamespace, "TransfersFailed", 1, attrs...)
 }
 
 func (h *Handler) source() string {

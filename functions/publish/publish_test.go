@@ -1,12 +1,14 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -505,5 +507,55 @@ func TestNewImageDecodes(t *testing.T) {
 		if !reflect.DeepEqual(e, r.event) || !reflect.DeepEqual(st, r.state) {
 			t.Errorf("%s v%d: decoded %+v / %+v\nwant %+v / %+v", r.event.TransferID, r.event.Seq, e, st, r.event, r.state)
 		}
+	}
+}
+
+// TestFailedForGoodCounted checks the TransfersFailed data points: one per
+// event that fails a transfer for good (the rejected upload, the refused
+// credentials), none for a retryable failure, and none for an event the
+// bus did not take, which is delivered again and counted then.
+func TestFailedForGoodCounted(t *testing.T) {
+	rs := everyType(t)
+	counted := func(f *fixture, buf *bytes.Buffer) []string {
+		var ids []string
+		for line := range strings.Lines(buf.String()) {
+			var rec struct {
+				Failed   int    `json:"TransfersFailed"`
+				Transfer string `json:"transfer"`
+				AWS      any    `json:"_aws"`
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log line is not JSON: %v", err)
+			}
+			if rec.Failed == 1 && rec.AWS != nil {
+				ids = append(ids, rec.Transfer)
+			}
+		}
+		return ids
+	}
+	newCounting := func() (*fixture, *bytes.Buffer) {
+		f := newFixture()
+		var buf bytes.Buffer
+		f.h.Log, f.h.MetricsNamespace = slog.New(slog.NewJSONHandler(&buf, nil)), "ferry/test"
+		return f, &buf
+	}
+
+	f, buf := newCounting()
+	f.handle(t, records(rs)...)
+	if got := counted(f, buf); !slices.Equal(got, []string{idB, idC}) {
+		t.Errorf("TransfersFailed counted for %v, want [%s %s]", got, idB, idC)
+	}
+
+	f, buf = newCounting()
+	f.h.Attempts = 1
+	f.bus.reject = func(_ int, d schema.Detail) string {
+		if d.EventID == idC+"/3" { // idC's Failed
+			return "InternalFailure"
+		}
+		return ""
+	}
+	f.handle(t, records(rs)...)
+	if got := counted(f, buf); !slices.Equal(got, []string{idB}) {
+		t.Errorf("with idC's Failed not put, counted %v, want [%s]", got, idB)
 	}
 }

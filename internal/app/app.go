@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,22 +48,41 @@ type Config struct {
 	// _HANDLER), or "" for all of them (ferry local). Only the handlers
 	// that talk to MESH read its credentials.
 	Handler string
-	Budget  advance.Budget
+	// MESHPollMinutes is how often the meshpoll schedule ticks
+	// (FERRY_MESH_POLL_MINUTES, default 1): each tick polls the inboxes
+	// whose mesh.inbound.pollInterval is due. -1 marks a value that is not
+	// a whole number of minutes, which Validate reports.
+	MESHPollMinutes int
+	// MetricsNamespace is where publish counts TransfersFailed
+	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
+	MetricsNamespace string
+	Budget           advance.Budget
 }
 
 // ConfigFromEnv reads the configuration from the environment, the one place
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
-// FERRY_S3_PATH_STYLE ("true" turns it on) and _HANDLER.
+// FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
+// FERRY_METRICS_NAMESPACE and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
+	minutes := 0
+	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			minutes = n
+		} else {
+			minutes = -1
+		}
+	}
 	return Config{
-		Table:         getenv("FERRY_TABLE"),
-		EventBus:      getenv("FERRY_EVENT_BUS"),
-		EventSource:   getenv("FERRY_EVENT_SOURCE"),
-		RetryQueueURL: getenv("FERRY_RETRY_QUEUE_URL"),
-		Routes:        getenv("FERRY_ROUTES"),
-		S3PathStyle:   getenv("FERRY_S3_PATH_STYLE") == "true",
-		Handler:       getenv("_HANDLER"),
+		MESHPollMinutes:  minutes,
+		MetricsNamespace: getenv("FERRY_METRICS_NAMESPACE"),
+		Table:            getenv("FERRY_TABLE"),
+		EventBus:         getenv("FERRY_EVENT_BUS"),
+		EventSource:      getenv("FERRY_EVENT_SOURCE"),
+		RetryQueueURL:    getenv("FERRY_RETRY_QUEUE_URL"),
+		Routes:           getenv("FERRY_ROUTES"),
+		S3PathStyle:      getenv("FERRY_S3_PATH_STYLE") == "true",
+		Handler:          getenv("_HANDLER"),
 	}
 }
 
@@ -73,6 +93,8 @@ func Defaults() Config {
 		EventBus:    "ferry",
 		EventSource: "ferry",
 		Budget:      advance.DefaultBudget,
+		// The template's default schedule.
+		MESHPollMinutes: 1,
 	}
 }
 
@@ -87,6 +109,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.EventSource == "" {
 		c.EventSource = d.EventSource
+	}
+	if c.MESHPollMinutes == 0 {
+		c.MESHPollMinutes = d.MESHPollMinutes
 	}
 	c.Budget = c.Budget.WithDefaults()
 	return c
@@ -106,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.Routes == "" {
 		errs = append(errs, errors.New("FERRY_ROUTES is not set"))
+	}
+	if c.MESHPollMinutes < 0 {
+		errs = append(errs, errors.New("FERRY_MESH_POLL_MINUTES is not a whole number of minutes"))
 	}
 	return errors.Join(errs...)
 }
@@ -157,7 +185,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 			Now:     now,
 			Log:     log.With("fn", "advance"),
 		},
-		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, Log: log.With("fn", "publish")},
+		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
 	secrets := NewSecrets(awsCfg)
@@ -198,6 +226,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Mailboxes: inboxes,
 		Landing:   mc.Inbound,
 		PageLimit: mc.Inbound.PageLimit,
+		Interval:  time.Duration(mc.Inbound.PollInterval),
+		Tick:      time.Duration(cfg.MESHPollMinutes) * time.Minute,
 		Now:       now,
 		Log:       log.With("fn", "meshpoll"),
 	}

@@ -25,22 +25,31 @@ func TestWithDefaultsBudget(t *testing.T) {
 
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{
-		"FERRY_TABLE":           "t",
-		"FERRY_EVENT_BUS":       "b",
-		"FERRY_EVENT_SOURCE":    "s",
-		"FERRY_RETRY_QUEUE_URL": "http://q",
-		"FERRY_ROUTES":          "ssm:/r",
-		"FERRY_S3_PATH_STYLE":   "true",
-		"_HANDLER":              "advance",
+		"FERRY_TABLE":             "t",
+		"FERRY_EVENT_BUS":         "b",
+		"FERRY_EVENT_SOURCE":      "s",
+		"FERRY_RETRY_QUEUE_URL":   "http://q",
+		"FERRY_ROUTES":            "ssm:/r",
+		"FERRY_S3_PATH_STYLE":     "true",
+		"_HANDLER":                "advance",
+		"FERRY_MESH_POLL_MINUTES": "5",
+		"FERRY_METRICS_NAMESPACE": "ferry/prod",
 	}
 	got := ConfigFromEnv(func(k string) string { return env[k] })
-	want := Config{Table: "t", EventBus: "b", EventSource: "s", RetryQueueURL: "http://q", Routes: "ssm:/r", S3PathStyle: true, Handler: "advance"}
+	want := Config{Table: "t", EventBus: "b", EventSource: "s", RetryQueueURL: "http://q", Routes: "ssm:/r", S3PathStyle: true, Handler: "advance", MESHPollMinutes: 5, MetricsNamespace: "ferry/prod"}
 	if got != want {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", got, want)
 	}
 	env["FERRY_S3_PATH_STYLE"] = "yes"
 	if ConfigFromEnv(func(k string) string { return env[k] }).S3PathStyle {
 		t.Error(`FERRY_S3_PATH_STYLE=yes turned path style on; only "true" should`)
+	}
+	for _, v := range []string{"5m", "0", "-2", "x"} {
+		env["FERRY_MESH_POLL_MINUTES"] = v
+		err := ConfigFromEnv(func(k string) string { return env[k] }).Validate()
+		if err == nil || !strings.Contains(err.Error(), "FERRY_MESH_POLL_MINUTES") {
+			t.Errorf("FERRY_MESH_POLL_MINUTES=%s: Validate = %v, want it refused", v, err)
+		}
 	}
 }
 
