@@ -27,8 +27,11 @@ build: ## build bin/ferry and bin/bootstrap (the Lambda binary)
 	go build -o bin/ferry ./cmd/ferry
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -o bin/bootstrap ./functions/bootstrap
 
-check-infra: ## cfn-lint, sam validate --lint and an offline sam build of infra/template.yaml
+check-infra: ## cfn-lint, checkov, sam validate --lint and an offline sam build of infra/template.yaml
 	scripts/check-infra.sh
+
+deploy: ## sam build, then sam deploy --guided with your AWS credentials (README: Deploying)
+	scripts/deploy.sh $(ARGS)
 
 lint: ## gofmt, go vet, staticcheck, and go.mod tidy
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -41,4 +44,4 @@ lint: ## gofmt, go vet, staticcheck, and go.mod tidy
 clean: ## stop nothing, delete build output and the local state
 	rm -rf bin .ferry
 
-.PHONY: help run test test-unit test-integration test-demo bench build lint check-infra clean
+.PHONY: help run test test-unit test-integration test-demo bench build lint check-infra deploy clean

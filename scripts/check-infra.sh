@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 venv="$cache/infra-venv"
-pinned_venv "$venv" "$root/infra/requirements-infra.txt" "the infrastructure checks' tools"
+pinned_venv "$venv" "$root/infra/requirements-infra.txt" "the infrastructure tools"
 
 template="$root/infra/template.yaml"
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-eu-west-2} SAM_CLI_TELEMETRY=0
@@ -18,14 +18,5 @@ echo "checkov (skips are justified beside each resource, in Metadata.checkov)"
 echo "sam validate --lint"
 "$venv/bin/sam" validate --lint -t "$template" >/dev/null
 echo "sam build (offline, arm64)"
-build="$cache/sam-build"
-(cd "$root" && GOFLAGS="-buildvcs=false -tags=lambda.norpc" "$venv/bin/sam" build -t "$template" \
-  -b "$build/out" --cache-dir "$build/cache" >"$build.log" 2>&1) || { cat "$build.log" >&2; exit 1; }
-for fn in "$build"/out/*Function; do
-  # ELF e_machine (2 bytes at offset 18) is 0xb7 for aarch64.
-  if [ "$(od -An -tx1 -j18 -N2 "$fn/bootstrap" | tr -d ' \n')" != "b700" ]; then
-    echo "check-infra: $fn/bootstrap is not an arm64 binary" >&2
-    exit 1
-  fi
-done
+"$root/scripts/sam-build.sh"
 echo "infra checks passed"

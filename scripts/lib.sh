@@ -5,6 +5,7 @@ venv="$cache/venv"
 azurite="$cache/azurite"
 rundir="$cache/run"
 mkdir -p "$rundir"
+source "$root/scripts/venv.sh"
 
 # Credentials and region for the emulators: moto accepts any.
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
@@ -13,20 +14,6 @@ export AWS_REGION=${AWS_REGION:-us-east-1}
 export AWS_DEFAULT_REGION=$AWS_REGION
 export AWS_EC2_METADATA_DISABLED=true
 
-# pinned_venv DIR REQUIREMENTS WHAT makes DIR a Python venv holding exactly
-# the pinned REQUIREMENTS, reinstalling only when they change (a stamp of
-# their hash); WHAT names them in the one-time message.
-pinned_venv() {
-  local dir=$1 req=$2 what=$3
-  local stamp="$dir/.installed-$(sha256sum "$req" | cut -c1-16)"
-  if [ ! -f "$stamp" ]; then
-    echo "installing $what into ${dir#"$root/"} (first run only)…" >&2
-    rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
-    touch "$stamp"
-  fi
-}
 
 # free_port prints a TCP port free on loopback now.
 free_port() {
