@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sam build of infra/template.yaml into .cache/sam-build/out, offline: one
 # arm64 bootstrap binary (BuildMethod go1.x from functions/bootstrap), then
-# a check that each function's copy is an arm64 ELF. Used by make
+# a check that each function's copy is the same arm64 ELF. Used by make
 # check-infra and make deploy.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,3 +21,9 @@ for fn in "$build"/out/*Function; do
     exit 1
   fi
 done
+# One artifact: every function runs the same binary, which sam package
+# uploads once (its S3 key is the content's hash).
+if [ "$(sha256sum "$build"/out/*Function/bootstrap | cut -d' ' -f1 | sort -u | wc -l)" != 1 ]; then
+  echo "sam-build: the functions' bootstrap binaries differ" >&2
+  exit 1
+fi
