@@ -68,6 +68,10 @@ func TestSFTPPeerDownThenReplay(t *testing.T) {
 	if st.LastFailure.Attempt != 3 {
 		t.Errorf("last attempt %d, want 3", st.LastFailure.Attempt)
 	}
+	// The failing-for-good alarm's metric counts the last failure only.
+	if n := stack.metricPoints(t, "TransfersFailed", id, 1); n != 1 {
+		t.Errorf("TransfersFailed logged %d times for %s, want once", n, id)
+	}
 
 	if err := stack.peers.sshd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -245,6 +246,40 @@ func (e *env) objectSHA256(t testing.TB, bucket, key string) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// metricPoints waits up to 30s for want data points of the embedded-format
+// metric name about transfer id in ferry local's log, and returns how many
+// it found.
+func (e *env) metricPoints(t testing.TB, name, id string, want int) int {
+	t.Helper()
+	e.mu.Lock()
+	logPath := e.local.log
+	e.mu.Unlock()
+	count := func() int {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for line := range strings.Lines(string(b)) {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil || rec["_aws"] == nil || rec["transfer"] != id {
+				continue
+			}
+			if v, ok := rec[name].(float64); ok {
+				n += int(v)
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	n := count()
+	for n < want && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		n = count()
+	}
+	return n
 }
 
 // waitFor polls the transfer until cond holds, failing the test after

@@ -84,6 +84,10 @@ func Run(ctx context.Context, o Options) error {
 	cfg.Table, cfg.EventBus, cfg.EventSource = res.Table, res.EventBus, res.EventSource
 	cfg.RetryQueueURL = stack.RetryURL
 	cfg.S3PathStyle = true
+	if cfg.MetricsNamespace == "" {
+		// Logged as in Lambda; nothing reads them locally but people and tests.
+		cfg.MetricsNamespace = "ferry/local"
+	}
 	cfg.Handler = "" // every handler runs here
 	a, err := app.New(ctx, awsCfg, cfg, o.Log)
 	if err != nil {
