@@ -28,5 +28,6 @@ if [ $# -eq 0 ]; then
   pinned_venv "$infra_venv" "$root/infra/requirements-infra.txt" "the infrastructure checks' tools"
   echo "least privilege: the recorded calls against infra/template.yaml's policies"
   "$infra_venv/bin/python" "$root/infra/checks/least_privilege.py" \
-    --template "$root/infra/template.yaml" --stack "$root/infra/local/stack.json" "$FERRY_CALL_LOG_DIR"
+    --template "$root/infra/template.yaml" --stack "$root/infra/local/stack.json" \
+    --output "$FERRY_CALL_LOG_DIR/least-privilege.txt" "$FERRY_CALL_LOG_DIR"
 fi

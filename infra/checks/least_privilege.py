@@ -551,7 +551,7 @@ def check(args):
         if c["service"] == "DynamoDB Streams":
             streams[(c["function"], c["source"])].update(c.get("resources", {}).get("StreamArn", []))
 
-    out, failed = [], False
+    out, failed, not_allowed = [], False, 0
     out.append(f"least privilege: {os.path.relpath(args.template)} against {len(calls)} distinct calls "
                f"from {len(files)} recording(s), region {region}, stack {stack['stackName']}")
     if args.allow_unused:
@@ -601,6 +601,7 @@ def check(args):
                 elif i not in s.used_resources and not args.allow_unused:
                     finding(s, f"unused resource {r}")
         fails = sum(len(set(v)) for v in denied.values())
+        not_allowed += fails
         ok = not denied and not findings
         failed |= not ok
         out.append("")
@@ -627,6 +628,7 @@ def check(args):
                     out.append(f"  note: {s.origin} has no Sid, so it cannot be justified; give it one")
                     break
     out.append("")
+    out.append(f"calls not allowed: {not_allowed}")
     out.append("least privilege: FAIL" if failed else "least privilege: ok")
     return "\n".join(out), failed
 
