@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ferryhq/ferry/internal/app"
+	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/internal/local/resources"
 	"github.com/ferryhq/ferry/store"
@@ -57,7 +58,13 @@ type Options struct {
 	// Ready receives one line, "ferry local: ready {json}", naming the
 	// endpoint and resources once everything runs.
 	Ready io.Writer
+	// Calls, if not nil, records the AWS calls each function makes, its
+	// handler's and its event source mapping's apart (see callrec).
+	Calls *callrec.Recorder
 }
+
+// handlers are the functions of infra/template.yaml, by Handler name.
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -88,10 +95,21 @@ func Run(ctx context.Context, o Options) error {
 		// Logged as in Lambda; nothing reads them locally but people and tests.
 		cfg.MetricsNamespace = "ferry/local"
 	}
-	cfg.Handler = "" // every handler runs here
-	a, err := app.New(ctx, awsCfg, cfg, o.Log)
-	if err != nil {
-		return err
+	// One App per function, as each Lambda builds its own at cold start,
+	// with clients of its own, so that each function's calls (its cold
+	// start's included) are recorded as its.
+	apps := map[string]*app.App{}
+	for _, h := range handlers {
+		hc := cfg
+		hc.Handler = h
+		apps[h], err = app.New(ctx, o.Calls.Config(awsCfg, h, callrec.Handler), hc, o.Log)
+		if err != nil {
+			return err
+		}
+	}
+	a := &app.App{
+		Intake: apps["intake"].Intake, Advance: apps["advance"].Advance, Publish: apps["publish"].Publish,
+		Retry: apps["retry"].Retry, MESH: apps["meshpoll"].MESH, MESHPoll: apps["meshpoll"].MESHPoll,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
 	runners, err := mappings(a, awsCfg, stack, streamARN, o)
@@ -152,18 +170,19 @@ func setup(ctx context.Context, awsCfg aws.Config, res resources.Resources, o Op
 // mappings builds, as AWS would, an event source mapping per stream reader
 // and per queue, and a schedule per MESH inbox.
 func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, streamARN string, o Options) ([]func(context.Context) error, error) {
-	streams := dynamodbstreams.NewFromConfig(awsCfg)
-	sqsc := sqs.NewFromConfig(awsCfg)
+	// Each mapping's clients call AWS for its function, as the Lambda
+	// service does with the function's role.
+	esmCfg := func(name string) aws.Config { return o.Calls.Config(awsCfg, name, callrec.EventSource) }
 	checkpoints := esm.FileCheckpoints{Dir: filepath.Join(o.StateDir, "checkpoints")}
-	failures := esm.Destination{SQS: sqsc, QueueURL: stack.StreamFailuresURL}
 	var runners []func(context.Context) error
 	for _, m := range []struct {
 		name    string
 		handler esm.StreamHandler
 	}{{"advance", a.Advance.Handle}, {"publish", a.Publish.Handle}} {
 		sm, err := esm.NewStreamMapping(esm.StreamConfig{
-			Name: m.name, Streams: streams, StreamARN: streamARN, Handler: m.handler,
-			OnFailure: failures, Checkpoints: checkpoints, Logger: o.Log.With("mapping", m.name),
+			Name: m.name, Streams: dynamodbstreams.NewFromConfig(esmCfg(m.name)), StreamARN: streamARN, Handler: m.handler,
+			OnFailure:   esm.Destination{SQS: sqs.NewFromConfig(esmCfg(m.name)), QueueURL: stack.StreamFailuresURL},
+			Checkpoints: checkpoints, Logger: o.Log.With("mapping", m.name),
 		})
 		if err != nil {
 			return nil, err
@@ -175,7 +194,7 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, streamARN s
 		handler   esm.SQSHandler
 	}{{"intake", stack.IntakeURL, a.Intake.Handle}, {"retry", stack.RetryURL, a.Retry.Handle}} {
 		qm, err := esm.NewSQSMapping(esm.SQSConfig{
-			Name: m.name, SQS: sqsc, QueueURL: m.url, Handler: m.handler,
+			Name: m.name, SQS: sqs.NewFromConfig(esmCfg(m.name)), QueueURL: m.url, Handler: m.handler,
 			VisibilityTimeout: 5 * time.Minute, Logger: o.Log.With("mapping", m.name),
 		})
 		if err != nil {
