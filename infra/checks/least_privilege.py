@@ -9,7 +9,7 @@ when FERRY_CALL_LOG_DIR is set) with the IAM policies SAM gives the function's r
   * every action and every resource entry of every statement must be used by some call;
   * no statement may have a wildcard action ("*", "service:*") or Resource "*";
 
-unless the statement is justified: a comment in the template, inside the function's
+unless the statement is justified: a comment in the template, inside the function's or its role's
 resource (or before `Resources:`, for every function), of the form
 
     # least-privilege: <Sid>: <reason>
@@ -72,6 +72,11 @@ LAMBDA_ESM = {
 }
 
 JUSTIFY = re.compile(r"#\s*least-privilege:\s*([A-Za-z0-9_.-]+)\s*:\s*(.*\S)")
+
+
+# NO_VALUE is what Ref AWS::NoValue resolves to: the list item or property
+# holding it is left out.
+NO_VALUE = object()
 
 
 class CheckError(Exception):
@@ -153,13 +158,15 @@ class Resolver:
 
     def __call__(self, v, where):
         if isinstance(v, list):
-            return [self(x, where) for x in v]
+            return [r for r in (self(x, where) for x in v) if r is not NO_VALUE]
         if not isinstance(v, dict):
             return v
         if len(v) != 1:
-            return {k: self(x, f"{where}.{k}") for k, x in v.items()}
+            return {k: r for k, r in ((k, self(x, f"{where}.{k}")) for k, x in v.items()) if r is not NO_VALUE}
         (fn, arg), = v.items()
         if fn == "Ref":
+            if arg == "AWS::NoValue":
+                return NO_VALUE
             return self.ref(arg, where)
         if fn == "Fn::Sub":
             return self.sub(arg, where)
@@ -254,6 +261,8 @@ class Resolver:
                 return f"arn:{p}:events:{self.region}:{a}:event-bus/{bus}"
             if attr == "Name":
                 return bus
+        if t == "AWS::Logs::LogGroup" and attr == "Arn":
+            return f"arn:{p}:logs:{self.region}:{a}:log-group:{self.named(name, 'LogGroupName', where)}:*"
         if t == "AWS::IAM::Role" and attr == "Arn":
             return f"arn:{p}:iam::{a}:role/{name}"
         raise CheckError(f"{where}: cannot resolve GetAtt {name}.{attr} ({t})")
@@ -451,13 +460,19 @@ class Statement:
         return False
 
 
+def role_of(cfn, logical):
+    """Returns the logical id of the role a function's Role names, or None."""
+    ref = cfn["Resources"][logical]["Properties"].get("Role")
+    if isinstance(ref, dict) and "Fn::GetAtt" in ref:
+        return as_list(ref["Fn::GetAtt"])[0].split(".")[0]
+    return None
+
+
 def function_statements(cfn, logical, resolve):
     """Returns the Statements of a function's role, resolved."""
-    fn = cfn["Resources"][logical]
-    role_ref = fn["Properties"].get("Role")
-    if not (isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref):
+    role_name = role_of(cfn, logical)
+    if role_name is None:
         raise CheckError(f"{logical}: its Role is not a role of this template")
-    role_name = as_list(role_ref["Fn::GetAtt"])[0].split(".")[0]
     role = cfn["Resources"][role_name]["Properties"]
     out = []
     for arn in role.get("ManagedPolicyArns", []):
@@ -586,7 +601,8 @@ def check(args):
         findings, excused = [], []
 
         def finding(s, text):
-            reason = (justified.get((logical, s.sid)) or justified.get((None, s.sid))) if s.sid else None
+            reason = (justified.get((logical, s.sid)) or justified.get((role_of(cfn, logical), s.sid))
+                      or justified.get((None, s.sid))) if s.sid else None
             (excused if reason else findings).append(f"{text} in {s.name()}" + (f" — justified: {reason}" if reason else ""))
 
         for s in statements:

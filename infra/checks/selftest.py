@@ -44,36 +44,31 @@ def expect(ok, what, detail=""):
             print("     " + detail.replace("\n", "\n     "))
 
 
-def policies(tpl, fn):
-    return tpl["Resources"][fn]["Properties"].setdefault("Policies", [])
+def statements(tpl, fn):
+    """Returns the statement list of fn's role's first inline policy."""
+    role = least_privilege.role_of(tpl, fn)
+    return tpl["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
 
 
 def add_wildcard(tpl):
-    policies(tpl, "AdvanceFunction").append({"Statement": [{
+    statements(tpl, "AdvanceFunction").append({
         "Sid": "SelftestWildcard", "Effect": "Allow", "Action": "s3:*",
-        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DeliveryBucketName}/*"}}]})
+        "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${DeliveryBucketName}/*"}})
 
 
 def drop_action(tpl, fn, action):
-    """Removes action from fn's inline statements; returns how many it was removed from."""
+    """Removes action from fn's role's statements; returns how many it was removed from."""
     removed, kept = 0, []
-    for pol in policies(tpl, fn):
-        if isinstance(pol, dict) and "Statement" in pol:
-            stmts = []
-            for s in least_privilege.as_list(pol["Statement"]):
-                acts = least_privilege.as_list(s.get("Action", []))
-                if action in acts:
-                    removed += 1
-                    acts = [a for a in acts if a != action]
-                    if not acts:
-                        continue
-                    s = dict(s, Action=acts)
-                stmts.append(s)
-            if not stmts:
+    for s in statements(tpl, fn):
+        acts = least_privilege.as_list(s.get("Action", [])) if "Action" in s else None
+        if acts is not None and action in acts:
+            removed += 1
+            acts = [a for a in acts if a != action]
+            if not acts:
                 continue
-            pol = dict(pol, Statement=stmts)
-        kept.append(pol)
-    tpl["Resources"][fn]["Properties"]["Policies"] = kept
+            s = dict(s, Action=acts)
+        kept.append(s)
+    statements(tpl, fn)[:] = kept
     return removed
 
 
