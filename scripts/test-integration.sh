@@ -25,7 +25,7 @@ go test -tags integration -count=1 -p 1 -timeout 25m "$@" ./...
 
 if [ $# -eq 0 ]; then
   infra_venv="$cache/infra-venv"
-  pinned_venv "$infra_venv" "$root/infra/requirements-infra.txt" "the infrastructure checks' tools"
+  pinned_venv "$infra_venv" "$root/infra/requirements-infra.txt" "the infrastructure tools"
   echo "least privilege: the recorded calls against infra/template.yaml's policies"
   "$infra_venv/bin/python" "$root/infra/checks/least_privilege.py" \
     --template "$root/infra/template.yaml" --stack "$root/infra/local/stack.json" \
