@@ -3,7 +3,9 @@
 // event table's stream (advance and publish) and the intake and retry
 // queues each run through an emulated event source mapping (local/esm), a
 // ticker polls each MESH inbox as the scheduled meshpoll Lambda would, and
-// the resources they need are created first (local/resources).
+// the resources they need are created first. The resources and the
+// mappings' settings are infra/template.yaml's (local/resources reads it),
+// with the local differences documented there and in mappings.
 //
 // The handlers are the ones the Lambdas run, built by internal/app; nothing
 // here has a branch of its own for a handler.

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -68,7 +69,8 @@ type Notification struct {
 	Queue          string // the target queue's name
 }
 
-// Rule is an AWS::Events::Rule with its SQS targets (other targets are not
+// Rule is an AWS::Events::Rule with an EventPattern, with its targets that
+// are queues of the template (other targets, and scheduled rules, are not
 // emulated).
 type Rule struct {
 	ID, Name, Bus string
@@ -508,7 +510,14 @@ func (x extractor) rules() error {
 			return err
 		}
 		for i := range n {
+			// Only targets that are the template's queues are emulated; a
+			// target the resolver cannot resolve (an imported topic, say)
+			// is none of them.
 			arn, err := targets.Index(i).Get("Arn").String()
+			var unresolved *cfn.Error
+			if errors.As(err, &unresolved) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
