@@ -470,6 +470,9 @@ func (r *Resolver) getAtt(w *where, id, attr string) (any, error) {
 		v := r.Property(id, prop)
 		if !v.Exists() {
 			// CloudFormation adds a random suffix; the local stack does not.
+			if res.Type == "AWS::S3::Bucket" { // bucket names are lower case
+				return strings.ToLower(s.Name + "-" + id), nil
+			}
 			return s.Name + "-" + id, nil
 		}
 		return v.String()

@@ -46,6 +46,8 @@ Resources:
   Bucket:
     Type: AWS::S3::Bucket
     Properties: {BucketName: !Ref BucketName}
+  LogBucket:
+    Type: AWS::S3::Bucket
   Bus:
     Type: AWS::Events::EventBus
     Properties: {Name: !Ref AWS::StackName}
@@ -99,6 +101,7 @@ func TestResolve(t *testing.T) {
 		{"queue URL", "!Ref Queue", "https://sqs.eu-west-2.amazonaws.com/123456789012/ferry-queue"},
 		{"queue named after the stack and its ID", "!GetAtt Unnamed.QueueName", "ferry-Unnamed"},
 		{"bucket name", "!Ref Bucket", "uploads"},
+		{"bucket named after the stack and its ID, in lower case", "!Ref LogBucket", "ferry-logbucket"},
 		{"bus name", "!Ref Bus", "ferry"},
 		{"queue ARN", "!GetAtt Queue.Arn", "arn:aws:sqs:eu-west-2:123456789012:ferry-queue"},
 		{"queue ARN, long list form", `{"Fn::GetAtt": [DLQ, Arn]}`, "arn:aws:sqs:eu-west-2:123456789012:ferry-dlq"},

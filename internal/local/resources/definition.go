@@ -21,10 +21,10 @@ import (
 // creates and the event sources it emulates. Resource types and properties
 // the local runtime does not use are left out.
 type Definition struct {
-	Stack   string // the stack's name
-	Table   Table
-	Queues  []Queue  // in template order; a dead-letter queue before the queues that use it
-	Buckets []Bucket // the template's, then those named by parameters only
+	StackName string // the stack's name
+	Table     Table
+	Queues    []Queue  // in template order; a dead-letter queue before the queues that use it
+	Buckets   []Bucket // the template's, then those named by parameters only
 	// Bus is the event bus's name.
 	Bus       string
 	Rules     []Rule
@@ -142,7 +142,7 @@ func FromTemplate(template []byte, stack cfn.Stack) (Definition, error) {
 	if err != nil {
 		return Definition{}, err
 	}
-	d := Definition{Stack: stack.Name, ids: map[string]string{}}
+	d := Definition{StackName: stack.Name, ids: map[string]string{}}
 	x := extractor{r: r, d: &d, arns: map[string]string{}}
 	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions} {
 		if err := step(); err != nil {

@@ -82,7 +82,7 @@ func (d Definition) Resources() Resources {
 		UploadBucket:   d.Name("UploadBucket"),
 		MESHBucket:     d.Name("MeshBucket"),
 		DeliveryBucket: d.Name("DeliveryBucketName"),
-		ObserverQueue:  d.Stack + "-observer",
+		ObserverQueue:  d.StackName + "-observer",
 		EventBus:       d.Bus,
 		EventSource:    EventSource,
 	}
