@@ -16,10 +16,10 @@
 package cfn
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -177,7 +177,7 @@ type localStack struct {
 // and parameters) for the given region.
 func ReadStack(data []byte, region string) (Stack, error) {
 	var ls localStack
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ls); err != nil {
 		return Stack{}, fmt.Errorf("stack file: %w", err)

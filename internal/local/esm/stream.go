@@ -210,8 +210,10 @@ type streamsOptions interface {
 // with ReportBatchItemFailures on.
 //
 // Delivery is at least once. Records of one shard are handled strictly in
-// order, one batch at a time; shards are handled concurrently, except that a
-// child shard starts only when its parent is finished. A record is
+// order, one batch at a time (with a ParallelizationFactor above 1: in order
+// per partition key, that many batches at a time); shards are handled
+// concurrently, except that a child shard starts only when its parent is
+// finished. Records the Filters reject are skipped. A record is
 // checkpointed when the handler succeeded with it or when it was given up
 // (sent to OnFailure after MaxRetries retries), so one poison record never
 // blocks its shard.
