@@ -69,8 +69,8 @@ func TestTemplate(t *testing.T) {
 			"ferry-intake-dlq":      {ID: "IntakeDLQ", Name: "ferry-intake-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-retry-dlq":       {ID: "RetryDLQ", Name: "ferry-retry-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-stream-failures": {ID: "StreamFailures", Name: "ferry-stream-failures", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
-			"ferry-intake":          {ID: "IntakeQueue", Name: "ferry-intake", Attributes: map[string]string{"VisibilityTimeout": "900"}, DeadLetter: "ferry-intake-dlq", MaxReceiveCount: 3},
-			"ferry-retry":           {ID: "RetryQueue", Name: "ferry-retry", Attributes: map[string]string{"VisibilityTimeout": "900"}, DeadLetter: "ferry-retry-dlq", MaxReceiveCount: 3},
+			"ferry-intake":          {ID: "IntakeQueue", Name: "ferry-intake", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-intake-dlq", MaxReceiveCount: 3},
+			"ferry-retry":           {ID: "RetryQueue", Name: "ferry-retry", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-retry-dlq", MaxReceiveCount: 3},
 		}
 		if len(d.Queues) != len(want) {
 			t.Errorf("%d queues, want %d", len(d.Queues), len(want))
