@@ -22,6 +22,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
 )
@@ -364,8 +365,26 @@ func TestPoisonRecordsGoToFailureQueues(t *testing.T) {
 	t.Run("the malformed SQS message reaches the intake dead-letter queue", func(t *testing.T) {
 		waitMessage(t, dlqURL, marker, 90*time.Second)
 	})
-	t.Run("the undecodable stream record reaches the stream failure queue", func(t *testing.T) {
-		waitMessage(t, failuresURL, marker, 90*time.Second)
+	t.Run("the undecodable stream record reaches the stream failure queue from both readers", func(t *testing.T) {
+		// publish retries 10 times to advance's 3; the least-privilege
+		// check relies on both having sent.
+		seen := map[string]bool{}
+		deadline := time.Now().Add(3 * time.Minute)
+		for !(seen["advance"] && seen["publish"]) && time.Now().Before(deadline) {
+			out, err := stack.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &failuresURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range out.Messages {
+				var f esm.StreamFailure
+				if json.Unmarshal([]byte(aws.ToString(m.Body)), &f) == nil && strings.Contains(aws.ToString(m.Body), marker) {
+					seen[f.Mapping] = true
+				}
+			}
+		}
+		if !seen["advance"] || !seen["publish"] {
+			t.Fatalf("stream failures about %s from %v, want from advance and publish", marker, seen)
+		}
 	})
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Checks infra/template.yaml offline: cfn-lint, checkov, sam validate --lint, and a
-# sam build of the Lambda binary (provided.al2023, arm64). The tools come
+# Checks infra/template.yaml offline: cfn-lint, checkov, sam validate --lint,
+# a sam build of the Lambda binary (provided.al2023, arm64), and the
+# self-tests of the least-privilege and checkov checks
+# (infra/checks/selftest.sh). The tools come
 # pinned from infra/requirements-infra.txt, installed on first use into
 # .cache/infra-venv.
 set -euo pipefail
@@ -19,4 +21,6 @@ echo "sam validate --lint"
 "$venv/bin/sam" validate --lint -t "$template" >/dev/null
 echo "sam build (offline, arm64)"
 "$root/scripts/sam-build.sh"
+echo "self-tests of the checks (least privilege, checkov)"
+"$root/infra/checks/selftest.sh"
 echo "infra checks passed"

@@ -2,6 +2,13 @@
 # Runs the integration tests against a local stack (moto and the MESH
 # sandbox) started on free ports, so it never collides with a running
 # `make run`. Stops what it started.
+#
+# Every `ferry local` the tests start records the AWS calls each function
+# makes into .cache/calls/ (FERRY_CALL_LOG_DIR). Run with no arguments — the
+# whole suite — it then checks those calls against the functions' IAM
+# policies in infra/template.yaml (infra/checks/least_privilege.py); a -run
+# filter would leave statements unused that the whole suite uses, so then
+# the check is skipped.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$root/scripts/install.sh"
@@ -10,6 +17,17 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
+export FERRY_CALL_LOG_DIR="$cache/calls"
+rm -rf "$FERRY_CALL_LOG_DIR"
 cd "$root"
 # -p 1: the packages share one MESH sandbox, whose inboxes ferry local polls.
 go test -tags integration -count=1 -p 1 -timeout 25m "$@" ./...
+
+if [ $# -eq 0 ]; then
+  infra_venv="$cache/infra-venv"
+  pinned_venv "$infra_venv" "$root/infra/requirements-infra.txt" "the infrastructure tools"
+  echo "least privilege: the recorded calls against infra/template.yaml's policies"
+  "$infra_venv/bin/python" "$root/infra/checks/least_privilege.py" \
+    --template "$root/infra/template.yaml" --stack "$root/infra/local/stack.json" \
+    --output "$FERRY_CALL_LOG_DIR/least-privilege.txt" "$FERRY_CALL_LOG_DIR"
+fi

@@ -27,12 +27,17 @@
 //	pk "T#<id>", sk "VIEW", tid, seq, status, route, sender, recipient,
 //	workflow, filename, size, chunks, chunksSent, created, updated,
 //	lastError (message of the last failure, when the transfer is failing),
-//	and the keys of four global secondary indexes, all projecting ALL:
+//	and the keys of the global secondary indexes, the first four projecting
+//	ALL, byRef KEYS_ONLY (FindByRef reads only the id in its sort key):
 //
 //	byStatus    s_pk   "S#<status>#<yyyy-mm-dd of updated>"  s_sk   "<updated>#<id>"
 //	bySender    snd_pk "SND#<sender>#<yyyy-mm of created>"   snd_sk "<created>#<id>"
 //	byRecipient rcp_pk "RCP#<recipient>#<yyyy-mm of created>" rcp_sk "<created>#<id>"
 //	byRoute     rt_pk  "RT#<route>#<yyyy-mm of created>"     rt_sk  "<created>#<id>"
+//	byRef       ref_pk "REF#<remote reference>"              ref_sk "<id>"
+//
+// The table itself (keys, indexes, stream) is defined once, in
+// infra/template.yaml; CreateTable takes that definition.
 //
 // Status keys are bucketed by day and the others by month so that no index
 // partition grows hot or unbounded. The sender, recipient and route keys are

@@ -24,7 +24,7 @@ func newTable(t *testing.T) (*store.Store, *store.WriteCounter) {
 	db := dynamodb.NewFromConfig(awsConfig(t), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, wc.Middleware()) })
 	table := "store-test-" + strings.ToLower(ulid.MustNew(ulid.Now(), rand.Reader).String())
 	s := store.New(db, table)
-	if err := s.CreateTable(context.Background()); err != nil {
+	if err := s.CreateTable(context.Background(), tableDefinition(t)); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	t.Cleanup(func() {

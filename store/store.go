@@ -264,18 +264,21 @@ func (s *Store) Events(ctx context.Context, id string, afterSeq, limit int) ([]d
 	}
 }
 
-// CreateTable creates the table with its global secondary indexes and its
-// NEW_IMAGE stream, on-demand capacity, unless a table of that name exists,
-// and waits (up to five minutes) until it is ACTIVE. It does not check or
-// change the schema of an existing table. Errors are domain.KindUnavailable
-// on throttling or network failure, domain.KindInternal otherwise.
-func (s *Store) CreateTable(ctx context.Context) error {
+// CreateTable creates the Store's table as def defines it (keys, global
+// secondary indexes, stream; def's TableName is replaced by the Store's),
+// unless a table of that name exists, and waits (up to five minutes) until
+// it is ACTIVE. The definition is infra/template.yaml's, read by
+// internal/local/resources. It does not check or change the schema of an
+// existing table. Errors are domain.KindUnavailable on throttling or
+// network failure, domain.KindInternal otherwise.
+func (s *Store) CreateTable(ctx context.Context, def dynamodb.CreateTableInput) error {
+	def.TableName = &s.table
 	_, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
 	var nf *types.ResourceNotFoundException
 	switch {
 	case err == nil:
 	case errors.As(err, &nf):
-		_, err = s.db.CreateTable(ctx, tableDefinition(s.table))
+		_, err = s.db.CreateTable(ctx, &def)
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
 			return wrap("create table "+s.table, err)
@@ -305,38 +308,4 @@ func (s *Store) StreamARN(ctx context.Context) (string, error) {
 		return "", domain.Errorf(domain.KindNotFound, "table %s has no stream", s.table)
 	}
 	return arn, nil
-}
-
-func tableDefinition(name string) *dynamodb.CreateTableInput {
-	attrs := []string{attrPK, attrSK}
-	var gsis []types.GlobalSecondaryIndex
-	for _, ix := range indexes {
-		attrs = append(attrs, ix.pk, ix.sk)
-		gsis = append(gsis, types.GlobalSecondaryIndex{
-			IndexName: aws.String(ix.name),
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(ix.pk), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(ix.sk), KeyType: types.KeyTypeRange},
-			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		})
-	}
-	defs := make([]types.AttributeDefinition, len(attrs))
-	for i, a := range attrs {
-		defs[i] = types.AttributeDefinition{AttributeName: aws.String(a), AttributeType: types.ScalarAttributeTypeS}
-	}
-	return &dynamodb.CreateTableInput{
-		TableName:            aws.String(name),
-		AttributeDefinitions: defs,
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
-		},
-		GlobalSecondaryIndexes: gsis,
-		BillingMode:            types.BillingModePayPerRequest,
-		StreamSpecification: &types.StreamSpecification{
-			StreamEnabled:  aws.Bool(true),
-			StreamViewType: types.StreamViewTypeNewImage,
-		},
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/ferryhq/ferry/internal/local/resources"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/store/storetest"
 )
@@ -34,6 +35,16 @@ func awsConfig(t *testing.T) aws.Config {
 	}
 }
 
+// tableDefinition returns the table as infra/template.yaml defines it.
+func tableDefinition(t *testing.T) dynamodb.CreateTableInput {
+	t.Helper()
+	def, err := resources.Template("us-east-1")
+	if err != nil {
+		t.Fatalf("read the template: %v", err)
+	}
+	return *def.Table.Input
+}
+
 func TestStore(t *testing.T) {
 	cfg := awsConfig(t)
 	newStore := func(t *testing.T, opts ...func(*dynamodb.Options)) *store.Store {
@@ -41,10 +52,10 @@ func TestStore(t *testing.T) {
 		db := dynamodb.NewFromConfig(cfg, opts...)
 		table := "store-test-" + strings.ToLower(ulid.MustNew(ulid.Now(), rand.Reader).String())
 		s := store.New(db, table)
-		if err := s.CreateTable(context.Background()); err != nil {
+		if err := s.CreateTable(context.Background(), tableDefinition(t)); err != nil {
 			t.Fatalf("create table: %v", err)
 		}
-		if err := s.CreateTable(context.Background()); err != nil {
+		if err := s.CreateTable(context.Background(), tableDefinition(t)); err != nil {
 			t.Fatalf("create table again: %v", err)
 		}
 		t.Cleanup(func() {

@@ -5,10 +5,12 @@ import (
 	"log/slog"
 
 	"github.com/ferryhq/ferry/internal/local"
+	"github.com/ferryhq/ferry/internal/local/callrec"
 )
 
 // runLocal runs every ferry function in this process against the local
-// emulator (see internal/local), until interrupted.
+// emulator (see internal/local), until interrupted. With FERRY_CALL_LOG_DIR
+// set it records each function's AWS calls there (see callrec).
 func runLocal(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("local", e.stderr)
 	routes := fs.String("routes", firstNonEmpty(e.cfg.Routes, "infra/local/routes.json"), "routing table (file, ssm:NAME or s3://B/K)")
@@ -28,6 +30,11 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	if awsCfg.BaseEndpoint == nil || *awsCfg.BaseEndpoint == "" {
 		return usagef("AWS_ENDPOINT_URL is not set: ferry local runs against a local emulator (see `make run`)")
 	}
+	calls, err := callrec.Open(e.getenv(callrec.EnvDir))
+	if err != nil {
+		return err
+	}
+	defer calls.Close()
 	cfg := e.cfg
 	cfg.Routes = *routes
 	return local.Run(ctx, local.Options{
@@ -38,6 +45,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		Getenv:   e.getenv,
 		Log:      slog.New(slog.NewJSONHandler(e.stderr, nil)),
 		Ready:    e.stdout,
+		Calls:    calls,
 	})
 }
 

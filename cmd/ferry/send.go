@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/local/resources"
 )
 
 // metaFlags collects repeated --meta k=v flags.
@@ -29,7 +30,7 @@ func (m metaFlags) Set(v string) error {
 
 func runSend(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("send", e.stderr)
-	bucket := fs.String("bucket", "ferry-local", "bucket to upload to")
+	bucket := fs.String("bucket", resources.Defaults().UploadBucket, "bucket to upload to (default: the local stack's upload bucket)")
 	key := fs.String("key", "", "object key (default outbound/<file name>)")
 	meta := metaFlags{}
 	fs.Var(meta, "meta", "upload metadata key=value (sender, recipient, workflow, filename, subject, localid); repeatable")

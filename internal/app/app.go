@@ -45,8 +45,10 @@ type Config struct {
 	Routes        string // where the routing table is (FERRY_ROUTES): ssm:NAME, s3://B/K or a file
 	S3PathStyle   bool   // path-style S3 addressing, for emulators (FERRY_S3_PATH_STYLE)
 	// Handler names the one handler this process runs (the Lambda's
-	// _HANDLER), or "" for all of them (ferry local). Only the handlers
-	// that talk to MESH read its credentials.
+	// _HANDLER; ferry local builds one App per handler too), or "" for
+	// all of them. Every handler is built either way (building makes no
+	// AWS calls), but only the handlers that talk to MESH read its
+	// credentials.
 	Handler string
 	// MESHPollMinutes is how often the meshpoll schedule ticks
 	// (FERRY_MESH_POLL_MINUTES, default 1): each tick polls the inboxes

@@ -3,7 +3,9 @@
 // event table's stream (advance and publish) and the intake and retry
 // queues each run through an emulated event source mapping (local/esm), a
 // ticker polls each MESH inbox as the scheduled meshpoll Lambda would, and
-// the resources they need are created first (local/resources).
+// the resources they need are created first. The resources and the
+// mappings' settings are infra/template.yaml's (local/resources reads it),
+// with the local differences documented there and in mappings.
 //
 // The handlers are the ones the Lambdas run, built by internal/app; nothing
 // here has a branch of its own for a handler.
@@ -31,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ferryhq/ferry/internal/app"
+	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/internal/local/resources"
 	"github.com/ferryhq/ferry/store"
@@ -57,7 +60,13 @@ type Options struct {
 	// Ready receives one line, "ferry local: ready {json}", naming the
 	// endpoint and resources once everything runs.
 	Ready io.Writer
+	// Calls, if not nil, records the AWS calls each function makes, its
+	// handler's and its event source mapping's apart (see callrec).
+	Calls *callrec.Recorder
 }
+
+// handlers are the functions of infra/template.yaml, by Handler name.
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -75,11 +84,11 @@ func Run(ctx context.Context, o Options) error {
 	var writes store.WriteCounter
 	awsCfg.APIOptions = append(awsCfg.APIOptions, writes.Middleware())
 
-	res := resources.Defaults()
-	stack, streamARN, err := setup(ctx, awsCfg, res, o)
+	stack, err := setup(ctx, awsCfg, o)
 	if err != nil {
 		return err
 	}
+	res := stack.Resources
 	cfg := o.App
 	cfg.Table, cfg.EventBus, cfg.EventSource = res.Table, res.EventBus, res.EventSource
 	cfg.RetryQueueURL = stack.RetryURL
@@ -88,13 +97,24 @@ func Run(ctx context.Context, o Options) error {
 		// Logged as in Lambda; nothing reads them locally but people and tests.
 		cfg.MetricsNamespace = "ferry/local"
 	}
-	cfg.Handler = "" // every handler runs here
-	a, err := app.New(ctx, awsCfg, cfg, o.Log)
-	if err != nil {
-		return err
+	// One App per function, as each Lambda builds its own at cold start,
+	// with clients of its own, so that each function's calls (its cold
+	// start's included) are recorded as its.
+	apps := map[string]*app.App{}
+	for _, h := range handlers {
+		hc := cfg
+		hc.Handler = h
+		apps[h], err = app.New(ctx, o.Calls.Config(awsCfg, h, callrec.Handler), hc, o.Log)
+		if err != nil {
+			return err
+		}
+	}
+	a := &app.App{
+		Intake: apps["intake"].Intake, Advance: apps["advance"].Advance, Publish: apps["publish"].Publish,
+		Retry: apps["retry"].Retry, MESH: apps["meshpoll"].MESH, MESHPoll: apps["meshpoll"].MESHPoll,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
-	runners, err := mappings(a, awsCfg, stack, streamARN, o)
+	runners, err := mappings(a, awsCfg, stack, o)
 	if err != nil {
 		return err
 	}
@@ -118,82 +138,129 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// setup creates the table, queues, buckets and bus, stores the seed, and
-// returns the resources and the table's stream.
-func setup(ctx context.Context, awsCfg aws.Config, res resources.Resources, o Options) (*resources.Stack, string, error) {
-	st := store.New(dynamodb.NewFromConfig(awsCfg), res.Table)
-	if err := st.CreateTable(ctx); err != nil {
-		return nil, "", err
+// setup makes the local stack from infra/template.yaml (the table, queues,
+// buckets, bus and rules; see local/resources) and stores the seed.
+func setup(ctx context.Context, awsCfg aws.Config, o Options) (*resources.Stack, error) {
+	def, err := resources.Template(awsCfg.Region)
+	if err != nil {
+		return nil, err
 	}
 	stack, err := resources.Setup(ctx, resources.Clients{
+		DynamoDB:    dynamodb.NewFromConfig(awsCfg),
 		S3:          s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
 		SQS:         sqs.NewFromConfig(awsCfg),
 		EventBridge: eventbridge.NewFromConfig(awsCfg),
-	}, res)
+	}, def)
 	if err != nil {
-		return nil, "", fmt.Errorf("set up local resources: %w", err)
+		return nil, fmt.Errorf("set up local resources: %w", err)
 	}
 	if o.Seed != "" {
 		seed, err := resources.ReadSeed(o.Seed, o.Getenv)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if err := seed.Store(ctx, secretsmanager.NewFromConfig(awsCfg), ssm.NewFromConfig(awsCfg)); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
-	streamARN, err := st.StreamARN(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	return stack, streamARN, nil
+	return stack, nil
 }
 
-// mappings builds, as AWS would, an event source mapping per stream reader
-// and per queue, and a schedule per MESH inbox.
-func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, streamARN string, o Options) ([]func(context.Context) error, error) {
-	streams := dynamodbstreams.NewFromConfig(awsCfg)
-	sqsc := sqs.NewFromConfig(awsCfg)
+// Local settings of the mappings, which differ from AWS on purpose so that
+// a failure is retried in seconds, not minutes.
+const (
+	// sqsRetryDelay is how soon a failed SQS message is received again; in
+	// AWS it stays hidden for the rest of its queue's VisibilityTimeout.
+	sqsRetryDelay = esm.DefaultRetryDelay
+)
+
+// mappings builds, as AWS would, an event source mapping per stream and
+// queue event of each function in the template, with the template's
+// settings, and a schedule per MESH inbox for a scheduled meshpoll (at the
+// routing file's inbound.pollInterval rather than the template's rate, a
+// local setting). Events of handlers ferry local does not run are logged and
+// skipped.
+func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) ([]func(context.Context) error, error) {
+	// Each mapping's clients call AWS for its function, as the Lambda
+	// service does with the function's role.
+	esmCfg := func(handler string) aws.Config { return o.Calls.Config(awsCfg, handler, callrec.EventSource) }
 	checkpoints := esm.FileCheckpoints{Dir: filepath.Join(o.StateDir, "checkpoints")}
-	failures := esm.Destination{SQS: sqsc, QueueURL: stack.StreamFailuresURL}
+	streamHandlers := map[string]esm.StreamHandler{"advance": a.Advance.Handle, "publish": a.Publish.Handle}
+	queueHandlers := map[string]esm.SQSHandler{"intake": a.Intake.Handle, "retry": a.Retry.Handle}
+	var partitionKey string
+	for _, k := range stack.Definition.Table.Input.KeySchema {
+		if k.KeyType == "HASH" {
+			partitionKey = aws.ToString(k.AttributeName)
+		}
+	}
 	var runners []func(context.Context) error
-	for _, m := range []struct {
-		name    string
-		handler esm.StreamHandler
-	}{{"advance", a.Advance.Handle}, {"publish", a.Publish.Handle}} {
-		sm, err := esm.NewStreamMapping(esm.StreamConfig{
-			Name: m.name, Streams: streams, StreamARN: streamARN, Handler: m.handler,
-			OnFailure: failures, Checkpoints: checkpoints, Logger: o.Log.With("mapping", m.name),
-		})
-		if err != nil {
-			return nil, err
+	for _, f := range stack.Definition.Functions {
+		for i, s := range f.Streams {
+			h, ok := streamHandlers[f.Handler]
+			if !ok {
+				o.Log.Warn("not run locally: no stream handler", "function", f.ID, "handler", f.Handler, "event", s.Event)
+				continue
+			}
+			name := mappingName(f.Handler, s.Event, i)
+			maxRetries := s.MaxRetries
+			if maxRetries == 0 {
+				maxRetries = esm.NoRetries
+			}
+			cfg := esm.StreamConfig{
+				Name: name, Streams: dynamodbstreams.NewFromConfig(esmCfg(f.Handler)), StreamARN: stack.StreamARN, Handler: h,
+				StartingPosition: s.StartingPosition, BatchSize: s.BatchSize, MaxRetries: maxRetries,
+				BisectOnError: aws.Bool(s.BisectOnError), ParallelizationFactor: s.ParallelizationFactor,
+				PartitionKey: partitionKey, ReportBatchItemFailures: aws.Bool(s.ReportBatchItemFailures),
+				Filters: s.Filters, Checkpoints: checkpoints, Logger: o.Log.With("mapping", name),
+			}
+			if s.OnFailure != "" {
+				cfg.OnFailure = esm.Destination{SQS: sqs.NewFromConfig(esmCfg(f.Handler)), QueueURL: stack.QueueURLs[s.OnFailure]}
+			}
+			sm, err := esm.NewStreamMapping(cfg)
+			if err != nil {
+				return nil, err
+			}
+			runners = append(runners, sm.Run)
 		}
-		runners = append(runners, sm.Run)
-	}
-	for _, m := range []struct {
-		name, url string
-		handler   esm.SQSHandler
-	}{{"intake", stack.IntakeURL, a.Intake.Handle}, {"retry", stack.RetryURL, a.Retry.Handle}} {
-		qm, err := esm.NewSQSMapping(esm.SQSConfig{
-			Name: m.name, SQS: sqsc, QueueURL: m.url, Handler: m.handler,
-			VisibilityTimeout: 5 * time.Minute, Logger: o.Log.With("mapping", m.name),
-		})
-		if err != nil {
-			return nil, err
+		for i, q := range f.Queues {
+			h, ok := queueHandlers[f.Handler]
+			if !ok {
+				o.Log.Warn("not run locally: no SQS handler", "function", f.ID, "handler", f.Handler, "event", q.Event)
+				continue
+			}
+			name := mappingName(f.Handler, q.Event, i)
+			qm, err := esm.NewSQSMapping(esm.SQSConfig{
+				Name: name, SQS: sqs.NewFromConfig(esmCfg(f.Handler)), QueueURL: stack.QueueURLs[q.Queue], Handler: h,
+				BatchSize: q.BatchSize, ReportBatchItemFailures: aws.Bool(q.ReportBatchItemFailures),
+				RetryDelay: sqsRetryDelay, Logger: o.Log.With("mapping", name),
+			})
+			if err != nil {
+				return nil, err
+			}
+			runners = append(runners, qm.Run)
 		}
-		runners = append(runners, qm.Run)
-	}
-	if a.MESHPoll != nil {
-		every := time.Duration(a.MESH.Config.Inbound.PollInterval)
-		for mailbox := range a.MESHPoll.Mailboxes {
-			runners = append(runners, esm.Ticker{Name: "meshpoll " + mailbox, Interval: every, Immediate: true, Logger: o.Log,
-				Func: func(ctx context.Context) error {
-					_, err := a.MESHPoll.Poll(ctx, mailbox)
-					return err
-				}}.Run)
+		if len(f.Schedules) > 0 && f.Handler == "meshpoll" && a.MESHPoll != nil {
+			every := time.Duration(a.MESH.Config.Inbound.PollInterval)
+			for mailbox := range a.MESHPoll.Mailboxes {
+				runners = append(runners, esm.Ticker{Name: "meshpoll " + mailbox, Interval: every, Immediate: true, Logger: o.Log,
+					Func: func(ctx context.Context) error {
+						_, err := a.MESHPoll.Poll(ctx, mailbox)
+						return err
+					}}.Run)
+			}
 		}
 	}
 	return runners, nil
+}
+
+// mappingName names a function's event source mapping after its handler
+// (the name keys its checkpoints), and after the event too for a handler's
+// second source of a kind.
+func mappingName(handler, event string, i int) string {
+	if i == 0 {
+		return handler
+	}
+	return handler + "-" + event
 }
 
 // runAll runs every runner until ctx is done or one fails, calling ready

@@ -1,11 +1,14 @@
 // Package esm emulates AWS Lambda event source mappings for `ferry local`.
 //
 // A StreamMapping reads every shard of a DynamoDB stream the way a Lambda
-// stream event source mapping does (ReportBatchItemFailures,
+// stream event source mapping does (StartingPosition, BatchSize,
+// FilterCriteria, ParallelizationFactor, ReportBatchItemFailures,
 // BisectBatchOnFunctionError, MaximumRetryAttempts and an SQS on-failure
 // destination); an SQSMapping polls a queue the way a Lambda SQS trigger does
-// (ReportBatchItemFailures; the queue's own redrive policy moves poison
-// messages to its dead-letter queue); a Ticker runs a schedule. The handlers
+// (BatchSize, ReportBatchItemFailures; the queue's own redrive policy moves
+// poison messages to its dead-letter queue); a Ticker runs a schedule.
+// ferry local takes these settings from infra/template.yaml (see
+// local/resources). The handlers
 // are the same functions the Lambdas run: nothing in a handler knows whether
 // it runs in AWS or here.
 //
@@ -27,10 +30,13 @@
 //
 // # Where it differs from Lambda
 //
-//   - A batch never spans two GetRecords calls (no batching window), and a
-//     shard has one batch in flight (parallelization factor 1).
-//   - Reading starts at TRIM_HORIZON; there is no LATEST, record age limit,
-//     filter criteria or tumbling window.
+//   - A batch never spans two GetRecords calls (no batching window). With a
+//     parallelization factor above 1, the records of one GetRecords call are
+//     split by partition key into that many groups run concurrently, and the
+//     next call waits for all of them.
+//   - Reading starts at TRIM_HORIZON or LATEST; there is no AT_TIMESTAMP,
+//     record age limit or tumbling window. Filter patterns support the
+//     operators Filter lists; others are refused when the mapping is made.
 //   - The on-failure message carries the record itself, one message per
 //     record, so an operator can replay it; Lambda sends only the batch's
 //     shard and sequence numbers.

@@ -34,6 +34,11 @@ type SQSConfig struct {
 	// seconds, rounded up; default 1s).
 	RetryDelay time.Duration
 	Logger     *slog.Logger // default slog.Default()
+	// ReportBatchItemFailures reads the handler's BatchItemFailures (nil
+	// means true); when false only an error or a panic fails messages, and
+	// then every message of the batch, as in Lambda without the function
+	// response type.
+	ReportBatchItemFailures *bool
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -49,6 +54,9 @@ func (c SQSConfig) WithDefaults() SQSConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ReportBatchItemFailures == nil {
+		c.ReportBatchItemFailures = aws.Bool(true)
 	}
 	return c
 }
@@ -198,8 +206,10 @@ func (m *SQSMapping) handle(ctx context.Context, queueARN string, received []sqs
 		for i := range failed {
 			failed[i] = true
 		}
-	} else {
+	} else if *m.cfg.ReportBatchItemFailures {
 		failed = failedMessages(ids, resp)
+	} else {
+		failed = make([]bool, len(msgs))
 	}
 
 	// Settle the batch even when ctx was cancelled meanwhile: completed work

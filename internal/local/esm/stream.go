@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,10 +96,39 @@ type StreamConfig struct {
 	// (default 250ms, Lambda's four reads a second per shard).
 	PollInterval time.Duration
 	// Checkpoints keeps each shard's position across runs (default: in
-	// memory only, so every run starts at TRIM_HORIZON).
+	// memory only, so every run starts at StartingPosition).
 	Checkpoints CheckpointStore
 	Logger      *slog.Logger // default slog.Default()
+
+	// StartingPosition is where a shard without a checkpoint is read from:
+	// TrimHorizon (the default) or Latest.
+	StartingPosition string
+	// ParallelizationFactor is how many batches of one shard run at once,
+	// 1..10 (default 1). The records of one read are split among them by a
+	// hash of the partition key (PartitionKey), so the records of one item
+	// stay in order; the shard is checkpointed past the read only when all
+	// of them are done. Bisecting, retries and the on-failure destination
+	// apply to each batch on its own.
+	ParallelizationFactor int
+	// PartitionKey is the table's partition key attribute, which
+	// ParallelizationFactor splits by (default: every key of the record).
+	PartitionKey string
+	// ReportBatchItemFailures reads the handler's BatchItemFailures (nil
+	// means true); when false only an error or a panic fails a batch, and
+	// always the whole batch, as in Lambda without the function response
+	// type.
+	ReportBatchItemFailures *bool
+	// Filters are FilterCriteria patterns (see Filter). A record matching
+	// none is not delivered, and is checkpointed past like a delivered one.
+	// None means every record is delivered.
+	Filters []string
 }
+
+// Starting positions of StreamConfig.
+const (
+	TrimHorizon = "TRIM_HORIZON"
+	Latest      = "LATEST"
+)
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c StreamConfig) WithDefaults() StreamConfig {
@@ -115,6 +146,15 @@ func (c StreamConfig) WithDefaults() StreamConfig {
 	}
 	if c.Checkpoints == nil {
 		c.Checkpoints = &MemoryCheckpoints{}
+	}
+	if c.StartingPosition == "" {
+		c.StartingPosition = TrimHorizon
+	}
+	if c.ParallelizationFactor == 0 {
+		c.ParallelizationFactor = 1
+	}
+	if c.ReportBatchItemFailures == nil {
+		c.ReportBatchItemFailures = aws.Bool(true)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -149,6 +189,15 @@ func (c StreamConfig) Validate() error {
 	if c.OnFailure.configured() && (c.OnFailure.SQS == nil || c.OnFailure.QueueURL == "") {
 		errs = append(errs, errors.New("on-failure destination needs both an SQS client and a queue URL"))
 	}
+	if c.StartingPosition != TrimHorizon && c.StartingPosition != Latest {
+		errs = append(errs, fmt.Errorf("starting position %q is not %s or %s", c.StartingPosition, TrimHorizon, Latest))
+	}
+	if c.ParallelizationFactor < 1 || c.ParallelizationFactor > 10 {
+		errs = append(errs, fmt.Errorf("parallelization factor %d is not in 1..10", c.ParallelizationFactor))
+	}
+	if _, err := CompileFilters(c.Filters); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -161,13 +210,16 @@ type streamsOptions interface {
 // with ReportBatchItemFailures on.
 //
 // Delivery is at least once. Records of one shard are handled strictly in
-// order, one batch at a time; shards are handled concurrently, except that a
-// child shard starts only when its parent is finished. A record is
+// order, one batch at a time (with a ParallelizationFactor above 1: in order
+// per partition key, that many batches at a time); shards are handled
+// concurrently, except that a child shard starts only when its parent is
+// finished. Records the Filters reject are skipped. A record is
 // checkpointed when the handler succeeded with it or when it was given up
 // (sent to OnFailure after MaxRetries retries), so one poison record never
 // blocks its shard.
 type StreamMapping struct {
 	cfg        StreamConfig
+	filters    Filters
 	maxRetries int
 	region     string
 	log        *slog.Logger
@@ -180,8 +232,10 @@ func NewStreamMapping(cfg StreamConfig) (*StreamMapping, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stream mapping %q: %w", cfg.Name, err)
 	}
+	filters, _ := CompileFilters(cfg.Filters) // Validate compiled them
 	m := &StreamMapping{
 		cfg:        cfg,
+		filters:    filters,
 		maxRetries: max(cfg.MaxRetries, 0),
 		log:        cfg.Logger.With("mapping", cfg.Name),
 	}
@@ -201,8 +255,8 @@ func NewStreamMapping(cfg StreamConfig) (*StreamMapping, error) {
 //
 // Run discovers shards with DescribeStream, again whenever a shard ends and
 // every ten seconds, so it follows shard rollover and splits. Each shard
-// starts after its checkpoint (AFTER_SEQUENCE_NUMBER), or at TRIM_HORIZON
-// without one.
+// starts after its checkpoint (AFTER_SEQUENCE_NUMBER), or at the
+// StartingPosition without one.
 func (m *StreamMapping) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -417,12 +471,13 @@ func (m *StreamMapping) readShard(ctx context.Context, id string) bool {
 }
 
 // iterator returns an iterator positioned after the shard's checkpoint, or
-// at TRIM_HORIZON without one; nil means the shard has nothing more.
+// at the starting position without one; nil means the shard has nothing
+// more.
 func (m *StreamMapping) iterator(ctx context.Context, sh *shard) (*string, error) {
 	in := &dynamodbstreams.GetShardIteratorInput{
 		StreamArn:         aws.String(m.cfg.StreamARN),
 		ShardId:           aws.String(sh.id),
-		ShardIteratorType: streamtypes.ShardIteratorTypeTrimHorizon,
+		ShardIteratorType: streamtypes.ShardIteratorType(m.cfg.StartingPosition),
 	}
 	if sh.last != "" {
 		in.ShardIteratorType = streamtypes.ShardIteratorTypeAfterSequenceNumber
@@ -442,50 +497,128 @@ func (m *StreamMapping) endShard(ctx context.Context, sh *shard) {
 	m.checkpoint(ctx, sh, shardEnd)
 }
 
-// process hands the records of one GetRecords call to the handler in
-// batches, as the batcher decides, and checkpoints as records are done or
-// given up. It returns false if ctx was cancelled before all were done.
+// process hands the records of one GetRecords call that pass the filters to
+// the handler in batches, as the batcher decides, and checkpoints as records
+// are done or given up, and past the records filtered out. With a
+// parallelization factor above 1 the records are split by partition key
+// and their batches run concurrently, and the shard is checkpointed only
+// once all are done. It returns false if ctx was cancelled before all were
+// done.
 func (m *StreamMapping) process(ctx context.Context, sh *shard, records []streamtypes.Record) bool {
-	recs := make([]events.DynamoDBEventRecord, len(records))
-	for i, r := range records {
-		recs[i] = StreamRecord(r, m.cfg.StreamARN, m.region)
+	var recs []events.DynamoDBEventRecord
+	for _, r := range records {
+		rec := StreamRecord(r, m.cfg.StreamARN, m.region)
+		ok, err := m.filters.Match(rec)
+		if err != nil { // cannot happen with this type; deliver rather than lose it
+			sh.log.Error("filter record failed; delivering it", "seq", rec.Change.SequenceNumber, "err", err)
+			ok = true
+		}
+		if ok {
+			recs = append(recs, rec)
+		}
 	}
+	var last string
+	if d := records[len(records)-1].Dynamodb; d != nil {
+		last = aws.ToString(d.SequenceNumber)
+	}
+	if m.cfg.ParallelizationFactor == 1 || len(recs) < 2 {
+		if !m.runBatches(ctx, sh, &sh.b, recs, true) {
+			return false
+		}
+	} else {
+		groups := m.partition(recs)
+		var wg sync.WaitGroup
+		ok := make([]bool, len(groups))
+		for i, g := range groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := batcher{batchSize: m.cfg.BatchSize, maxRetries: m.maxRetries, bisect: *m.cfg.BisectOnError}
+				ok[i] = m.runBatches(ctx, sh, &b, g, false)
+			}()
+		}
+		wg.Wait()
+		if slices.Contains(ok, false) {
+			return false // delivered again after a restart, as after a crash
+		}
+	}
+	if last != "" && last != sh.last {
+		m.checkpoint(ctx, sh, last)
+	}
+	return true
+}
+
+// partition splits recs into at most ParallelizationFactor groups by a hash
+// of each record's partition key, keeping the order within each group.
+func (m *StreamMapping) partition(recs []events.DynamoDBEventRecord) [][]events.DynamoDBEventRecord {
+	n := m.cfg.ParallelizationFactor
+	groups := make([][]events.DynamoDBEventRecord, n)
+	for _, r := range recs {
+		h := fnv.New32a()
+		if k, ok := r.Change.Keys[m.cfg.PartitionKey]; ok && m.cfg.PartitionKey != "" {
+			b, _ := json.Marshal(k)
+			h.Write(b)
+		} else {
+			keys := make([]string, 0, len(r.Change.Keys))
+			for k := range r.Change.Keys {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				b, _ := json.Marshal(r.Change.Keys[k])
+				h.Write([]byte(k))
+				h.Write(b)
+			}
+		}
+		i := h.Sum32() % uint32(n)
+		groups[i] = append(groups[i], r)
+	}
+	return slices.DeleteFunc(groups, func(g []events.DynamoDBEventRecord) bool { return len(g) == 0 })
+}
+
+// runBatches hands recs to the handler in batches as b decides, giving up
+// what b gives up; with save it checkpoints as records are done. It returns
+// false if ctx was cancelled before all were done.
+func (m *StreamMapping) runBatches(ctx context.Context, sh *shard, b *batcher, recs []events.DynamoDBEventRecord, save bool) bool {
 	for len(recs) > 0 {
 		if ctx.Err() != nil {
 			return false
 		}
-		n := sh.b.next(len(recs))
+		n := b.next(len(recs))
 		batch := recs[:n]
 		resp, err := invoke(ctx, m.cfg.Handler, events.DynamoDBEvent{Records: batch})
-		failedAt := 0
-		if err == nil {
+		failedAt := -1
+		switch {
+		case err != nil:
+			failedAt = 0
+		case *m.cfg.ReportBatchItemFailures:
 			failedAt = firstFailure(sequenceNumbers(batch), resp)
 		}
 		if ctx.Err() != nil {
 			// Shutting down: keep what the handler completed, and judge no
 			// failure, which may be the cancellation itself.
-			if done := doneBefore(n, failedAt); done > 0 {
+			if done := doneBefore(n, failedAt); done > 0 && save {
 				m.checkpoint(context.WithoutCancel(ctx), sh, batch[done-1].Change.SequenceNumber)
 			}
 			return false
 		}
-		done, discard := sh.b.result(n, failedAt)
+		done, discard := b.result(n, failedAt)
 		if failedAt >= 0 {
 			reason := failureReason(err, batch, failedAt)
 			sh.log.Warn("batch failed",
 				"size", n, "start", batch[0].Change.SequenceNumber, "end", batch[n-1].Change.SequenceNumber,
-				"reason", reason, "done", done, "given_up", discard, "retries", sh.b.attempts())
+				"reason", reason, "done", done, "given_up", discard, "retries", b.attempts())
 			if discard > 0 {
 				if !m.giveUp(ctx, sh, batch[done:done+discard], reason) {
 					return false
 				}
 			}
 		}
-		if done+discard > 0 {
+		if done+discard > 0 && save {
 			m.checkpoint(ctx, sh, batch[done+discard-1].Change.SequenceNumber)
 		}
 		recs = recs[done+discard:]
-		if r := sh.b.attempts(); r > 0 && !sleep(ctx, backoff(r-1)) {
+		if r := b.attempts(); r > 0 && !sleep(ctx, backoff(r-1)) {
 			return false
 		}
 	}

@@ -29,6 +29,10 @@ type fakeStreams struct {
 	pageSize int
 	expire   map[string]bool // shard → fail the next GetRecords with ExpiredIteratorException
 	reads    map[string]int  // GetRecords calls per shard
+	// item, if set, gives record i of a shard an "item" key (a partition
+	// key other than the shard's) and a new image with that item and an sk
+	// of its own.
+	item func(i int) (item, sk string)
 }
 
 type fakeShard struct {
@@ -109,6 +113,8 @@ func (f *fakeStreams) GetShardIterator(_ context.Context, in *dynamodbstreams.Ge
 		if pos < 0 {
 			return nil, fmt.Errorf("fake: unknown sequence number %s", aws.ToString(in.SequenceNumber))
 		}
+	case streamtypes.ShardIteratorTypeLatest:
+		pos = len(s.seqs)
 	default:
 		return nil, fmt.Errorf("fake: iterator type %s", in.ShardIteratorType)
 	}
@@ -129,7 +135,7 @@ func (f *fakeStreams) GetRecords(_ context.Context, in *dynamodbstreams.GetRecor
 	end := min(pos+int(aws.ToInt32(in.Limit)), len(s.seqs))
 	out := &dynamodbstreams.GetRecordsOutput{}
 	for i := pos; i < end; i++ {
-		out.Records = append(out.Records, streamtypes.Record{
+		r := streamtypes.Record{
 			EventID:   aws.String(s.seqs[i]),
 			EventName: streamtypes.OperationTypeInsert,
 			Dynamodb: &streamtypes.StreamRecord{
@@ -139,7 +145,17 @@ func (f *fakeStreams) GetRecords(_ context.Context, in *dynamodbstreams.GetRecor
 					"sk": &streamtypes.AttributeValueMemberN{Value: strconv.Itoa(i)},
 				},
 			},
-		})
+		}
+		if f.item != nil {
+			item, sk := f.item(i)
+			r.Dynamodb.Keys["item"] = &streamtypes.AttributeValueMemberS{Value: item}
+			r.Dynamodb.NewImage = map[string]streamtypes.AttributeValue{
+				"item": &streamtypes.AttributeValueMemberS{Value: item},
+				"sk":   &streamtypes.AttributeValueMemberS{Value: sk},
+				"n":    &streamtypes.AttributeValueMemberN{Value: strconv.Itoa(i)},
+			}
+		}
+		out.Records = append(out.Records, r)
 	}
 	if !s.closed || end < len(s.seqs) {
 		out.NextShardIterator = aws.String(id + "|" + strconv.Itoa(end))

@@ -1,0 +1,665 @@
+package resources
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ferryhq/ferry/infra"
+	"github.com/ferryhq/ferry/internal/local/cfn"
+)
+
+// Definition is the local stack as infra/template.yaml defines it, resolved
+// for one stack (infra/local/stack.json): the resources the local runtime
+// creates and the event sources it emulates. Resource types and properties
+// the local runtime does not use are left out.
+type Definition struct {
+	StackName string // the stack's name
+	Table     Table
+	Queues    []Queue  // in template order; a dead-letter queue before the queues that use it
+	Buckets   []Bucket // the template's, then those named by parameters only
+	// Bus is the event bus's name.
+	Bus       string
+	Rules     []Rule
+	Functions []Function
+	// ids maps logical IDs to physical names.
+	ids map[string]string
+}
+
+// Table is an AWS::DynamoDB::Table, as the input that creates it locally
+// (always on-demand: capacity settings are not emulated).
+type Table struct {
+	ID    string
+	Input *dynamodb.CreateTableInput
+}
+
+// Queue is an AWS::SQS::Queue.
+type Queue struct {
+	ID, Name string
+	// Attributes are the queue attributes the template sets
+	// (VisibilityTimeout, MessageRetentionPeriod, DelaySeconds,
+	// MaximumMessageSize, ReceiveMessageWaitTimeSeconds), as SQS takes them.
+	Attributes map[string]string
+	// DeadLetter names the redrive target queue, "" for none.
+	DeadLetter      string
+	MaxReceiveCount int
+}
+
+// Bucket is an AWS::S3::Bucket, or a bucket the template is given by a
+// parameter and does not create (External), which the local stack creates,
+// versioned, because the deployed stack expects it to exist.
+type Bucket struct {
+	ID, Name      string
+	Versioning    bool
+	External      bool
+	Notifications []Notification
+}
+
+// Notification is one queue configuration of a bucket's notifications.
+type Notification struct {
+	Event          string // e.g. s3:ObjectCreated:*
+	Prefix, Suffix string // key filter; "" for none
+	Queue          string // the target queue's name
+}
+
+// Rule is an AWS::Events::Rule with an EventPattern, with its targets that
+// are queues of the template (other targets, and scheduled rules, are not
+// emulated).
+type Rule struct {
+	ID, Name, Bus string
+	Pattern       string // the event pattern, JSON
+	Enabled       bool
+	Queues        []string // target queue names
+}
+
+// Function is an AWS::Serverless::Function with the event sources ferry
+// local emulates; others (Api, S3, …) are left out.
+type Function struct {
+	ID, Handler string
+	Streams     []StreamSource
+	Queues      []QueueSource
+	// Schedules names the function's Schedule events. ferry local runs a
+	// scheduled function on a ticker of its own interval (the MESH poll
+	// interval of the routing file), not at the template's rate.
+	Schedules []string
+}
+
+// StreamSource is a DynamoDB event of a function, with Lambda's defaults
+// filled in.
+type StreamSource struct {
+	Event            string // the event's name in the template
+	Table            string // name of the table whose stream it reads
+	StartingPosition string // TRIM_HORIZON or LATEST
+	BatchSize        int
+	// MaxRetries is MaximumRetryAttempts; RetryForever when the template
+	// leaves it at -1 (Lambda's default).
+	MaxRetries              int
+	BisectOnError           bool
+	ParallelizationFactor   int
+	ReportBatchItemFailures bool
+	OnFailure               string   // the on-failure queue's name, "" for none
+	Filters                 []string // FilterCriteria patterns, JSON
+}
+
+// RetryForever is StreamSource.MaxRetries for Lambda's -1: retry until the
+// record expires from the stream.
+const RetryForever = math.MaxInt32
+
+// QueueSource is an SQS event of a function, with Lambda's defaults filled in.
+type QueueSource struct {
+	Event                   string
+	Queue                   string // the queue's name
+	BatchSize               int
+	ReportBatchItemFailures bool
+}
+
+// Template reads the embedded infra/template.yaml for the embedded
+// infra/local/stack.json in region.
+func Template(region string) (Definition, error) {
+	stack, err := cfn.ReadStack(infra.LocalStack, region)
+	if err != nil {
+		return Definition{}, err
+	}
+	return FromTemplate(infra.Template, stack)
+}
+
+// FromTemplate reads a definition from a template for a stack. It fails if
+// the template has no table, or more than one table or event bus, or if a
+// property it reads cannot be resolved (a *cfn.Error says where).
+func FromTemplate(template []byte, stack cfn.Stack) (Definition, error) {
+	t, err := cfn.Parse(template)
+	if err != nil {
+		return Definition{}, err
+	}
+	r, err := cfn.NewResolver(t, stack)
+	if err != nil {
+		return Definition{}, err
+	}
+	d := Definition{StackName: stack.Name, ids: map[string]string{}}
+	x := extractor{r: r, d: &d, arns: map[string]string{}}
+	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions} {
+		if err := step(); err != nil {
+			return Definition{}, err
+		}
+	}
+	return d, nil
+}
+
+// Name returns the physical name of the resource with logical ID id, or "".
+func (d Definition) Name(id string) string { return d.ids[id] }
+
+// Queue returns the queue named name.
+func (d Definition) Queue(name string) (Queue, bool) {
+	i := slices.IndexFunc(d.Queues, func(q Queue) bool { return q.Name == name })
+	if i < 0 {
+		return Queue{}, false
+	}
+	return d.Queues[i], true
+}
+
+// Function returns the function whose Handler is handler.
+func (d Definition) Function(handler string) (Function, bool) {
+	i := slices.IndexFunc(d.Functions, func(f Function) bool { return f.Handler == handler })
+	if i < 0 {
+		return Function{}, false
+	}
+	return d.Functions[i], true
+}
+
+type extractor struct {
+	r    *cfn.Resolver
+	d    *Definition
+	arns map[string]string // queue ARN → name
+}
+
+// enabled lists the resources of typ whose condition holds.
+func (x extractor) enabled(typ string) ([]string, error) {
+	var ids []string
+	for _, id := range x.r.Template().OfType(typ) {
+		on, err := x.r.Enabled(id)
+		if err != nil {
+			return nil, err
+		}
+		if on {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+func (x extractor) queues() error {
+	ids, err := x.enabled("AWS::SQS::Queue")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		name, err := x.r.Attribute(id, "QueueName")
+		if err != nil {
+			return err
+		}
+		arn, err := x.r.Attribute(id, "Arn")
+		if err != nil {
+			return err
+		}
+		x.arns[arn] = name
+		x.d.ids[id] = name
+		q := Queue{ID: id, Name: name, Attributes: map[string]string{}}
+		for _, a := range []string{"VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize", "ReceiveMessageWaitTimeSeconds"} {
+			v := x.r.Property(id, a)
+			if !v.Exists() {
+				continue
+			}
+			n, err := v.Int()
+			if err != nil {
+				return err
+			}
+			q.Attributes[a] = fmt.Sprint(n)
+		}
+		if rp := x.r.Property(id, "RedrivePolicy"); rp.Exists() {
+			target := rp.Get("deadLetterTargetArn")
+			if q.DeadLetter, err = x.queueByARN(target); err != nil {
+				return err
+			}
+			n, err := rp.Get("maxReceiveCount").Int()
+			if err != nil {
+				return err
+			}
+			q.MaxReceiveCount = int(n)
+		}
+		x.d.Queues = append(x.d.Queues, q)
+	}
+	// Create dead-letter queues before the queues that name them.
+	slices.SortStableFunc(x.d.Queues, func(a, b Queue) int {
+		return boolInt(a.DeadLetter != "") - boolInt(b.DeadLetter != "")
+	})
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// queueByARN returns the name of the template's queue whose ARN v holds.
+func (x extractor) queueByARN(v cfn.Value) (string, error) {
+	arn, err := v.String()
+	if err != nil {
+		return "", err
+	}
+	name, ok := x.arns[arn]
+	if !ok {
+		return "", v.Fail(fmt.Sprintf("%q is not the ARN of a queue of the template", arn))
+	}
+	return name, nil
+}
+
+func (x extractor) table() error {
+	ids, err := x.enabled("AWS::DynamoDB::Table")
+	if err != nil {
+		return err
+	}
+	if len(ids) != 1 {
+		return fmt.Errorf("template: the local runtime needs exactly one AWS::DynamoDB::Table, found %d", len(ids))
+	}
+	id := ids[0]
+	name, err := x.r.Ref(id)
+	if err != nil {
+		return err
+	}
+	x.d.ids[id] = name
+	in := &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: types.BillingModePayPerRequest}
+	n, err := x.r.Property(id, "AttributeDefinitions").Len()
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		a := x.r.Property(id, "AttributeDefinitions").Index(i)
+		an, err := a.Get("AttributeName").String()
+		if err != nil {
+			return err
+		}
+		at, err := a.Get("AttributeType").String()
+		if err != nil {
+			return err
+		}
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(an), AttributeType: types.ScalarAttributeType(at)})
+	}
+	if in.KeySchema, err = keySchema(x.r.Property(id, "KeySchema")); err != nil {
+		return err
+	}
+	gsis := x.r.Property(id, "GlobalSecondaryIndexes")
+	if n, err = gsis.Len(); err != nil {
+		return err
+	}
+	for i := range n {
+		g := gsis.Index(i)
+		name, err := g.Get("IndexName").String()
+		if err != nil {
+			return err
+		}
+		ks, err := keySchema(g.Get("KeySchema"))
+		if err != nil {
+			return err
+		}
+		pt, err := g.Get("Projection", "ProjectionType").String()
+		if err != nil {
+			return err
+		}
+		nk, err := g.Get("Projection", "NonKeyAttributes").Strings()
+		if err != nil {
+			return err
+		}
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName:  aws.String(name),
+			KeySchema:  ks,
+			Projection: &types.Projection{ProjectionType: types.ProjectionType(pt), NonKeyAttributes: nk},
+		})
+	}
+	if vt := x.r.Property(id, "StreamSpecification", "StreamViewType"); vt.Exists() {
+		s, err := vt.String()
+		if err != nil {
+			return err
+		}
+		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewType(s)}
+	}
+	x.d.Table = Table{ID: id, Input: in}
+	return nil
+}
+
+func keySchema(v cfn.Value) ([]types.KeySchemaElement, error) {
+	n, err := v.Len()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, v.Fail("no key schema")
+	}
+	var ks []types.KeySchemaElement
+	for i := range n {
+		an, err := v.Index(i).Get("AttributeName").String()
+		if err != nil {
+			return nil, err
+		}
+		kt, err := v.Index(i).Get("KeyType").String()
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, types.KeySchemaElement{AttributeName: aws.String(an), KeyType: types.KeyType(kt)})
+	}
+	return ks, nil
+}
+
+func (x extractor) buckets() error {
+	ids, err := x.enabled("AWS::S3::Bucket")
+	if err != nil {
+		return err
+	}
+	created := map[string]bool{}
+	for _, id := range ids {
+		name, err := x.r.Ref(id)
+		if err != nil {
+			return err
+		}
+		x.d.ids[id] = name
+		created[name] = true
+		b := Bucket{ID: id, Name: name}
+		status, err := x.r.Property(id, "VersioningConfiguration", "Status").String()
+		if err != nil {
+			return err
+		}
+		b.Versioning = status == "Enabled"
+		qcs := x.r.Property(id, "NotificationConfiguration", "QueueConfigurations")
+		n, err := qcs.Len()
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			qc := qcs.Index(i)
+			var nt Notification
+			if nt.Event, err = qc.Get("Event").String(); err != nil {
+				return err
+			}
+			if nt.Queue, err = x.queueByARN(qc.Get("Queue")); err != nil {
+				return err
+			}
+			rules := qc.Get("Filter", "S3Key", "Rules")
+			m, err := rules.Len()
+			if err != nil {
+				return err
+			}
+			for j := range m {
+				rn, err := rules.Index(j).Get("Name").String()
+				if err != nil {
+					return err
+				}
+				rv, err := rules.Index(j).Get("Value").String()
+				if err != nil {
+					return err
+				}
+				switch strings.ToLower(rn) {
+				case "prefix":
+					nt.Prefix = rv
+				case "suffix":
+					nt.Suffix = rv
+				default:
+					return rules.Index(j).Get("Name").Fail(fmt.Sprintf("filter rule %q is neither prefix nor suffix", rn))
+				}
+			}
+			b.Notifications = append(b.Notifications, nt)
+		}
+		x.d.Buckets = append(x.d.Buckets, b)
+	}
+	// Buckets the stack is given by a parameter (…BucketName) but does not
+	// create are the user's in AWS; locally someone has to create them.
+	t := x.r.Template()
+	params := make([]string, 0, len(t.Parameters))
+	for p := range t.Parameters {
+		params = append(params, p)
+	}
+	slices.Sort(params)
+	for _, p := range params {
+		if !strings.HasSuffix(p, "BucketName") {
+			continue
+		}
+		name, err := x.r.Ref(p)
+		if err != nil {
+			return err
+		}
+		if name == "" || created[name] {
+			continue
+		}
+		created[name] = true
+		x.d.ids[p] = name
+		x.d.Buckets = append(x.d.Buckets, Bucket{ID: p, Name: name, Versioning: true, External: true})
+	}
+	return nil
+}
+
+func (x extractor) bus() error {
+	ids, err := x.enabled("AWS::Events::EventBus")
+	if err != nil {
+		return err
+	}
+	if len(ids) > 1 {
+		return fmt.Errorf("template: the local runtime supports one AWS::Events::EventBus, found %d", len(ids))
+	}
+	if len(ids) == 1 {
+		if x.d.Bus, err = x.r.Ref(ids[0]); err != nil {
+			return err
+		}
+		x.d.ids[ids[0]] = x.d.Bus
+	}
+	return nil
+}
+
+func (x extractor) rules() error {
+	ids, err := x.enabled("AWS::Events::Rule")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		pattern := x.r.Property(id, "EventPattern")
+		if !pattern.Exists() {
+			continue // a scheduled rule: not emulated
+		}
+		name, err := x.r.Ref(id)
+		if err != nil {
+			return err
+		}
+		rule := Rule{ID: id, Name: name, Bus: "default", Enabled: true}
+		if bus := x.r.Property(id, "EventBusName"); bus.Exists() {
+			s, err := bus.String()
+			if err != nil {
+				return err
+			}
+			if i := strings.LastIndex(s, ":event-bus/"); i >= 0 { // an ARN
+				s = s[i+len(":event-bus/"):]
+			}
+			rule.Bus = s
+		}
+		if state, err := x.r.Property(id, "State").String(); err != nil {
+			return err
+		} else if state != "" && state != "ENABLED" {
+			rule.Enabled = false
+		}
+		p, err := pattern.Any()
+		if err != nil {
+			return err
+		}
+		if s, ok := p.(string); ok {
+			rule.Pattern = s
+		} else {
+			b, err := json.Marshal(p)
+			if err != nil {
+				return pattern.Fail(err.Error())
+			}
+			rule.Pattern = string(b)
+		}
+		targets := x.r.Property(id, "Targets")
+		n, err := targets.Len()
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			// Only targets that are the template's queues are emulated; a
+			// target the resolver cannot resolve (an imported topic, say)
+			// is none of them.
+			arn, err := targets.Index(i).Get("Arn").String()
+			var unresolved *cfn.Error
+			if errors.As(err, &unresolved) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if q, ok := x.arns[arn]; ok {
+				rule.Queues = append(rule.Queues, q)
+			}
+		}
+		x.d.Rules = append(x.d.Rules, rule)
+	}
+	return nil
+}
+
+func (x extractor) functions() error {
+	ids, err := x.enabled("AWS::Serverless::Function")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		h, err := x.r.Property(id, "Handler").String()
+		if err != nil {
+			return err
+		}
+		f := Function{ID: id, Handler: h}
+		evs := x.r.Property(id, "Events")
+		names, err := evs.Keys()
+		if err != nil {
+			return err
+		}
+		for _, ev := range names {
+			typ, err := evs.Get(ev, "Type").String()
+			if err != nil {
+				return err
+			}
+			p := evs.Get(ev, "Properties")
+			switch typ {
+			case "DynamoDB":
+				s, err := x.streamSource(ev, p)
+				if err != nil {
+					return err
+				}
+				f.Streams = append(f.Streams, s)
+			case "SQS":
+				q := QueueSource{Event: ev}
+				if q.Queue, err = x.queueByARN(p.Get("Queue")); err != nil {
+					return err
+				}
+				if q.BatchSize, err = intOr(p.Get("BatchSize"), 10); err != nil {
+					return err
+				}
+				if q.ReportBatchItemFailures, err = reportsItemFailures(p); err != nil {
+					return err
+				}
+				f.Queues = append(f.Queues, q)
+			case "Schedule", "ScheduleV2":
+				if enabled := p.Get("Enabled"); enabled.Exists() {
+					on, err := enabled.Bool()
+					if err != nil {
+						return err
+					}
+					if !on {
+						continue
+					}
+				}
+				f.Schedules = append(f.Schedules, ev)
+			}
+		}
+		x.d.Functions = append(x.d.Functions, f)
+	}
+	return nil
+}
+
+func (x extractor) streamSource(ev string, p cfn.Value) (StreamSource, error) {
+	s := StreamSource{Event: ev}
+	stream := p.Get("Stream")
+	arn, err := stream.String()
+	if err != nil {
+		return s, err
+	}
+	if s.Table = cfn.StreamTable(arn); s.Table == "" || s.Table != aws.ToString(x.d.Table.Input.TableName) {
+		return s, stream.Fail(fmt.Sprintf("%q is not the stream of the template's table", arn))
+	}
+	if s.StartingPosition, err = p.Get("StartingPosition").String(); err != nil {
+		return s, err
+	}
+	if s.StartingPosition != "TRIM_HORIZON" && s.StartingPosition != "LATEST" {
+		return s, p.Get("StartingPosition").Fail(fmt.Sprintf("starting position %q is not TRIM_HORIZON or LATEST", s.StartingPosition))
+	}
+	if s.BatchSize, err = intOr(p.Get("BatchSize"), 100); err != nil {
+		return s, err
+	}
+	if s.MaxRetries, err = intOr(p.Get("MaximumRetryAttempts"), -1); err != nil {
+		return s, err
+	}
+	if s.MaxRetries < 0 {
+		s.MaxRetries = RetryForever
+	}
+	if s.BisectOnError, err = p.Get("BisectBatchOnFunctionError").Bool(); err != nil {
+		return s, err
+	}
+	if s.ParallelizationFactor, err = intOr(p.Get("ParallelizationFactor"), 1); err != nil {
+		return s, err
+	}
+	if s.ReportBatchItemFailures, err = reportsItemFailures(p); err != nil {
+		return s, err
+	}
+	if dest := p.Get("DestinationConfig", "OnFailure", "Destination"); dest.Exists() {
+		if s.OnFailure, err = x.queueByARN(dest); err != nil {
+			return s, err
+		}
+	}
+	filters := p.Get("FilterCriteria", "Filters")
+	n, err := filters.Len()
+	if err != nil {
+		return s, err
+	}
+	for i := range n {
+		pat := filters.Index(i).Get("Pattern")
+		v, err := pat.Any()
+		if err != nil {
+			return s, err
+		}
+		str, ok := v.(string)
+		if !ok {
+			return s, pat.Fail("a filter pattern is a JSON string")
+		}
+		s.Filters = append(s.Filters, str)
+	}
+	return s, nil
+}
+
+func intOr(v cfn.Value, def int) (int, error) {
+	if !v.Exists() {
+		return def, nil
+	}
+	n, err := v.Int()
+	return int(n), err
+}
+
+func reportsItemFailures(p cfn.Value) (bool, error) {
+	types, err := p.Get("FunctionResponseTypes").Strings()
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(types, "ReportBatchItemFailures"), nil
+}
