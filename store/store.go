@@ -223,8 +223,26 @@ func (s *Store) Load(ctx context.Context, id string) (domain.State, error) {
 // domain.KindUnavailable on throttling or network failure, domain.KindInvalid
 // for an undecodable item.
 func (s *Store) Events(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, error) {
+	events, _, err := s.events(ctx, id, afterSeq, limit, false)
+	return events, err
+}
+
+// EventStates is Events with the state after each event, which its item
+// holds beside it: what the published form of each event (schema.NewDetail)
+// needs, read in the same queries.
+func (s *Store) EventStates(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, []domain.State, error) {
+	return s.events(ctx, id, afterSeq, limit, true)
+}
+
+func (s *Store) events(ctx context.Context, id string, afterSeq, limit int, withStates bool) ([]domain.Event, []domain.State, error) {
 	if afterSeq < 0 {
 		afterSeq = 0
+	}
+	names := map[string]string{"#tid": attrID, "#seq": attrSeq, "#type": attrType, "#at": attrAt, "#data": attrData}
+	projection := "#tid, #seq, #type, #at, #data"
+	if withStates {
+		names["#state"] = attrState
+		projection += ", #state"
 	}
 	in := &dynamodb.QueryInput{
 		TableName:              &s.table,
@@ -234,31 +252,37 @@ func (s *Store) Events(ctx context.Context, id string, afterSeq, limit int) ([]d
 			":lo": str(eventKey(afterSeq + 1)),
 			":hi": str(eventPrefix + "9999999999"),
 		},
-		ProjectionExpression: aws.String("#tid, #seq, #type, #at, #data"),
-		ExpressionAttributeNames: map[string]string{
-			"#tid": attrID, "#seq": attrSeq, "#type": attrType, "#at": attrAt, "#data": attrData,
-		},
-		ScanIndexForward: aws.Bool(true),
-		ConsistentRead:   aws.Bool(true),
+		ProjectionExpression:     aws.String(projection),
+		ExpressionAttributeNames: names,
+		ScanIndexForward:         aws.Bool(true),
+		ConsistentRead:           aws.Bool(true),
 	}
 	var events []domain.Event
+	var states []domain.State
 	for {
 		if limit > 0 {
 			in.Limit = aws.Int32(int32(min(limit-len(events), 1000)))
 		}
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
-			return events, wrap("events "+id, err)
+			return events, states, wrap("events "+id, err)
 		}
 		for _, item := range out.Items {
 			e, err := eventOf(item)
 			if err != nil {
-				return events, fmt.Errorf("events %s: %w", id, err)
+				return events, states, fmt.Errorf("events %s: %w", id, err)
 			}
 			events = append(events, e)
+			if withStates {
+				st, err := stateOf(item)
+				if err != nil {
+					return events, states, fmt.Errorf("events %s: %w", id, err)
+				}
+				states = append(states, st)
+			}
 		}
 		if len(out.LastEvaluatedKey) == 0 || (limit > 0 && len(events) >= limit) {
-			return events, nil
+			return events, states, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}

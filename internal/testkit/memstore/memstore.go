@@ -171,6 +171,22 @@ func (s *Store) Events(_ context.Context, id string, afterSeq, limit int) ([]dom
 	return out, nil
 }
 
+// EventStates is Events with the state after each event, folded as the
+// real store stores it beside each event.
+func (s *Store) EventStates(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, []domain.State, error) {
+	all, _ := s.Events(ctx, id, 0, 0)
+	st := domain.State{ID: id}
+	var events []domain.Event
+	var states []domain.State
+	for _, e := range all {
+		st = domain.Evolve(st, e)
+		if e.Seq > afterSeq && (limit <= 0 || len(events) < limit) {
+			events, states = append(events, e), append(states, st)
+		}
+	}
+	return events, states, nil
+}
+
 // FindByRef returns the id of the transfer whose projected view (the newest
 // state Project stored for it) has the remote reference ref (State.Ref), or
 // an error satisfying errors.Is(err, store.ErrNotFound) when none has it.
