@@ -50,6 +50,7 @@ var commands = []command{
 	{"history", "history --status S [--since D] [--until D] [--sender M] [--recipient M] [--route R] [--limit N] [--cursor C] [--json]", runHistory},
 	{"replay", "replay ID... --reason R | replay --status FAILED [--route R] [--recipient M] [--since D] [--until D] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R", runReplay},
 	{"cancel", "cancel ID... --reason R", runCancel},
+	{"keys", "keys create --party P [--role partner|operator] [--label L] | keys list | keys revoke ID", runKeys},
 	{"local", "local [--routes FILE] [--state-dir DIR]", runLocal},
 }
 

@@ -1,0 +1,103 @@
+package apigw
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+func TestGateway(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	var authCalls int
+	var got events.APIGatewayV2HTTPRequest
+	g := &Gateway{
+		IdentityHeader: "X-API-Key",
+		CacheTTL:       5 * time.Minute,
+		Now:            func() time.Time { return now },
+		Log:            slog.New(slog.DiscardHandler),
+		Authorizer: func(_ context.Context, r events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
+			authCalls++
+			switch r.IdentitySource[0] {
+			case "good":
+				return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: true, Context: map[string]any{"party": "org-a"}}, nil
+			case "broken":
+				return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, errors.New("key store down")
+			}
+			return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: false}, nil
+		},
+		Handler: func(_ context.Context, r events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			got = r
+			return events.APIGatewayV2HTTPResponse{StatusCode: 202, Headers: map[string]string{"Content-Type": "application/octet-stream"},
+				Body: base64.StdEncoding.EncodeToString([]byte{0, 1, 2}), IsBase64Encoded: true}, nil
+		},
+	}
+	do := func(key, contentType string, body []byte, target string) *http.Response {
+		req := httptest.NewRequest("POST", target, bytes.NewReader(body))
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	body := func(r *http.Response) string { b, _ := io.ReadAll(r.Body); return string(b) }
+
+	if r := do("", "text/plain", nil, "/transfers"); r.StatusCode != 401 || body(r) != `{"message":"Unauthorized"}` || authCalls != 0 {
+		t.Errorf("no key: %d, authorizer called %d times; want API Gateway's 401 without asking it", r.StatusCode, authCalls)
+	}
+	if r := do("bad", "text/plain", nil, "/transfers"); r.StatusCode != 403 || body(r) != `{"message":"Forbidden"}` {
+		t.Errorf("refused: %d, want 403", r.StatusCode)
+	}
+	if r := do("broken", "text/plain", nil, "/transfers"); r.StatusCode != 500 {
+		t.Errorf("authorizer failing: %d, want 500", r.StatusCode)
+	}
+
+	r := do("good", "application/octet-stream", []byte{0xff, 0xfe}, "/transfers?recipient=org-b&x=1&x=2")
+	if r.StatusCode != 202 || body(r) != "\x00\x01\x02" || r.Header.Get("Apigw-Requestid") == "" {
+		t.Errorf("response %d, want 202 with the decoded body and a request id", r.StatusCode)
+	}
+	if !got.IsBase64Encoded || got.Body != base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe}) {
+		t.Errorf("binary body reached the Lambda as %q (base64 %t)", got.Body, got.IsBase64Encoded)
+	}
+	if got.RawPath != "/transfers" || got.QueryStringParameters["recipient"] != "org-b" || got.QueryStringParameters["x"] != "1,2" ||
+		got.Headers["x-multi"] != "a,b" || got.Headers["x-api-key"] != "good" || got.RequestContext.HTTP.Method != "POST" ||
+		got.RequestContext.Authorizer == nil || got.RequestContext.Authorizer.Lambda["party"] != "org-a" || got.Version != "2.0" {
+		t.Errorf("event = %+v", got)
+	}
+
+	do("good", "application/json", []byte(`{"reason":"x"}`), "/transfers/x/replay")
+	if got.IsBase64Encoded || got.Body != `{"reason":"x"}` {
+		t.Errorf("JSON body reached the Lambda as %q (base64 %t), want as text", got.Body, got.IsBase64Encoded)
+	}
+
+	calls := authCalls
+	do("good", "text/plain", nil, "/transfers")
+	if authCalls != calls {
+		t.Errorf("authorizer asked again within the TTL")
+	}
+	now = now.Add(6 * time.Minute)
+	do("good", "text/plain", nil, "/transfers")
+	if authCalls != calls+1 {
+		t.Errorf("authorizer not asked again after the TTL")
+	}
+
+	if r := do("good", "application/octet-stream", make([]byte, MaxBody+1), "/transfers"); r.StatusCode != 413 {
+		t.Errorf("body over 10 MiB: %d, want 413", r.StatusCode)
+	}
+	if r := do("good", "application/octet-stream", make([]byte, 5<<20), "/transfers"); r.StatusCode != 413 || !strings.Contains(body(r), "Too Large") {
+		t.Errorf("5 MiB binary body (about 6.7 MB base64, over Lambda's 6 MB): %d, want 413", r.StatusCode)
+	}
+}
