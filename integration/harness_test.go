@@ -109,6 +109,8 @@ type localProc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// api is the HTTP API's URL, from the ready line.
+	api string
 }
 
 // startLocal starts `ferry local` and waits until it says it is ready.
@@ -124,7 +126,7 @@ func (e *env) startLocal() (*localProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir)
+	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
@@ -147,7 +149,10 @@ func (e *env) startLocal() (*localProc, error) {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "ferry local: ready") {
+			if line, ok := strings.CutPrefix(sc.Text(), "ferry local: ready "); ok {
+				var r struct{ API string }
+				_ = json.Unmarshal([]byte(line), &r)
+				p.api = r.API
 				ready <- true
 				_, _ = io.Copy(io.Discard, pr)
 				return

@@ -16,6 +16,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	routes := fs.String("routes", firstNonEmpty(e.cfg.Routes, "infra/local/routes.json"), "routing table (file, ssm:NAME or s3://B/K)")
 	stateDir := fs.String("state-dir", ".ferry", "where stream checkpoints and stats are kept")
 	seedFile := fs.String("seed", "infra/local/seed.json", "parameters and secrets to put in the emulator first (${VAR} expands, @PATH reads a file); empty for none")
+	apiAddr := fs.String("api", "127.0.0.1:4572", "where the HTTP API listens (loopback; port 0 picks a free one)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -46,6 +47,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		Log:      slog.New(slog.NewJSONHandler(e.stderr, nil)),
 		Ready:    e.stdout,
 		Calls:    calls,
+		APIAddr:  *apiAddr,
 	})
 }
 

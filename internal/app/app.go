@@ -20,6 +20,8 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/advance"
+	"github.com/ferryhq/ferry/functions/api"
+	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/functions/meshpoll"
 	"github.com/ferryhq/ferry/functions/publish"
@@ -153,6 +155,9 @@ type App struct {
 	MESH *MESH
 	// MESHPoll polls MESH inboxes; nil without MESH.
 	MESHPoll *meshpoll.Handler
+	// API is the HTTP API, Authorizer its Lambda authorizer.
+	API        *api.Handler
+	Authorizer *authorizer.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -163,6 +168,12 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		return nil, err
 	}
 	now := func() time.Time { return time.Now().UTC() }
+	if cfg.Handler == "authorizer" {
+		// It checks keys and nothing else: no routing table, no clients
+		// but the table's, so its cold start is short.
+		st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+		return &App{Store: st, Authorizer: &authorizer.Handler{Keys: st, Log: log.With("fn", "authorizer")}}, nil
+	}
 	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.S3PathStyle })
 	routes, err := LoadRoutes(ctx, awsCfg, s3c, cfg.Routes)
 	if err != nil {
@@ -189,6 +200,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		},
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
+		API:     &api.Handler{Store: st, Now: now, Log: log.With("fn", "api")},
 	}
 	secrets := NewSecrets(awsCfg)
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,7 +33,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/internal/app"
+	"github.com/ferryhq/ferry/internal/local/apigw"
 	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/internal/local/resources"
@@ -60,13 +63,16 @@ type Options struct {
 	// Ready receives one line, "ferry local: ready {json}", naming the
 	// endpoint and resources once everything runs.
 	Ready io.Writer
+	// APIAddr is where the HTTP API listens (host:port on loopback; port 0
+	// picks a free one, named in the ready line).
+	APIAddr string
 	// Calls, if not nil, records the AWS calls each function makes, its
 	// handler's and its event source mapping's apart (see callrec).
 	Calls *callrec.Recorder
 }
 
 // handlers are the functions of infra/template.yaml, by Handler name.
-var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll"}
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -118,6 +124,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	apiURL, serveAPI, err := httpAPI(o, apps["api"], apps["authorizer"])
+	if err != nil {
+		return err
+	}
+	runners = append(runners, serveAPI)
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: o.Log, Func: func(context.Context) error {
 		return writeStats(statsPath, writes.Count())
 	}}.Run)
@@ -132,6 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		"observerQueue":  stack.ObserverURL,
 		"streamFailures": stack.StreamFailuresURL,
 		"routes":         cfg.Routes,
+		"api":            apiURL,
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
 	_ = writeStats(statsPath, writes.Count())
@@ -166,12 +178,34 @@ func setup(ctx context.Context, awsCfg aws.Config, o Options) (*resources.Stack,
 	return stack, nil
 }
 
+// httpAPI listens on o.APIAddr and returns the API's URL and the runner
+// that serves it: API Gateway emulated (local/apigw) in front of the api
+// function, with the authorizer.
+func httpAPI(o Options, apiApp, authApp *app.App) (string, func(context.Context) error, error) {
+	addr := o.APIAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("api: listen on %s: %w", addr, err)
+	}
+	g := &apigw.Gateway{
+		Authorizer: authApp.Authorizer.Handle, IdentityHeader: authorizer.Header, CacheTTL: apiAuthorizerTTL,
+		Handler: apiApp.API.Handle, Log: o.Log.With("mapping", "api"),
+	}
+	return "http://" + l.Addr().String(), func(ctx context.Context) error { return apigw.Serve(ctx, l, g) }, nil
+}
+
 // Local settings of the mappings, which differ from AWS on purpose so that
 // a failure is retried in seconds, not minutes.
 const (
 	// sqsRetryDelay is how soon a failed SQS message is received again; in
 	// AWS it stays hidden for the rest of its queue's VisibilityTimeout.
 	sqsRetryDelay = esm.DefaultRetryDelay
+	// apiAuthorizerTTL is how long the emulated API Gateway reuses an
+	// authorizer's answer: the template's.
+	apiAuthorizerTTL = 5 * time.Minute
 )
 
 // mappings builds, as AWS would, an event source mapping per stream and

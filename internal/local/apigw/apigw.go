@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -235,15 +234,10 @@ func gatewayError(w http.ResponseWriter, status int, message string) {
 	_, _ = io.Copy(w, bytes.NewReader(b))
 }
 
-// Serve runs g on a loopback listener at addr until ctx is done, calling
-// ready with the address it listens on.
-func Serve(ctx context.Context, addr string, g *Gateway, ready func(string)) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w", addr, err)
-	}
+// Serve runs g on l until ctx is done, then lets the requests in flight
+// finish (up to 10 seconds).
+func Serve(ctx context.Context, l net.Listener, g *Gateway) error {
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
-	ready(l.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

@@ -1,0 +1,198 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/domain"
+)
+
+var apiKeyRE = regexp.MustCompile(`fry_[a-z2-7]{52}`)
+
+// apiKey makes a key with `ferry keys create` and returns it.
+func apiKey(t *testing.T, party, role string) string {
+	t.Helper()
+	out, code := stack.ferry(t, "keys", "create", "--party", party, "--role", role, "--label", "integration test")
+	key := apiKeyRE.FindString(out)
+	if code != 0 || key == "" {
+		t.Fatalf("ferry keys create --party %s: exit %d\n%s", party, code, out)
+	}
+	return key
+}
+
+// apiCall makes one request to ferry local's HTTP API and decodes the JSON
+// answer into out (when not nil).
+func apiCall(t *testing.T, key, method, path, body string, out any) int {
+	t.Helper()
+	stack.mu.Lock()
+	base := stack.local.api
+	stack.mu.Unlock()
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s → %d: not JSON: %s", method, path, resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type apiPage struct {
+	Items []struct {
+		ID, Status, Sender string
+	}
+	Cursor string
+}
+
+func (p apiPage) ids() []string {
+	var out []string
+	for _, it := range p.Items {
+		out = append(out, it.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestAPIPartnersSeeTheirOwn: two partners and an operator, each with a
+// key made by `ferry keys create`, query the same transfers through the
+// HTTP API (API Gateway and the authorizer emulated): each partner sees
+// only its own, in every query; the operator sees all; a revoked or
+// unknown key is refused.
+func TestAPIPartnersSeeTheirOwn(t *testing.T) {
+	a, b := uniq("api-a"), uniq("api-b")
+	keyA, keyB := apiKey(t, a, "partner"), apiKey(t, b, "partner")
+	ops := apiKey(t, uniq("ops"), "operator")
+
+	// Each partner's transfer fails for good: its route's bucket does not exist.
+	ids := map[string]string{}
+	for _, party := range []string{a, b} {
+		id, _ := stack.upload(t, "outbound/refused/"+party+".bin", 1000, map[string]string{"sender": party})
+		stack.waitFor(t, id, time.Minute, "failed", func(st domain.State) bool { return st.Status == domain.StatusFailed })
+		ids[party] = id
+	}
+	waitHistoryOf := func(key, query string, want []string) apiPage {
+		t.Helper()
+		var page apiPage
+		deadline := time.Now().Add(30 * time.Second) // the read model follows the stream
+		for {
+			page = apiPage{}
+			if code := apiCall(t, key, "GET", "/transfers?"+query, "", &page); code != 200 {
+				t.Fatalf("GET /transfers?%s = %d", query, code)
+			}
+			if slices.Equal(page.ids(), want) || time.Now().After(deadline) {
+				return page
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	t.Run("by id", func(t *testing.T) {
+		var got struct{ ID, Status, Sender string }
+		if code := apiCall(t, keyA, "GET", "/transfers/"+ids[a], "", &got); code != 200 || got.ID != ids[a] || got.Status != "FAILED" || got.Sender != a {
+			t.Errorf("a reads its own: %d %+v", code, got)
+		}
+		var e struct{ Error struct{ Code string } }
+		if code := apiCall(t, keyA, "GET", "/transfers/"+ids[b], "", &e); code != 404 || e.Error.Code != "not_found" {
+			t.Errorf("a reads b's: %d %+v, want 404 not_found", code, e)
+		}
+		if code := apiCall(t, ops, "GET", "/transfers/"+ids[b], "", &got); code != 200 || got.ID != ids[b] {
+			t.Errorf("the operator reads b's: %d %+v", code, got)
+		}
+		var events struct{ Items []struct{ Type, Status string } }
+		if code := apiCall(t, keyB, "GET", "/transfers/"+ids[b]+"/events", "", &events); code != 200 || len(events.Items) < 2 ||
+			events.Items[0].Type != "Requested" || events.Items[len(events.Items)-1].Status != "FAILED" {
+			t.Errorf("b reads its events: %d %+v", code, events)
+		}
+	})
+
+	t.Run("queries", func(t *testing.T) {
+		since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		// A partner's own sends, named or not; another's, never.
+		for _, c := range []struct {
+			key, query string
+			want       []string
+		}{
+			{keyA, "sender=" + a + "&since=" + since, []string{ids[a]}},
+			{keyA, "status=FAILED&since=" + since, []string{ids[a]}},
+			{keyA, "sender=" + b + "&since=" + since, nil},
+			{keyB, "route=refused&since=" + since, []string{ids[b]}},
+			{ops, "sender=" + b + "&since=" + since, []string{ids[b]}},
+		} {
+			if got := waitHistoryOf(c.key, c.query, c.want); !slices.Equal(got.ids(), c.want) {
+				t.Errorf("GET /transfers?%s = %v, want %v", c.query, got.ids(), c.want)
+			}
+		}
+		// The operator's status query holds both, once the read model has
+		// caught up with b's failure too.
+		all := func() []string {
+			var ids []string
+			for cursor := ""; ; {
+				var page apiPage
+				if code := apiCall(t, ops, "GET", "/transfers?status=FAILED&route=refused&since="+since+"&cursor="+cursor, "", &page); code != 200 {
+					t.Fatalf("the operator's FAILED query: %d", code)
+				}
+				ids = append(ids, page.ids()...)
+				if cursor = page.Cursor; cursor == "" {
+					return ids
+				}
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		got := all()
+		for !(slices.Contains(got, ids[a]) && slices.Contains(got, ids[b])) && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			got = all()
+		}
+		if !slices.Contains(got, ids[a]) || !slices.Contains(got, ids[b]) {
+			t.Errorf("the operator's FAILED query lacks a's or b's transfer: %v", got)
+		}
+	})
+
+	t.Run("replay", func(t *testing.T) {
+		reason := uniq("partner retries")
+		var got struct{ ID, Status string }
+		if code := apiCall(t, keyB, "POST", "/transfers/"+ids[a]+"/replay", `{"reason":"not mine"}`, nil); code != 404 {
+			t.Errorf("b replays a's transfer: %d, want 404", code)
+		}
+		if code := apiCall(t, keyA, "POST", "/transfers/"+ids[a]+"/replay", `{"reason":"`+reason+`"}`, &got); code != 202 || got.ID != ids[a] {
+			t.Fatalf("a replays its own: %d %+v", code, got)
+		}
+		r := replayed(t, ids[a])
+		if len(r) != 1 || r[0].Reason != reason || !strings.Contains(r[0].Actor, a) {
+			t.Errorf("Replayed events %+v, want one by %s for %q", r, a, reason)
+		}
+	})
+
+	t.Run("refused credentials", func(t *testing.T) {
+		var gw struct{ Message string }
+		if code := apiCall(t, "", "GET", "/transfers/"+ids[a], "", &gw); code != 401 || gw.Message != "Unauthorized" {
+			t.Errorf("no key: %d %+v, want API Gateway's 401", code, gw)
+		}
+		var e struct{ Error struct{ Code string } }
+		if code := apiCall(t, "fry_"+strings.Repeat("a", 52), "GET", "/transfers/"+ids[a], "", &e); code != 401 || e.Error.Code != "unauthorized" {
+			t.Errorf("unknown key: %d %+v, want 401 unauthorized", code, e)
+		}
+	})
+}
