@@ -120,7 +120,9 @@ func TestAPIPartnersSeeTheirOwn(t *testing.T) {
 		if code := apiCall(t, ops, "GET", "/transfers/"+ids[b], "", &got); code != 200 || got.ID != ids[b] {
 			t.Errorf("the operator reads b's: %d %+v", code, got)
 		}
-		var events struct{ Items []struct{ Type, Status string } }
+		var events struct {
+			Items []struct{ Type, Status string }
+		}
 		if code := apiCall(t, keyB, "GET", "/transfers/"+ids[b]+"/events", "", &events); code != 200 || len(events.Items) < 2 ||
 			events.Items[0].Type != "Requested" || events.Items[len(events.Items)-1].Status != "FAILED" {
 			t.Errorf("b reads its events: %d %+v", code, events)

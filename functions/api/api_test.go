@@ -153,7 +153,9 @@ func (f *fixture) conforms(t *testing.T, method, target, body string, resp event
 
 func errorCode(t *testing.T, resp events.APIGatewayV2HTTPResponse) string {
 	t.Helper()
-	var b struct{ Error struct{ Code, Message string } }
+	var b struct {
+		Error struct{ Code, Message string }
+	}
 	if err := json.Unmarshal([]byte(resp.Body), &b); err != nil || b.Error.Code == "" {
 		t.Fatalf("not an error body: %s", resp.Body)
 	}
