@@ -141,8 +141,17 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 	}
 	headETag := aws.ToString(head.ETag)
 	modified := aws.ToTime(head.LastModified)
+	obj := Object{
+		Bucket: bucket, Key: key, VersionID: versionID, ETag: headETag, Size: aws.ToInt64(head.ContentLength),
+		Metadata: head.Metadata, ContentEncoding: aws.ToString(head.ContentEncoding),
+	}
 	id := domain.ObjectTransferID(bucket, key, versionID, headETag, modified)
-	return h.create(ctx, id, h.command(bucket, key, versionID, headETag, head))
+	if party, pid, ok := domain.ParsePostboxKey(key); ok {
+		// A file given to the HTTP API: its key names its transfer and
+		// its sender (a posted file's transfer exists already).
+		id, obj.Sender = pid, party
+	}
+	return h.create(ctx, id, h.Command(obj))
 }
 
 // headNotified reads the object version a notification is about. When that
@@ -247,21 +256,40 @@ const maxVersionPages = 10
 // normalETag strips the quotes S3 puts around ETags in some answers.
 func normalETag(etag string) string { return strings.Trim(etag, `"`) }
 
-// command decides what the upload asks for: a Request when it is complete
-// and routable, a Reject naming every problem otherwise.
-func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObjectOutput) domain.Command {
-	md, problems := parseMetadata(head.Metadata)
+// Object is what intake knows of an upload when it decides its transfer.
+type Object struct {
+	Bucket, Key, VersionID, ETag string
+	Size                         int64
+	// Metadata is the object's user metadata as S3 returns it, and
+	// ContentEncoding its Content-Encoding.
+	Metadata        map[string]string
+	ContentEncoding string
+	// Sender, when set, is the sender whatever the metadata says: the
+	// party of a postbox key (domain.PostboxKey).
+	Sender string
+}
+
+// Command decides what an upload asks for: a Request when it is complete
+// and routable, a Reject naming every problem otherwise. It is the one
+// place an upload meets the routing table; the HTTP API's posts come here
+// too.
+func (h *Handler) Command(o Object) domain.Command {
+	bucket, key := o.Bucket, o.Key
+	md, problems := parseMetadata(o.Metadata)
 	req := domain.Requested{
-		Source:    domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: versionID, ETag: etag},
+		Source:    domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: o.VersionID, ETag: o.ETag},
 		Sender:    md.first(metaSender, mexFrom),
 		Recipient: md.first(metaRecipient, mexTo),
 		Workflow:  md.first(metaWorkflow, mexWorkflow),
 		Filename:  md.first(metaFilename, mexFilename),
-		Size:      aws.ToInt64(head.ContentLength),
+		Size:      o.Size,
 		Metadata:  md.extra(),
 	}
 	if req.Filename == "" {
 		req.Filename = path.Base(key)
+	}
+	if o.Sender != "" {
+		req.Sender = o.Sender
 	}
 	if len(problems) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}
@@ -281,7 +309,7 @@ func (h *Handler) command(bucket, key, versionID, etag string, head *s3.HeadObje
 		if h.MESH == nil {
 			return domain.Reject{Requested: req, Reason: reasonf("route %s sends to MESH, but no MESH environment is configured", route.Name).WithCode("NO_MESH")}
 		}
-		if reason := h.MESH.Address(&req, route, head.Metadata, aws.ToString(head.ContentEncoding)); reason != nil {
+		if reason := h.MESH.Address(&req, route, o.Metadata, o.ContentEncoding); reason != nil {
 			return domain.Reject{Requested: req, Reason: reason}
 		}
 	}

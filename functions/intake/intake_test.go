@@ -644,3 +644,22 @@ func TestNotificationWithoutVersionID(t *testing.T) {
 		}
 	})
 }
+
+// TestPostboxKeyNamesTransferAndSender: an upload under a postbox key (a
+// presigned upload the HTTP API promised) becomes the transfer the key
+// names, sent by the key's party whatever its metadata claims.
+func TestPostboxKeyNamesTransferAndSender(t *testing.T) {
+	const promised = "01JNZ0PPPPPPPPPPPPPPPPPPPP"
+	f := newFixture(goodMetadata()) // its metadata says sender X26ABC1
+	key := domain.PostboxKey("org-a", promised, "report.csv")
+	f.put(key, object{versionID: version, etag: etag, lastModified: lastModified, size: 5})
+	resp := handle(t, f.h, message("m1", notification(t, key, version)))
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %v", failures(resp))
+	}
+	id, evs := only(t, f.store)
+	r := evs[0].Payload.(domain.Requested)
+	if id != promised || r.Sender != "org-a" || r.Route != "to-partner" {
+		t.Errorf("transfer %s from %q on %q, want %s from org-a on to-partner", id, r.Sender, r.Route, promised)
+	}
+}
