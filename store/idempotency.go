@@ -66,4 +66,3 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, scope, key, id string, 
 		return "", wrap("claim idempotency key", err)
 	}
 }
-
