@@ -3,6 +3,10 @@
 package integration
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/store"
 )
 
 var apiKeyRE = regexp.MustCompile(`fry_[a-z2-7]{52}`)
@@ -197,4 +202,65 @@ func TestAPIPartnersSeeTheirOwn(t *testing.T) {
 			t.Errorf("unknown key: %d %+v, want 401 unauthorized", code, e)
 		}
 	})
+}
+
+// TestAPIPostTransfer: a partner posts a binary file of exactly the limit
+// (4 MiB, base64-encoded by API Gateway into Lambda's 6 MB), it is
+// delivered; the same POST with the same Idempotency-Key answers the same
+// transfer and makes no second; a byte over the limit is 413.
+func TestAPIPostTransfer(t *testing.T) {
+	party := uniq("poster")
+	key := apiKey(t, party, "partner")
+	body := make([]byte, 4<<20)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	sum := sha256.Sum256(body)
+	post := func(idem string, body []byte) (int, struct{ ID, URL, Status string }, http.Header) {
+		t.Helper()
+		stack.mu.Lock()
+		base := stack.local.api
+		stack.mu.Unlock()
+		req, _ := http.NewRequest("POST", base+"/transfers?recipient=partner-a&filename="+party+".bin&subject=posted", bytes.NewReader(body))
+		req.Header.Set("X-API-Key", key)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct{ ID, URL, Status string }
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		return resp.StatusCode, got, resp.Header
+	}
+
+	idem := uniq("idem")
+	code, first, hdr := post(idem, body)
+	if code != 202 || first.ID == "" || first.URL != "/transfers/"+first.ID || hdr.Get("Location") != first.URL {
+		t.Fatalf("POST = %d %+v (Location %q), want 202 with the transfer", code, first, hdr.Get("Location"))
+	}
+	st := stack.waitFor(t, first.ID, time.Minute, "delivered", delivered)
+	if st.Request.Sender != party || st.Request.Route != "to-partner-a" {
+		t.Errorf("transfer from %q on %q, want from %s on to-partner-a", st.Request.Sender, st.Request.Route, party)
+	}
+	if got := stack.objectSHA256(t, "ferry-local-delivered", "partner-a/"+party+".bin"); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("delivered sha256 %s, want %x", got, sum)
+	}
+
+	code, again, _ := post(idem, body)
+	if code != 200 || again.ID != first.ID {
+		t.Errorf("the same POST again = %d %+v, want 200 and %s", code, again, first.ID)
+	}
+	// The object's notification found its transfer made: still one.
+	page, err := stack.store.History(context.Background(), store.Query{Sender: party, Since: time.Now().Add(-time.Hour)})
+	if err != nil || len(page.Items) != 1 {
+		t.Errorf("transfers from %s: %d (%v), want 1", party, len(page.Items), err)
+	}
+
+	if code, _, _ := post("", make([]byte, 4<<20+1)); code != 413 {
+		t.Errorf("POST of 4 MiB + 1 = %d, want 413", code)
+	}
 }

@@ -34,13 +34,19 @@ type Store interface {
 	Load(ctx context.Context, id string) (domain.State, error)
 	EventStates(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, []domain.State, error)
 	History(ctx context.Context, q store.Query) (store.Page, error)
+	ClaimIdempotencyKey(ctx context.Context, scope, key, id string, now time.Time) (string, error)
 }
 
 // Handler is the api Lambda.
 type Handler struct {
 	Store Store
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Objects stores posted files in Bucket (the upload bucket), under
+	// postbox keys; Intake decides their transfers, as for any upload.
+	Objects Objects
+	Bucket  string
+	Intake  Requester
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Identity is the caller, as the authorizer found it.
@@ -81,6 +87,8 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 	switch {
 	case len(parts) == 1 && parts[0] == "transfers" && method == http.MethodGet:
 		resp, err = h.list(ctx, who, req.QueryStringParameters)
+	case len(parts) == 1 && parts[0] == "transfers" && method == http.MethodPost:
+		resp, err = h.post(ctx, who, req)
 	case len(parts) == 2 && parts[0] == "transfers" && method == http.MethodGet:
 		resp, err = h.get(ctx, who, parts[1])
 	case len(parts) == 3 && parts[0] == "transfers" && parts[2] == "events" && method == http.MethodGet:

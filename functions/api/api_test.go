@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/authorizer"
+	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/internal/testkit/memstore"
 	"github.com/ferryhq/ferry/schema"
 	"github.com/ferryhq/ferry/store"
@@ -49,6 +50,10 @@ func (memStore) History(context.Context, store.Query) (store.Page, error) {
 	return store.Page{}, domain.Errorf(domain.KindUnavailable, "history: throttled")
 }
 
+func (memStore) ClaimIdempotencyKey(_ context.Context, _, _, id string, _ time.Time) (string, error) {
+	return id, nil
+}
+
 type fixture struct {
 	h      *Handler
 	store  *memstore.Store
@@ -70,7 +75,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: memstore.New(), router: router, logs: &bytes.Buffer{}}
-	f.h = &Handler{Store: memStore{f.store}, Now: func() time.Time { return t0.Add(time.Hour) }, Log: slog.New(slog.NewJSONHandler(f.logs, nil))}
+	routes := domain.Routes{Routes: []domain.Route{{
+		Name: "to-org-b", Match: domain.Match{Prefix: "outbound/", Recipient: "org-b"}, Destination: domain.Destination{Type: "null"},
+	}}}
+	f.h = &Handler{Store: memStore{f.store}, Bucket: "ferry-local", Intake: &intake.Handler{Routes: routes}, Now: func() time.Time { return t0.Add(time.Hour) }, Log: slog.New(slog.NewJSONHandler(f.logs, nil))}
 	req := func(sender, recipient string) domain.Requested {
 		return domain.Requested{
 			Source: domain.Source{Kind: "s3", Bucket: "ferry-local", Key: "outbound/a.csv", VersionID: "v1"},
@@ -332,5 +340,29 @@ func TestListRefusals(t *testing.T) {
 	resp = f.call(t, &orgA, "GET", "/transfers?status=FAILED", "")
 	if resp.StatusCode != 503 || errorCode(t, resp) != "unavailable" || strings.Contains(resp.Body, "throttled") {
 		t.Errorf("store down: %d %s, want 503 unavailable without the cause", resp.StatusCode, resp.Body)
+	}
+}
+
+// TestPostRefusals: what POST /transfers refuses, it refuses before it
+// stores anything (the handler here has no S3 to store to).
+func TestPostRefusals(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		target, body string
+		status       int
+		code, names  string
+	}{
+		{"/transfers?recipient=org-b&colour=red", "x", 400, "bad_request", "colour"},
+		{"/transfers?workflow=W", "x", 400, "bad_request", "recipient"},
+		{"/transfers?recipient=org-z", "x", 422, "unroutable", "no route"},
+		{"/transfers?recipient=org-b", strings.Repeat("x", MaxPost+1), 413, "payload_too_large", "POST /uploads"},
+	} {
+		resp := f.call(t, &orgA, "POST", c.target, c.body)
+		if resp.StatusCode != c.status || errorCode(t, resp) != c.code || !strings.Contains(resp.Body, c.names) {
+			t.Errorf("POST %s = %d %s, want %d %s naming %q", c.target, resp.StatusCode, resp.Body, c.status, c.code, c.names)
+		}
+	}
+	if n := len(f.store.IDs()); n != 2 {
+		t.Errorf("%d transfers after refused posts, want the fixture's 2", n)
 	}
 }

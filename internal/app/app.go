@@ -57,6 +57,9 @@ type Config struct {
 	// whose mesh.inbound.pollInterval is due. -1 marks a value that is not
 	// a whole number of minutes, which Validate reports.
 	MESHPollMinutes int
+	// PostboxBucket is where the HTTP API stores posted files
+	// (FERRY_POSTBOX_BUCKET): the upload bucket.
+	PostboxBucket string
 	// MetricsNamespace is where publish counts TransfersFailed
 	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
 	MetricsNamespace string
@@ -67,7 +70,7 @@ type Config struct {
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
-// FERRY_METRICS_NAMESPACE and _HANDLER.
+// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -80,6 +83,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 	return Config{
 		MESHPollMinutes:  minutes,
 		MetricsNamespace: getenv("FERRY_METRICS_NAMESPACE"),
+		PostboxBucket:    getenv("FERRY_POSTBOX_BUCKET"),
 		Table:            getenv("FERRY_TABLE"),
 		EventBus:         getenv("FERRY_EVENT_BUS"),
 		EventSource:      getenv("FERRY_EVENT_SOURCE"),
@@ -200,8 +204,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		},
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
-		API:     &api.Handler{Store: st, Now: now, Log: log.With("fn", "api")},
 	}
+	a.API = &api.Handler{Store: st, Objects: s3c, Bucket: cfg.PostboxBucket, Intake: a.Intake, Now: now, Log: log.With("fn", "api")}
 	secrets := NewSecrets(awsCfg)
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
 		return nil, err

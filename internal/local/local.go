@@ -99,6 +99,7 @@ func Run(ctx context.Context, o Options) error {
 	cfg.Table, cfg.EventBus, cfg.EventSource = res.Table, res.EventBus, res.EventSource
 	cfg.RetryQueueURL = stack.RetryURL
 	cfg.S3PathStyle = true
+	cfg.PostboxBucket = res.UploadBucket
 	if cfg.MetricsNamespace == "" {
 		// Logged as in Lambda; nothing reads them locally but people and tests.
 		cfg.MetricsNamespace = "ferry/local"
