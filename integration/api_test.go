@@ -264,3 +264,57 @@ func TestAPIPostTransfer(t *testing.T) {
 		t.Errorf("POST of 4 MiB + 1 = %d, want 413", code)
 	}
 }
+
+// TestAPIBulkReplay: an operator replays the failed transfers a query
+// selects, dry run first, then bounded by max, then again with the same
+// reason to go on; a partner may not.
+func TestAPIBulkReplay(t *testing.T) {
+	start := time.Now().UTC().Add(-time.Second)
+	recipient := uniq("bulk-api")
+	ids := make([]string, 3)
+	for i := range ids {
+		ids[i], _ = stack.upload(t, "outbound/refused/"+recipient+"-"+string(rune('a'+i))+".bin", 100, map[string]string{"recipient": recipient})
+	}
+	for _, id := range ids {
+		stack.waitFor(t, id, time.Minute, "failed", func(st domain.State) bool { return st.Status == domain.StatusFailed })
+	}
+	waitAllFailed(t, ids, start)
+	ops := apiKey(t, uniq("ops"), "operator")
+	partner := apiKey(t, uniq("partner"), "partner")
+	reason := uniq("bucket made")
+	body := func(extra string) string {
+		return `{"reason":"` + reason + `","route":"refused","recipient":"` + recipient + `","since":"` + start.Format(time.RFC3339) + `"` + extra + `}`
+	}
+	type result struct {
+		DryRun          bool
+		Replayed        []string
+		AlreadyReplayed int
+		Skipped         int
+	}
+	var r result
+	if code := apiCall(t, partner, "POST", "/replays", body(""), nil); code != 403 {
+		t.Errorf("a partner's bulk replay: %d, want 403", code)
+	}
+	if code := apiCall(t, ops, "POST", "/replays", body(`,"dryRun":true`), &r); code != 200 || !r.DryRun || len(r.Replayed) != 3 {
+		t.Fatalf("dry run: %d %+v, want 3 that would be replayed", code, r)
+	}
+	for _, id := range ids {
+		if len(replayed(t, id)) != 0 {
+			t.Fatalf("the dry run replayed %s", id)
+		}
+	}
+	r = result{}
+	if code := apiCall(t, ops, "POST", "/replays", body(`,"max":2`), &r); code != 200 || len(r.Replayed) != 2 || r.Skipped != 1 {
+		t.Fatalf("max 2: %d %+v, want 2 replayed, 1 left", code, r)
+	}
+	first := r.Replayed
+	r = result{}
+	if code := apiCall(t, ops, "POST", "/replays", body(""), &r); code != 200 || len(r.Replayed) != 1 || slices.Contains(first, r.Replayed[0]) {
+		t.Fatalf("again: %d %+v, want the one not yet replayed (first run: %v)", code, r, first)
+	}
+	for _, id := range ids {
+		if got := replayed(t, id); len(got) != 1 || got[0].Reason != reason || !strings.Contains(got[0].Actor, "operator") {
+			t.Errorf("%s: replays %+v, want one, by the operator's key, for %q", id, got, reason)
+		}
+	}
+}

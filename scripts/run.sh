@@ -51,7 +51,29 @@ cleanup() {
   if $started_moto; then "$root/scripts/stack.sh" stop "$port"; fi
   if $started_mesh; then
     # A one-off run leaves no messages behind; a kept-up stack keeps them.
-    if [ -n "$once" ]; then "$root/scripts/mesh-sandbox.sh" reset "$mesh_port"; else "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
+    echo
+echo "== the HTTP API on $api: a partner key for org-a (ferry keys create), a file posted with curl"
+key=$(bin/ferry keys create --party org-a --label "make run demo" 2>/dev/null)
+printf 'id,value\n1,42\n2,43\n' >"$state/api-sample.csv"
+echo "   curl -H 'X-API-Key: fry_…' --data-binary @api-sample.csv '$api/transfers?recipient=org-b&filename=api-sample.csv'"
+posted=$(curl -sS -H "X-API-Key: $key" -H 'Content-Type: text/csv' --data-binary @"$state/api-sample.csv" \
+  "$api/transfers?recipient=org-b&filename=api-sample.csv")
+echo "   → $posted"
+id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$posted")
+for _ in $(seq 150); do
+  shown=$(curl -sS -H "X-API-Key: $key" "$api/transfers/$id")
+  status=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("status", ""))' <<<"$shown")
+  [ "$status" = DELIVERED ] && break
+  sleep 0.2
+done
+echo "   curl -H 'X-API-Key: fry_…' $api/transfers/$id"
+echo "   → $shown"
+if [ "$status" != DELIVERED ]; then
+  echo "== the posted file was not delivered" >&2
+  exit 1
+fi
+
+if [ -n "$once" ]; then "$root/scripts/mesh-sandbox.sh" reset "$mesh_port"; else "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
   fi
   if [ "$rc" -ne 0 ] && [ -f "$log" ]; then
     echo "== the demo failed (exit $rc); the end of ferry local's log ($log):" >&2
@@ -75,6 +97,7 @@ until grep -q "ferry local: ready" "$log" 2>/dev/null; do
   sleep 0.2
 done
 observer=$(grep -o '"observerQueue":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
+api=$(grep -o '"api":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
 
 sample=$state/sample-report.csv
 if [ ! -f "$sample" ]; then
@@ -118,9 +141,31 @@ echo "== ferry polled X26ABC2, landed the message in s3://ferry-local-mesh/inbou
 echo "   acknowledged it (which MESH tracking reported back):"
 bin/ferry history --route mesh-inbound --since 1h
 
+echo
+echo "== the HTTP API on $api: a partner key for org-a (ferry keys create), a file posted with curl"
+key=$(bin/ferry keys create --party org-a --label "make run demo" 2>/dev/null)
+printf 'id,value\n1,42\n2,43\n' >"$state/api-sample.csv"
+echo "   curl -H 'X-API-Key: fry_…' --data-binary @api-sample.csv '$api/transfers?recipient=org-b&filename=api-sample.csv'"
+posted=$(curl -sS -H "X-API-Key: $key" -H 'Content-Type: text/csv' --data-binary @"$state/api-sample.csv" \
+  "$api/transfers?recipient=org-b&filename=api-sample.csv")
+echo "   → $posted"
+id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$posted")
+for _ in $(seq 150); do
+  shown=$(curl -sS -H "X-API-Key: $key" "$api/transfers/$id")
+  status=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("status", ""))' <<<"$shown")
+  [ "$status" = DELIVERED ] && break
+  sleep 0.2
+done
+echo "   curl -H 'X-API-Key: fry_…' $api/transfers/$id"
+echo "   → $shown"
+if [ "$status" != DELIVERED ]; then
+  echo "== the posted file was not delivered" >&2
+  exit 1
+fi
+
 if [ -n "$once" ]; then
   echo
-  echo "== demo complete: both samples delivered (FERRY_RUN_ONCE is set, so stopping)"
+  echo "== demo complete: every sample delivered (FERRY_RUN_ONCE is set, so stopping)"
   exit 0
 fi
 
@@ -137,6 +182,11 @@ cat <<TXT
   bin/ferry send FILE --bucket ferry-local-mesh --key outbound/X26ABC1/FILE \
     --meta mex-from=X26ABC1 --meta mex-to=X26ABC2 --meta mex-workflowid=TEST_WORKFLOW --watch
   # received messages: s3://ferry-local-mesh/inbound/{mailbox}/{message_id}.dat
+
+  # through the HTTP API (api/openapi.yaml), with the demo key or one of your own:
+  key=\$(bin/ferry keys create --party org-a)
+  curl -H "X-API-Key: \$key" --data-binary @FILE '$api/transfers?recipient=org-b&filename=FILE'
+  curl -H "X-API-Key: \$key" '$api/transfers?status=DELIVERED'
 
   bin/ferry history --status DELIVERED --since 1h
   bin/ferry history --status FAILED --since 1h

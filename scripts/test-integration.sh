@@ -4,7 +4,7 @@
 # `make run`. Stops what it started.
 #
 # Every `ferry local` the tests start records the AWS calls each function
-# makes into .cache/calls/ (FERRY_CALL_LOG_DIR). Run with no arguments — the
+# makes into .cache/calls/run-*/ (FERRY_CALL_LOG_DIR). Run with no arguments — the
 # whole suite — it then checks those calls against the functions' IAM
 # policies in infra/template.yaml (infra/checks/least_privilege.py); a -run
 # filter would leave statements unused that the whole suite uses, so then
@@ -17,8 +17,12 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
-export FERRY_CALL_LOG_DIR="$cache/calls"
-rm -rf "$FERRY_CALL_LOG_DIR"
+# A directory of this run's own, so that runs side by side (a -run filter
+# beside the whole suite) do not mix their recordings; a day's are kept.
+mkdir -p "$cache/calls"
+find "$cache/calls" -mindepth 1 -maxdepth 1 -type d -mtime +0 -exec rm -rf {} +
+export FERRY_CALL_LOG_DIR
+FERRY_CALL_LOG_DIR=$(mktemp -d "$cache/calls/run-XXXXXX")
 cd "$root"
 # -p 1: the packages share one MESH sandbox, whose inboxes ferry local polls.
 go test -tags integration -count=1 -p 1 -timeout 25m "$@" ./...

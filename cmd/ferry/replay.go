@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/ops"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -84,11 +85,11 @@ func runReplay(ctx context.Context, e *env, args []string) error {
 	if !bulk {
 		return replayEach(ctx, e.stdout, st, pos, actor, *reason)
 	}
-	ids, err := failedIDs(ctx, st, q)
+	ids, err := ops.FailedIDs(ctx, st, q)
 	if err != nil {
 		return err
 	}
-	r := bulkReplay{store: st, out: e.stdout, actor: actor, reason: *reason, code: *code, dryRun: *dryRun, max: *most, pace: pace, now: time.Now}
+	r := bulkReplay{ops.BulkReplay{Store: st, Actor: actor, Reason: *reason, Code: *code, DryRun: *dryRun, Max: *most, Pace: pace, Now: time.Now}, e.stdout}
 	return r.run(ctx, ids)
 }
 
@@ -121,17 +122,8 @@ func commandEach(ctx context.Context, st transferStore, ids []string, cmd domain
 
 // decide decides and appends one operator command, explaining a refusal.
 func decide(ctx context.Context, st store.Appender, prev domain.State, cmd domain.Command) error {
-	d, err := store.DecideAppend(ctx, st, prev, cmd, time.Now().UTC())
-	var de *domain.Error
-	switch {
-	case errors.As(err, &de) && de.Kind == domain.KindConflict:
-		return fmt.Errorf("transfer %s: refused, nothing recorded: %s", prev.ID, de.Message)
-	case err != nil:
-		return fmt.Errorf("transfer %s: %w", prev.ID, err)
-	case d.Lost:
-		return fmt.Errorf("transfer %s changed while this ran (now past v%d); look at it again with ferry show", prev.ID, prev.Version)
-	}
-	return nil
+	_, err := ops.Command(ctx, st, prev, cmd, time.Now().UTC())
+	return err
 }
 
 func notFound(id string, err error) error {
@@ -151,117 +143,27 @@ func lastError(s domain.State) string {
 	return s.LastFailure.Message
 }
 
-// historian is the history query bulk replay selects with.
-type historian interface {
-	History(ctx context.Context, q store.Query) (store.Page, error)
-}
-
-// failedIDs lists every transfer the query selects, all pages, before any
-// is replayed: replaying moves a transfer out of FAILED, which would shift
-// the pages under a cursor.
-func failedIDs(ctx context.Context, h historian, q store.Query) ([]string, error) {
-	var ids []string
-	for {
-		page, err := h.History(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range page.Items {
-			ids = append(ids, s.ID)
-		}
-		if page.Cursor == "" {
-			return ids, nil
-		}
-		q.Cursor = page.Cursor
-	}
-}
-
-// bulkReplay replays failed transfers, paced and bounded. It is named by
-// its reason: a transfer already replayed for the same reason is skipped,
-// so a run that was interrupted (or stopped by --max) and is run again
-// goes on with the transfers it has not replayed, never replaying one
-// twice, even one that has failed again since.
+// bulkReplay runs an ops.BulkReplay, printing each transfer it replays
+// (or would) and a summary.
 type bulkReplay struct {
-	store         transferStore
-	out           io.Writer
-	actor, reason string
-	code          string // only transfers whose last failure has this code
-	dryRun        bool
-	max           int
-	pace          time.Duration // least time between two replays
-	now           func() time.Time
+	ops.BulkReplay
+	out io.Writer
 }
 
 func (r bulkReplay) run(ctx context.Context, ids []string) error {
 	verb := "replayed"
-	if r.dryRun {
+	if r.DryRun {
 		verb = "would replay"
 	}
-	var done, already, skipped int
-	var errs []error
-	interrupted := func() error {
-		fmt.Fprintf(r.out, "interrupted: %s %d; run the same command again to go on\n", verb, done)
+	t, err := r.Run(ctx, ids, func(prev domain.State) {
+		fmt.Fprintf(r.out, "%s %s  route %s  recipient %s  last error %s\n", verb, prev.ID, dash(prev.Request.Route), dash(prev.Request.Recipient), lastError(prev))
+	})
+	if ctx.Err() != nil {
+		fmt.Fprintf(r.out, "interrupted: %s %d; run the same command again to go on\n", verb, t.Done)
 		return ctx.Err()
 	}
-	var last time.Time
-	for _, id := range ids {
-		if done == r.max {
-			break
-		}
-		if ctx.Err() != nil {
-			return interrupted()
-		}
-		prev, err := r.store.Load(ctx, id)
-		if err != nil {
-			errs = append(errs, notFound(id, err))
-			continue
-		}
-		if prev.Status != domain.StatusFailed || (r.code != "" && (prev.LastFailure == nil || prev.LastFailure.Code != r.code)) {
-			skipped++ // changed since the query, or another code
-			continue
-		}
-		seen, err := replayedFor(ctx, r.store, id, r.reason)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if seen {
-			already++
-			continue
-		}
-		if !r.dryRun {
-			if wait := r.pace - r.now().Sub(last); !last.IsZero() && wait > 0 {
-				select {
-				case <-ctx.Done():
-					return interrupted()
-				case <-time.After(wait):
-				}
-			}
-			last = r.now()
-			if err := decide(ctx, r.store, prev, domain.Replay{Actor: r.actor, Reason: r.reason}); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		done++
-		fmt.Fprintf(r.out, "%s %s  route %s  recipient %s  last error %s\n", verb, id, dash(prev.Request.Route), dash(prev.Request.Recipient), lastError(prev))
-	}
-	fmt.Fprintf(r.out, "%s %d of %d selected (%d already replayed for %q, %d no longer failed or of another code)\n", verb, done, len(ids), already, r.reason, skipped)
-	return errors.Join(errs...)
-}
-
-// replayedFor reports whether transfer id has been replayed for reason.
-func replayedFor(ctx context.Context, st eventReader, id, reason string) (bool, error) {
-	events, err := allEvents(ctx, st, id, 0)
-	if err != nil {
-		return false, err
-	}
-	for _, ev := range events {
-		if p, ok := ev.Payload.(domain.Replayed); ok && p.Reason == reason {
-			return true, nil
-		}
-	}
-	return false, nil
+	fmt.Fprintf(r.out, "%s %d of %d selected (%d already replayed for %q, %d no longer failed or of another code)\n", verb, t.Done, t.Selected, t.Already, r.Reason, t.Skipped)
+	return err
 }
 
 func runCancel(ctx context.Context, e *env, args []string) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/ops"
 	"github.com/ferryhq/ferry/internal/testkit/memstore"
 )
 
@@ -55,7 +56,7 @@ func TestBulkReplay(t *testing.T) {
 	ids := failedTransfers(st, 50, "NoSuchBucket")
 	run := func(dryRun bool) string {
 		var out bytes.Buffer
-		r := bulkReplay{store: st, out: &out, actor: "local:op", reason: "bucket fixed", dryRun: dryRun, max: 20, now: time.Now}
+		r := bulkReplay{ops.BulkReplay{Store: st, Actor: "local:op", Reason: "bucket fixed", DryRun: dryRun, Max: 20, Now: time.Now}, &out}
 		if err := r.run(context.Background(), ids); err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +107,7 @@ func TestBulkReplayCodeAndStatus(t *testing.T) {
 		domain.Started{}, domain.ChunkSent{Index: 1, Bytes: 1}, domain.Delivered{Location: "null://x"})
 	ids = append(ids, "01DELIVERED")
 	var out bytes.Buffer
-	r := bulkReplay{store: st, out: &out, actor: "a", reason: "r", code: "403", max: 100, now: time.Now}
+	r := bulkReplay{ops.BulkReplay{Store: st, Actor: "a", Reason: "r", Code: "403", Max: 100, Now: time.Now}, &out}
 	if err := r.run(context.Background(), ids); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestBulkReplayCodeAndStatus(t *testing.T) {
 func TestBulkReplayPaces(t *testing.T) {
 	st := &memstore.Store{}
 	ids := failedTransfers(st, 4, "503")
-	r := bulkReplay{store: st, out: &bytes.Buffer{}, actor: "a", reason: "r", max: 100, pace: 20 * time.Millisecond, now: time.Now}
+	r := bulkReplay{ops.BulkReplay{Store: st, Actor: "a", Reason: "r", Max: 100, Pace: 20 * time.Millisecond, Now: time.Now}, &bytes.Buffer{}}
 	if err := r.run(context.Background(), ids); err != nil {
 		t.Fatal(err)
 	}

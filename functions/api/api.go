@@ -32,6 +32,7 @@ import (
 type Store interface {
 	store.Appender
 	Load(ctx context.Context, id string) (domain.State, error)
+	Events(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, error)
 	EventStates(ctx context.Context, id string, afterSeq, limit int) ([]domain.Event, []domain.State, error)
 	History(ctx context.Context, q store.Query) (store.Page, error)
 	ClaimIdempotencyKey(ctx context.Context, scope, key, id string, now time.Time) (string, error)
@@ -89,6 +90,8 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		resp, err = h.list(ctx, who, req.QueryStringParameters)
 	case len(parts) == 1 && parts[0] == "transfers" && method == http.MethodPost:
 		resp, err = h.post(ctx, who, req)
+	case len(parts) == 1 && parts[0] == "replays" && method == http.MethodPost:
+		resp, err = h.replays(ctx, who, req.Body)
 	case len(parts) == 2 && parts[0] == "transfers" && method == http.MethodGet:
 		resp, err = h.get(ctx, who, parts[1])
 	case len(parts) == 3 && parts[0] == "transfers" && parts[2] == "events" && method == http.MethodGet:

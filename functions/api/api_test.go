@@ -36,9 +36,9 @@ const (
 )
 
 var (
-	orgA = Identity{Party: "org-a", Role: store.RolePartner, KeyID: "aaaaaaaaaaaaaaaa"}
-	orgB = Identity{Party: "org-b", Role: store.RolePartner, KeyID: "bbbbbbbbbbbbbbbb"}
-	ops  = Identity{Party: "ops", Role: store.RoleOperator, KeyID: "0000000000000000"}
+	orgA     = Identity{Party: "org-a", Role: store.RolePartner, KeyID: "aaaaaaaaaaaaaaaa"}
+	orgB     = Identity{Party: "org-b", Role: store.RolePartner, KeyID: "bbbbbbbbbbbbbbbb"}
+	operator = Identity{Party: "ops", Role: store.RoleOperator, KeyID: "0000000000000000"}
 )
 
 // memStore is memstore with a history query that is down: queries are
@@ -172,7 +172,7 @@ func errorCode(t *testing.T, resp events.APIGatewayV2HTTPResponse) string {
 
 func TestGetTransfer(t *testing.T) {
 	f := newFixture(t)
-	for _, who := range []Identity{orgA, orgB, ops} {
+	for _, who := range []Identity{orgA, orgB, operator} {
 		resp := f.call(t, &who, "GET", "/transfers/"+idAB, "")
 		var got transfer
 		if err := json.Unmarshal([]byte(resp.Body), &got); err != nil || resp.StatusCode != 200 {
@@ -190,7 +190,7 @@ func TestGetTransfer(t *testing.T) {
 		code   string
 	}{
 		{orgA, "/transfers/" + idCD, 404, "not_found"},
-		{ops, "/transfers/01JNZ0ZZZZZZZZZZZZZZZZZZZZ", 404, "not_found"},
+		{operator, "/transfers/01JNZ0ZZZZZZZZZZZZZZZZZZZZ", 404, "not_found"},
 		{orgA, "/transfers/not-an-id", 400, "bad_request"},
 		{orgA, "/nowhere", 404, "not_found"},
 	} {
@@ -220,7 +220,7 @@ func TestRefusedCredential(t *testing.T) {
 
 func TestEvents(t *testing.T) {
 	f := newFixture(t)
-	resp := f.call(t, &ops, "GET", "/transfers/"+idCD+"/events?limit=4", "")
+	resp := f.call(t, &operator, "GET", "/transfers/"+idCD+"/events?limit=4", "")
 	var page eventPage
 	if err := json.Unmarshal([]byte(resp.Body), &page); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Body)
@@ -234,14 +234,14 @@ func TestEvents(t *testing.T) {
 			t.Errorf("event %s is not a valid detail: %v", d.EventID, err)
 		}
 	}
-	resp = f.call(t, &ops, "GET", "/transfers/"+idCD+"/events?after=4", "")
+	resp = f.call(t, &operator, "GET", "/transfers/"+idCD+"/events?after=4", "")
 	page = eventPage{}
 	if err := json.Unmarshal([]byte(resp.Body), &page); err != nil || len(page.Items) != 2 || page.Next != nil ||
 		page.Items[1].Type != "Delivered" || page.Items[1].Status != "DELIVERED" {
 		t.Errorf("second page = %+v, want ChunkSent 3 and Delivered, no next", page)
 	}
 	for _, target := range []string{"/transfers/" + idCD + "/events?limit=0", "/transfers/" + idCD + "/events?after=x"} {
-		if resp := f.call(t, &ops, "GET", target, ""); resp.StatusCode != 400 || !strings.Contains(resp.Body, strings.Split(strings.Split(target, "?")[1], "=")[0]) {
+		if resp := f.call(t, &operator, "GET", target, ""); resp.StatusCode != 400 || !strings.Contains(resp.Body, strings.Split(strings.Split(target, "?")[1], "=")[0]) {
 			t.Errorf("GET %s = %d %s, want 400 naming the parameter", target, resp.StatusCode, resp.Body)
 		}
 	}
@@ -273,7 +273,7 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Ack: only the recipient.
-	if resp := f.call(t, &ops, "POST", "/transfers/"+idCD+"/ack", ``); resp.StatusCode != 403 {
+	if resp := f.call(t, &operator, "POST", "/transfers/"+idCD+"/ack", ``); resp.StatusCode != 403 {
 		t.Errorf("an operator acknowledges for org-d: %d %s, want 403", resp.StatusCode, resp.Body)
 	}
 	orgD := Identity{Party: "org-d", Role: store.RolePartner, KeyID: "dddddddddddddddd"}
@@ -290,7 +290,7 @@ func TestCommands(t *testing.T) {
 	}
 
 	// Cancel of a finished transfer is a conflict.
-	if resp := f.call(t, &ops, "POST", "/transfers/"+idCD+"/cancel", `{"reason":"late"}`); resp.StatusCode != 409 {
+	if resp := f.call(t, &operator, "POST", "/transfers/"+idCD+"/cancel", `{"reason":"late"}`); resp.StatusCode != 409 {
 		t.Errorf("cancel of an acknowledged transfer: %d %s, want 409", resp.StatusCode, resp.Body)
 	}
 }
