@@ -46,8 +46,10 @@ type Handler struct {
 	Objects Objects
 	Bucket  string
 	Intake  Requester
-	Now     func() time.Time
-	Log     *slog.Logger
+	// Presigner signs the uploads of POST /uploads, to the same bucket.
+	Presigner Presigner
+	Now       func() time.Time
+	Log       *slog.Logger
 }
 
 // Identity is the caller, as the authorizer found it.
@@ -90,6 +92,8 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		resp, err = h.list(ctx, who, req.QueryStringParameters)
 	case len(parts) == 1 && parts[0] == "transfers" && method == http.MethodPost:
 		resp, err = h.post(ctx, who, req)
+	case len(parts) == 1 && parts[0] == "uploads" && method == http.MethodPost:
+		resp, err = h.uploads(ctx, who, req)
 	case len(parts) == 1 && parts[0] == "replays" && method == http.MethodPost:
 		resp, err = h.replays(ctx, who, req.Body)
 	case len(parts) == 2 && parts[0] == "transfers" && method == http.MethodGet:

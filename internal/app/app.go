@@ -205,7 +205,10 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Publish: &publish.Handler{Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource, Projector: st, MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "publish")},
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
-	a.API = &api.Handler{Store: st, Objects: s3c, Bucket: cfg.PostboxBucket, Intake: a.Intake, Now: now, Log: log.With("fn", "api")}
+	a.API = &api.Handler{
+		Store: st, Objects: s3c, Presigner: s3.NewPresignClient(s3c), Bucket: cfg.PostboxBucket, Intake: a.Intake,
+		Now: now, Log: log.With("fn", "api"),
+	}
 	secrets := NewSecrets(awsCfg)
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
 		return nil, err
