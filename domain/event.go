@@ -80,6 +80,10 @@ type Requested struct {
 	// source (a MESH inbox message is acknowledged once the file is safe).
 	ExpectAck bool `json:"expectAck,omitempty"`
 	AckSource bool `json:"ackSource,omitempty"`
+	// AckByRecipient: the acknowledgement ExpectAck waits for comes from
+	// the recipient itself, through the HTTP API (a route's expectAck on
+	// a destination without tracking); nothing polls for it.
+	AckByRecipient bool `json:"ackByRecipient,omitempty"`
 	// Compress asks the transport to compress each chunk (MESH gzip).
 	Compress bool              `json:"compress,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`

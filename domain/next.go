@@ -49,7 +49,7 @@ func Next(s State) Action {
 		if s.Request.AckSource {
 			return Action{Kind: ActAcknowledge}
 		}
-		if s.Request.ExpectAck {
+		if s.Request.ExpectAck && !s.Request.AckByRecipient {
 			return Action{Kind: ActAwaitAck}
 		}
 	}

@@ -145,3 +145,22 @@ func TestNextWaitRetryIsTheRetryTime(t *testing.T) {
 		t.Errorf("Retry at Next's time: %v", err)
 	}
 }
+
+// TestNextAckByRecipient: a transfer whose recipient acknowledges it
+// through the API waits, delivered, with nothing to do (nothing polls),
+// yet is not finished: the recipient's Acknowledge is accepted.
+func TestNextAckByRecipient(t *testing.T) {
+	r := req3
+	r.ExpectAck, r.AckByRecipient = true, true
+	s := Fold(State{}, history(r, started, sent(1), sent(2), sent(3), delivered)...)
+	if got := Next(s).Kind; got != ActNone || s.Terminal() {
+		t.Fatalf("delivered: Next = %v, terminal %t; want nothing to do, not terminal", got, s.Terminal())
+	}
+	events, err := Decide(s, Acknowledge{By: "partner-a", Ref: "r1"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s = Fold(s, events...); s.Status != StatusAcknowledged {
+		t.Errorf("after the recipient's Acknowledge: %s", s.Status)
+	}
+}

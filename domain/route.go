@@ -99,6 +99,10 @@ type Route struct {
 	Require   []string    `json:"require,omitempty"`
 	ChunkSize ByteSize    `json:"chunkSize,omitempty"`
 	Retry     RetryPolicy `json:"retry,omitzero"`
+	// ExpectAck keeps a delivered transfer waiting for its recipient to
+	// acknowledge it through the HTTP API (POST /transfers/{id}/ack). MESH
+	// routes always wait, for MESH's own acknowledgement.
+	ExpectAck bool `json:"expectAck,omitempty"`
 }
 
 // Upload is what is known about an incoming file when choosing its route.

@@ -369,3 +369,31 @@ func TestAPIUpload(t *testing.T) {
 		t.Errorf("delivered sha256 %s, want the upload's", got)
 	}
 }
+
+// TestAPIAcknowledge: a route that waits for its recipient's
+// acknowledgement delivers, then waits; the recipient's POST .../ack
+// records Acknowledged by it. The sender, who sees the transfer, may not
+// acknowledge it.
+func TestAPIAcknowledge(t *testing.T) {
+	sender, recipient := uniq("acks-from"), uniq("acks-to")
+	senderKey, recipientKey := apiKey(t, sender, "partner"), apiKey(t, recipient, "partner")
+	id, _ := stack.upload(t, "outbound/acked/"+sender+".csv", 2000, map[string]string{"sender": sender, "recipient": recipient})
+	stack.waitFor(t, id, time.Minute, "delivered", delivered)
+	var got struct{ Status string }
+	if code := apiCall(t, recipientKey, "GET", "/transfers/"+id, "", &got); code != 200 || got.Status != "DELIVERED" {
+		t.Fatalf("the recipient sees %d %+v, want it DELIVERED, awaiting its acknowledgement", code, got)
+	}
+	if code := apiCall(t, senderKey, "POST", "/transfers/"+id+"/ack", `{"ref":"not mine"}`, nil); code != 403 {
+		t.Errorf("the sender acknowledges: %d, want 403", code)
+	}
+	if code := apiCall(t, recipientKey, "POST", "/transfers/"+id+"/ack", `{"ref":"rcpt-1"}`, &got); code != 202 || got.Status != "ACKNOWLEDGED" {
+		t.Fatalf("the recipient acknowledges: %d %+v", code, got)
+	}
+	evs := stack.events(t, id)
+	if a, ok := evs[len(evs)-1].Payload.(domain.Acknowledged); !ok || a.By != recipient || a.Ref != "rcpt-1" {
+		t.Errorf("last event %+v, want Acknowledged by %s, ref rcpt-1", evs[len(evs)-1].Payload, recipient)
+	}
+	if code := apiCall(t, recipientKey, "POST", "/transfers/"+id+"/ack", `{}`, nil); code != 409 {
+		t.Errorf("acknowledged twice: %d, want 409", code)
+	}
+}

@@ -38,7 +38,7 @@ func TestRoutesLoadFromSSMAndS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rs.Routes) != 11 || rs.SFTP["partner"] == nil || rs.HTTPS["peer"] == nil || rs.Azblob["lake"] == nil || rs.Routes[4].Name != "to-partner-a" || rs.Routes[4].Destination.Bucket != "ferry-local-delivered" || rs.Routes[2].Match.Bucket != "ferry-local-mesh" || rs.MESH == nil {
+			if len(rs.Routes) != 12 || rs.SFTP["partner"] == nil || rs.HTTPS["peer"] == nil || rs.Azblob["lake"] == nil || rs.Routes[4].Name != "to-partner-a" || rs.Routes[4].Destination.Bucket != "ferry-local-delivered" || rs.Routes[2].Match.Bucket != "ferry-local-mesh" || rs.MESH == nil {
 				t.Fatalf("routes = %+v", rs.Routes)
 			}
 		})

@@ -302,6 +302,9 @@ func (h *Handler) Command(o Object) domain.Command {
 	req.Destination = route.Destination
 	req.ChunkSize = int64(route.ChunkSize)
 	req.Retry = route.Retry
+	if route.ExpectAck && route.Destination.Type != "mesh" {
+		req.ExpectAck, req.AckByRecipient = true, true
+	}
 	if miss := md.missing(route.Require); len(miss) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
 	}

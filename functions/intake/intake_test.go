@@ -663,3 +663,18 @@ func TestPostboxKeyNamesTransferAndSender(t *testing.T) {
 		t.Errorf("transfer %s from %q on %q, want %s from org-a on to-partner", id, r.Sender, r.Route, promised)
 	}
 }
+
+// TestRouteExpectAck: a route that waits for its recipient's
+// acknowledgement marks the request so.
+func TestRouteExpectAck(t *testing.T) {
+	f := newFixture(nil)
+	f.h.Routes = domain.Routes{Routes: []domain.Route{{Name: "acked", Match: domain.Match{Prefix: "discard/"}, Destination: domain.Destination{Type: "null"}, ExpectAck: true}}}
+	f.put("discard/a.bin", object{versionID: version, etag: etag, lastModified: lastModified, size: 5})
+	if resp := handle(t, f.h, message("m1", notification(t, "discard/a.bin", version))); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %v", failures(resp))
+	}
+	_, evs := only(t, f.store)
+	if r := evs[0].Payload.(domain.Requested); !r.ExpectAck || !r.AckByRecipient {
+		t.Errorf("expectAck %t, ackByRecipient %t; want both", r.ExpectAck, r.AckByRecipient)
+	}
+}
