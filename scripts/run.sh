@@ -51,29 +51,7 @@ cleanup() {
   if $started_moto; then "$root/scripts/stack.sh" stop "$port"; fi
   if $started_mesh; then
     # A one-off run leaves no messages behind; a kept-up stack keeps them.
-    echo
-echo "== the HTTP API on $api: a partner key for org-a (ferry keys create), a file posted with curl"
-key=$(bin/ferry keys create --party org-a --label "make run demo" 2>/dev/null)
-printf 'id,value\n1,42\n2,43\n' >"$state/api-sample.csv"
-echo "   curl -H 'X-API-Key: fry_…' --data-binary @api-sample.csv '$api/transfers?recipient=org-b&filename=api-sample.csv'"
-posted=$(curl -sS -H "X-API-Key: $key" -H 'Content-Type: text/csv' --data-binary @"$state/api-sample.csv" \
-  "$api/transfers?recipient=org-b&filename=api-sample.csv")
-echo "   → $posted"
-id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$posted")
-for _ in $(seq 150); do
-  shown=$(curl -sS -H "X-API-Key: $key" "$api/transfers/$id")
-  status=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("status", ""))' <<<"$shown")
-  [ "$status" = DELIVERED ] && break
-  sleep 0.2
-done
-echo "   curl -H 'X-API-Key: fry_…' $api/transfers/$id"
-echo "   → $shown"
-if [ "$status" != DELIVERED ]; then
-  echo "== the posted file was not delivered" >&2
-  exit 1
-fi
-
-if [ -n "$once" ]; then "$root/scripts/mesh-sandbox.sh" reset "$mesh_port"; else "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
+    if [ -n "$once" ]; then "$root/scripts/mesh-sandbox.sh" reset "$mesh_port"; else "$root/scripts/mesh-sandbox.sh" stop "$mesh_port"; fi
   fi
   if [ "$rc" -ne 0 ] && [ -f "$log" ]; then
     echo "== the demo failed (exit $rc); the end of ferry local's log ($log):" >&2

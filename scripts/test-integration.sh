@@ -17,6 +17,10 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
+# schemathesis, for the HTTP API's fuzz test, in a venv of its own.
+api_venv="$cache/api-test-venv"
+pinned_venv "$api_venv" "$root/api/requirements-test.txt" "schemathesis"
+export FERRY_SCHEMATHESIS="$api_venv/bin/st"
 # A directory of this run's own, so that runs side by side (a -run filter
 # beside the whole suite) do not mix their recordings; a day's are kept.
 mkdir -p "$cache/calls"
