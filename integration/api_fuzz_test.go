@@ -14,7 +14,9 @@ import (
 // in FERRY_SCHEMATHESIS) against ferry local's HTTP API with a partner's
 // key: every route of api/openapi.yaml, with inputs the spec allows and
 // inputs it does not. It fails on any server error and on any response
-// the spec does not describe (status, content type, body).
+// the spec does not describe (status, content type, body). One worker:
+// with several, hypothesis's parsing of its own lambdas in threads trips
+// a CPython 3.11 bug ("AST constructor recursion depth mismatch").
 func TestAPIContractFuzz(t *testing.T) {
 	st := os.Getenv("FERRY_SCHEMATHESIS")
 	if st == "" {
@@ -30,7 +32,7 @@ func TestAPIContractFuzz(t *testing.T) {
 	}
 	cmd := exec.Command(st, "run", spec, "--url", base, "--header", "X-API-Key: "+key,
 		"--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-		"--max-examples", "30", "--seed", "20261202", "--generation-database", "none", "--workers", "2")
+		"--max-examples", "30", "--seed", "20261202", "--generation-database", "none", "--workers", "1")
 	cmd.Env = append(os.Environ(), "SCHEMATHESIS_TELEMETRY=false", "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 var apiKeyRE = regexp.MustCompile(`fry_[a-z2-7]{52}`)
 
 // apiKey makes a key with `ferry keys create` and returns it.
-func apiKey(t *testing.T, party, role string) string {
+func apiKey(t testing.TB, party, role string) string {
 	t.Helper()
 	out, code := stack.ferry(t, "keys", "create", "--party", party, "--role", role, "--label", "integration test")
 	key := apiKeyRE.FindString(out)

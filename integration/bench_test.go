@@ -96,17 +96,26 @@ func directCopy(b *testing.B, srcKey, dstKey string, size, chunk int64) time.Dur
 // dynamoWrites reads the DynamoDB write count ferry local keeps.
 func (e *env) dynamoWrites(tb testing.TB) int64 {
 	tb.Helper()
+	_, writes := e.dynamoStats(tb)
+	return writes
+}
+
+// dynamoStats reads the DynamoDB read calls and item writes ferry local has
+// counted (stats.json, written every second).
+func (e *env) dynamoStats(tb testing.TB) (reads, writes int64) {
+	tb.Helper()
 	data, err := os.ReadFile(filepath.Join(e.stateDir, "stats.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var s struct {
+		DynamodbReads  int64 `json:"dynamodbReads"`
 		DynamodbWrites int64 `json:"dynamodbWrites"`
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
 		tb.Fatal(err)
 	}
-	return s.DynamodbWrites
+	return s.DynamodbReads, s.DynamodbWrites
 }
 
 // localPeakRSS returns ferry local's peak resident set size in bytes.

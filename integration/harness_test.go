@@ -338,7 +338,7 @@ func (e *env) queueURL(t *testing.T, name string) string {
 }
 
 // ferry runs the ferry CLI against the stack and returns its output and exit code.
-func (e *env) ferry(t *testing.T, args ...string) (string, int) {
+func (e *env) ferry(t testing.TB, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(e.bin, args...)
 	cmd.Env = append(os.Environ(),

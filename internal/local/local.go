@@ -51,7 +51,7 @@ type Options struct {
 	// path-style S3; Routes says where the routing table is.
 	App app.Config
 	// StateDir keeps the stream checkpoints and stats.json (the DynamoDB
-	// write count, for benchmarks).
+	// read calls and item writes, for benchmarks).
 	StateDir string
 	// Seed is a seed file of parameters and secrets to store in the
 	// emulator first (see resources.ReadSeed); "" for none.
@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	runners = append(runners, serveAPI)
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: o.Log, Func: func(context.Context) error {
-		return writeStats(statsPath, writes.Count())
+		return writeStats(statsPath, &writes)
 	}}.Run)
 
 	ready, _ := json.Marshal(map[string]string{
@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 		"api":            apiURL,
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
-	_ = writeStats(statsPath, writes.Count())
+	_ = writeStats(statsPath, &writes)
 	return err
 }
 
@@ -327,9 +327,11 @@ func runAll(ctx context.Context, runners []func(context.Context) error, ready fu
 	return errors.Join(all...)
 }
 
-// writeStats records counters for benchmarks, atomically.
-func writeStats(path string, dynamoWrites int64) error {
-	b, _ := json.Marshal(map[string]int64{"dynamodbWrites": dynamoWrites})
+// writeStats records counters for benchmarks, atomically: DynamoDB item
+// writes, and read calls (Query, GetItem, BatchGetItem, Scan).
+func writeStats(path string, c *store.WriteCounter) error {
+	reads := c.Calls("Query") + c.Calls("GetItem") + c.Calls("BatchGetItem") + c.Calls("Scan")
+	b, _ := json.Marshal(map[string]int64{"dynamodbWrites": c.Count(), "dynamodbReads": reads})
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
