@@ -74,7 +74,7 @@ func BenchmarkAPI(b *testing.B) {
 	} {
 		for _, conns := range []int{16, 1} {
 			r0, w0 := stack.dynamoStats(b)
-			args := append([]string{"-t", "2", "-c", strconv.Itoa(conns), "-d", "5s", "--latency", "-H", "X-API-Key: " + key}, c.args...)
+			args := append([]string{"-t", strconv.Itoa(min(2, conns)), "-c", strconv.Itoa(conns), "-d", "5s", "--latency", "-H", "X-API-Key: " + key}, c.args...)
 			out, err := exec.Command(wrk, append(args, c.target)...).CombinedOutput()
 			if err != nil {
 				b.Fatalf("wrk: %v\n%s", err, out)
