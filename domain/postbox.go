@@ -14,6 +14,10 @@ var (
 	ulidText  = regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`)
 )
 
+// ValidID reports whether id is a transfer id as ferry writes them: a ULID,
+// 26 characters of Crockford's base32 in upper case.
+func ValidID(id string) bool { return ulidText.MatchString(id) }
+
 // ValidParty reports whether name may name a party (an API key's sender or
 // recipient): 1-128 letters, digits and . _ : @ -, starting with a letter
 // or digit, so it is safe in S3 keys and log lines.
@@ -36,7 +40,7 @@ func ParsePostboxKey(key string) (party, id string, ok bool) {
 		return "", "", false
 	}
 	parts := strings.SplitN(rest, "/", 3)
-	if len(parts) != 3 || !ValidParty(parts[0]) || !ulidText.MatchString(parts[1]) || parts[2] == "" {
+	if len(parts) != 3 || !ValidParty(parts[0]) || !ValidID(parts[1]) || parts[2] == "" {
 		return "", "", false
 	}
 	return parts[0], parts[1], true

@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Status is a transfer's place in its life, as shown to operators and used
 // by history queries.
@@ -19,6 +23,18 @@ const (
 
 // Statuses lists every status a transfer can have after its first event.
 var Statuses = []Status{StatusInProgress, StatusRetrying, StatusDelivered, StatusAcknowledged, StatusFailed, StatusCancelled}
+
+// Valid reports whether s is one of Statuses.
+func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
+
+// StatusList is Statuses as text, for messages: "IN_PROGRESS, RETRYING, …".
+func StatusList() string {
+	names := make([]string, len(Statuses))
+	for i, s := range Statuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
 
 // State is a transfer folded from its events. It is small and bounded
 // whatever the number of chunks, so it can be stored beside every event.

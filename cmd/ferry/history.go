@@ -14,7 +14,7 @@ import (
 
 func runHistory(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("history", e.stderr)
-	status := fs.String("status", "", "status: "+statusList())
+	status := fs.String("status", "", "status: "+domain.StatusList())
 	since := fs.String("since", "24h", "start of the window: a duration before now (24h), a date (2026-11-24) or an RFC 3339 time")
 	until := fs.String("until", "", "end of the window (default now), same forms as --since")
 	sender := fs.String("sender", "", "only transfers from this sender")
@@ -34,8 +34,8 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	q := store.Query{Sender: *sender, Recipient: *recipient, Route: *route, Limit: *limit, Cursor: *cursor}
 	if *status != "" {
 		s := domain.Status(strings.ToUpper(*status))
-		if !validStatus(s) {
-			return usagef("unknown status %q (want one of %s)", *status, statusList())
+		if !s.Valid() {
+			return usagef("unknown status %q (want one of %s)", *status, domain.StatusList())
 		}
 		q.Status = s
 	}
@@ -89,23 +89,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func validStatus(s domain.Status) bool {
-	for _, v := range domain.Statuses {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func statusList() string {
-	var out []string
-	for _, s := range domain.Statuses {
-		out = append(out, string(s))
-	}
-	return strings.Join(out, ", ")
 }
 
 // parseWhen reads a time as a duration before now, a date or RFC 3339.

@@ -131,7 +131,7 @@ func identityOf(req events.APIGatewayV2HTTPRequest) (Identity, string) {
 
 // visible loads a transfer the caller may see; any other is not found.
 func (h *Handler) visible(ctx context.Context, who Identity, id string) (domain.State, error) {
-	if !validID(id) {
+	if !domain.ValidID(id) {
 		return domain.State{}, &apiError{http.StatusBadRequest, "bad_request", "id: not a transfer id (26 characters of Crockford base32)"}
 	}
 	st, err := h.Store.Load(ctx, id)
@@ -186,8 +186,8 @@ func (h *Handler) list(ctx context.Context, who Identity, q map[string]string) (
 	query := store.Query{Sender: q["sender"], Recipient: q["recipient"], Route: q["route"], Cursor: q["cursor"]}
 	if s := q["status"]; s != "" {
 		query.Status = domain.Status(s)
-		if !validStatus(query.Status) {
-			return events.APIGatewayV2HTTPResponse{}, &apiError{http.StatusBadRequest, "bad_request", "status: not one of " + statusList()}
+		if !query.Status.Valid() {
+			return events.APIGatewayV2HTTPResponse{}, &apiError{http.StatusBadRequest, "bad_request", "status: not one of " + domain.StatusList()}
 		}
 	}
 	var err error
@@ -297,34 +297,4 @@ func intParam(q map[string]string, name string, def, lo, hi int) (int, error) {
 		return 0, &apiError{http.StatusBadRequest, "bad_request", fmt.Sprintf("%s: want a whole number %d-%d", name, lo, hi)}
 	}
 	return n, nil
-}
-
-// validID reports whether id is a ULID as ferry writes them.
-func validID(id string) bool {
-	if len(id) != 26 {
-		return false
-	}
-	for _, r := range id {
-		if !strings.ContainsRune("0123456789ABCDEFGHJKMNPQRSTVWXYZ", r) {
-			return false
-		}
-	}
-	return true
-}
-
-func validStatus(s domain.Status) bool {
-	for _, v := range domain.Statuses {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
-func statusList() string {
-	var out []string
-	for _, v := range domain.Statuses {
-		out = append(out, string(v))
-	}
-	return strings.Join(out, ", ")
 }

@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -15,6 +17,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
@@ -45,7 +48,7 @@ var postFields = []string{"recipient", "workflow", "filename", "subject", "local
 func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	q := req.QueryStringParameters
 	for k := range q {
-		if !contains(postFields, k) {
+		if !slices.Contains(postFields, k) {
 			return events.APIGatewayV2HTTPResponse{}, badRequest(k + ": not a field of a posted file (" + strings.Join(postFields, ", ") + ", or mex-* headers)")
 		}
 	}
@@ -81,7 +84,7 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	}
 
 	id := ulid.Make().String()
-	if key := header(req.Headers, "Idempotency-Key"); key != "" {
+	if key := authorizer.HeaderValue(req.Headers, "Idempotency-Key"); key != "" {
 		held, err := h.Store.ClaimIdempotencyKey(ctx, who.Party, key, id, h.Now())
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
@@ -99,7 +102,7 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	filename := transport.SafeFilename(q["filename"], "upload")
 	obj := intake.Object{
 		Bucket: h.Bucket, Key: domain.PostboxKey(who.Party, id, filename), Size: int64(len(body)),
-		Metadata: meta, ContentEncoding: header(req.Headers, "Content-Encoding"), Sender: who.Party,
+		Metadata: meta, ContentEncoding: authorizer.HeaderValue(req.Headers, "Content-Encoding"), Sender: who.Party,
 	}
 	cmd := h.Intake.Command(obj)
 	if r, ok := cmd.(domain.Reject); ok {
@@ -111,7 +114,7 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	}
 	put := &s3.PutObjectInput{
 		Bucket: &obj.Bucket, Key: &obj.Key, Body: bytes.NewReader(body), ContentLength: aws.Int64(obj.Size),
-		Metadata: meta, ContentType: aws.String(firstNonEmpty(header(req.Headers, "Content-Type"), "application/octet-stream")),
+		Metadata: meta, ContentType: aws.String(cmp.Or(authorizer.HeaderValue(req.Headers, "Content-Type"), "application/octet-stream")),
 	}
 	if obj.ContentEncoding != "" {
 		put.ContentEncoding = &obj.ContentEncoding
@@ -120,8 +123,9 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, domain.Errorf(domain.KindUnavailable, "store the posted file: %v", err)
 	}
-	obj.VersionID, obj.ETag = aws.ToString(out.VersionId), aws.ToString(out.ETag)
-	d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, h.Intake.Command(obj), h.Now().UTC())
+	request := cmd.(domain.Request) // a Reject returned above
+	request.Requested.Source.VersionID, request.Requested.Source.ETag = aws.ToString(out.VersionId), aws.ToString(out.ETag)
+	d, err := store.DecideAppend(ctx, h.Store, domain.State{ID: id}, request, h.Now().UTC())
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -149,31 +153,3 @@ func accepted(st domain.State) acceptedBody {
 }
 
 func badRequest(msg string) *apiError { return &apiError{http.StatusBadRequest, "bad_request", msg} }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// header returns a request header's value whatever its case.
-func header(headers map[string]string, name string) string {
-	for k, v := range headers {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	return ""
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
@@ -76,7 +77,7 @@ func (h *Handler) uploads(ctx context.Context, who Identity, req events.APIGatew
 		}
 	}
 	id := ulid.Make().String()
-	if key := header(req.Headers, "Idempotency-Key"); key != "" {
+	if key := authorizer.HeaderValue(req.Headers, "Idempotency-Key"); key != "" {
 		held, err := h.Store.ClaimIdempotencyKey(ctx, who.Party, key, id, h.Now())
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err

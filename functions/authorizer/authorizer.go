@@ -49,7 +49,7 @@ type Handler struct {
 // answers 500) only when the key store cannot be read, so that an outage
 // is not cached as a refusal.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
-	key := header(req.Headers, Header)
+	key := HeaderValue(req.Headers, Header)
 	k, err := h.Keys.LookupAPIKey(ctx, key)
 	switch kind := domain.KindOf(err); {
 	case err == nil:
@@ -67,9 +67,9 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2CustomAutho
 	}
 }
 
-// header returns the value of a header, whatever its case (API Gateway
-// lowercases them; a local server may not).
-func header(headers map[string]string, name string) string {
+// HeaderValue returns the value of a request header, whatever its case
+// (API Gateway lowercases them; a local server may not).
+func HeaderValue(headers map[string]string, name string) string {
 	for k, v := range headers {
 		if strings.EqualFold(k, name) {
 			return v
