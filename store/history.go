@@ -25,7 +25,8 @@ const (
 
 // Query selects transfers from the read model. At least one of Status,
 // Sender, Recipient and Route must be set. The first set of Sender,
-// Recipient, Route, Status chooses the index; the others filter its items.
+// Recipient, Route, Status chooses the index; the others, and Workflow,
+// filter its items.
 //
 // Since and Until bound the time window, both inclusive. It applies to the
 // transfers' Created time when Sender, Recipient or Route chooses the index,
@@ -36,6 +37,7 @@ type Query struct {
 	Sender    string
 	Recipient string
 	Route     string
+	Workflow  string
 	Since     time.Time
 	Until     time.Time
 	// Limit is the most items a page holds: DefaultLimit when not positive,
@@ -125,6 +127,7 @@ func planQuery(q Query, now time.Time) (plan, error) {
 	default:
 		return p, domain.Errorf(domain.KindInvalid, "history: give a status, sender, recipient or route")
 	}
+	filterOn(attrWorkflow, q.Workflow)
 	p.names = map[string]string{"#pk": p.ix.pk, "#sk": p.ix.sk}
 	p.values = map[string]types.AttributeValue{}
 	var conds []string
@@ -136,7 +139,7 @@ func planQuery(q Query, now time.Time) (plan, error) {
 	}
 	p.filter = strings.Join(conds, " AND ")
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", q.Status, q.Sender, q.Recipient, q.Route)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s", q.Status, q.Sender, q.Recipient, q.Route, q.Workflow)
 	p.fingerprint = fmt.Sprintf("%016x", h.Sum64())
 
 	p.until = q.Until

@@ -109,6 +109,7 @@ func TestPlanQuery(t *testing.T) {
 			wantIndex: "bySender", wantFilter: "#f0 = :f0 AND #f1 = :f1 AND #f2 = :f2"},
 		{name: "recipient with status", q: Query{Recipient: "b", Status: domain.StatusDelivered}, wantIndex: "byRecipient", wantFilter: "#f0 = :f0"},
 		{name: "route", q: Query{Route: "c"}, wantIndex: "byRoute"},
+		{name: "workflow filters any index", q: Query{Status: domain.StatusFailed, Workflow: "w"}, wantIndex: "byStatus", wantFilter: "#f0 = :f0"},
 		{name: "inverted window", q: Query{Status: domain.StatusFailed, Since: now, Until: now.Add(-time.Hour)}, wantKind: domain.KindInvalid},
 		{name: "too many days", q: Query{Status: domain.StatusFailed, Since: now.AddDate(-2, 0, 0)}, wantKind: domain.KindInvalid},
 		{name: "two years of months are fine", q: Query{Sender: "a", Since: now.AddDate(-2, 0, 0)}, wantIndex: "bySender"},

@@ -20,6 +20,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	sender := fs.String("sender", "", "only transfers from this sender")
 	recipient := fs.String("recipient", "", "only transfers to this recipient")
 	route := fs.String("route", "", "only transfers on this route")
+	workflow := fs.String("workflow", "", "only transfers with this workflow id (filters the others)")
 	limit := fs.Int("limit", 50, "most transfers to print (1-1000)")
 	cursor := fs.String("cursor", "", "continue from a previous page")
 	asJSON := fs.Bool("json", false, "print JSON: {items, cursor}")
@@ -31,7 +32,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	now := time.Now().UTC()
-	q := store.Query{Sender: *sender, Recipient: *recipient, Route: *route, Limit: *limit, Cursor: *cursor}
+	q := store.Query{Sender: *sender, Recipient: *recipient, Route: *route, Workflow: *workflow, Limit: *limit, Cursor: *cursor}
 	if *status != "" {
 		s := domain.Status(strings.ToUpper(*status))
 		if !s.Valid() {

@@ -183,7 +183,7 @@ func (h *Handler) list(ctx context.Context, who Identity, q map[string]string) (
 			return events.APIGatewayV2HTTPResponse{}, &apiError{http.StatusBadRequest, "bad_request", k + ": not a parameter of this query"}
 		}
 	}
-	query := store.Query{Sender: q["sender"], Recipient: q["recipient"], Route: q["route"], Cursor: q["cursor"]}
+	query := store.Query{Sender: q["sender"], Recipient: q["recipient"], Route: q["route"], Workflow: q["workflow"], Cursor: q["cursor"]}
 	if s := q["status"]; s != "" {
 		query.Status = domain.Status(s)
 		if !query.Status.Valid() {
@@ -224,9 +224,6 @@ func (h *Handler) list(ctx context.Context, who Identity, q map[string]string) (
 	}
 	out := transferPage{Items: []summary{}, Cursor: page.Cursor}
 	for _, s := range page.Items {
-		if w := q["workflow"]; w != "" && s.Workflow != w {
-			continue
-		}
 		out.Items = append(out.Items, summaryOf(s))
 	}
 	return reply(http.StatusOK, out), nil

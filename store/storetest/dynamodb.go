@@ -185,9 +185,9 @@ func testViewOrder(t *testing.T, h DynamoDBHarness) {
 
 // view is a transfer as the history tests project it.
 type view struct {
-	sender, recipient, route string
-	created, updated         time.Time
-	status                   domain.Status
+	sender, recipient, route, workflow string
+	created, updated                   time.Time
+	status                             domain.Status
 }
 
 // project stores the view of a made-up transfer and returns its id.
@@ -196,7 +196,7 @@ func project(t *testing.T, s *store.Store, v view) string {
 	id := newID()
 	st := domain.State{
 		ID: id, Version: 2, Status: v.status, Created: v.created, Updated: v.updated,
-		Request: domain.Requested{Route: v.route, Sender: v.sender, Recipient: v.recipient, Size: 1, ChunkSize: 1, Chunks: 1},
+		Request: domain.Requested{Route: v.route, Sender: v.sender, Recipient: v.recipient, Workflow: v.workflow, Size: 1, ChunkSize: 1, Chunks: 1},
 	}
 	if v.status == domain.StatusFailed {
 		st.LastFailure = &domain.Failed{Kind: domain.KindInvalid, Message: "bad"}
@@ -321,9 +321,9 @@ func testHistoryByParty(t *testing.T, h DynamoDBHarness) {
 	}
 	all := []*tr{
 		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(4, 30), status: domain.StatusDelivered}},
-		{v: view{sender: "S1", recipient: "R1", route: "y", created: at(5, 2), status: domain.StatusInProgress}},
+		{v: view{sender: "S1", recipient: "R1", route: "y", workflow: "W1", created: at(5, 2), status: domain.StatusInProgress}},
 		{v: view{sender: "S1", recipient: "R2", route: "x", created: at(5, 20), status: domain.StatusDelivered}},
-		{v: view{sender: "S2", recipient: "R1", route: "x", created: at(6, 1), status: domain.StatusDelivered}},
+		{v: view{sender: "S2", recipient: "R1", route: "x", workflow: "W1", created: at(6, 1), status: domain.StatusDelivered}},
 		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(6, 2), status: domain.StatusFailed}},
 		{v: view{sender: "S2", recipient: "R1", route: "y", created: at(6, 3), status: domain.StatusDelivered}},
 		{v: view{sender: "S1", recipient: "R1", route: "x", created: at(3, 1), status: domain.StatusDelivered}}, // before Since
@@ -355,6 +355,8 @@ func testHistoryByParty(t *testing.T, h DynamoDBHarness) {
 			ids(func(v view) bool { return v.sender == "S1" && v.recipient == "R1" && v.route == "x" })},
 		{"route", store.Query{Route: "y", Since: since, Limit: 1},
 			ids(func(v view) bool { return v.route == "y" })},
+		{"recipient with workflow filter", store.Query{Recipient: "R1", Workflow: "W1", Since: since, Limit: 1},
+			ids(func(v view) bool { return v.recipient == "R1" && v.workflow == "W1" })},
 		{"nobody", store.Query{Sender: "S3", Since: since}, nil},
 	}
 	for _, tt := range tests {
