@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -395,5 +396,138 @@ func TestAPIAcknowledge(t *testing.T) {
 	}
 	if code := apiCall(t, recipientKey, "POST", "/transfers/"+id+"/ack", `{}`, nil); code != 409 {
 		t.Errorf("acknowledged twice: %d, want 409", code)
+	}
+}
+
+// TestAPIMultipartUpload: a 22 MiB file through POST /uploads in 8 MiB
+// parts — a multipart upload, whose parts are PUT to presigned URLs and
+// joined by POST /uploads/{id}/complete — becomes the transfer promised
+// and is delivered whole. The upload is the caller's alone; a retried
+// POST with its Idempotency-Key takes up the same upload; a wrong ETag is
+// refused and loses nothing; an abandoned upload is aborted.
+func TestAPIMultipartUpload(t *testing.T) {
+	party := uniq("parts")
+	key, other := apiKey(t, party, "partner"), apiKey(t, uniq("other"), "partner")
+	const size, partSize = 22 << 20, 8 << 20
+	type part struct {
+		Number int
+		URL    string
+	}
+	var up struct {
+		ID, Method, Complete string
+		PartSize             int64
+		PartCount            int
+		Parts                []part
+		NextPart             *int
+	}
+	req := `{"recipient":"partner-a","filename":"` + party + `.bin","size":` + strconv.Itoa(size) + `,"partSize":` + strconv.Itoa(partSize) + `}`
+	post := func(out any) int {
+		t.Helper()
+		stack.mu.Lock()
+		base := stack.local.api
+		stack.mu.Unlock()
+		r, _ := http.NewRequest("POST", base+"/uploads", strings.NewReader(req))
+		r.Header.Set("X-API-Key", key)
+		r.Header.Set("Idempotency-Key", party)
+		r.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if code := post(&up); code != 201 || up.Method != "multipart" || up.PartSize != partSize || up.PartCount != 3 || len(up.Parts) != 3 || up.NextPart != nil {
+		t.Fatalf("POST /uploads = %d %+v, want a multipart upload of 3 parts of 8 MiB", code, up)
+	}
+	uploadID := func(u string) string {
+		t.Helper()
+		p, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Query().Get("uploadId")
+	}
+	again := up
+	if code := post(&again); code != 201 || again.ID != up.ID || uploadID(again.Parts[0].URL) != uploadID(up.Parts[0].URL) {
+		t.Errorf("the retried POST = %d %s upload %s, want 201 %s upload %s", code, again.ID, uploadID(again.Parts[0].URL), up.ID, uploadID(up.Parts[0].URL))
+	}
+	var errBody struct{ Error struct{ Code string } }
+	if code := apiCall(t, other, "GET", "/uploads/"+up.ID+"/parts", "", &errBody); code != 404 {
+		t.Errorf("another party's GET of the parts = %d, want 404", code)
+	}
+	var page struct{ Parts []part }
+	if code := apiCall(t, key, "GET", "/uploads/"+up.ID+"/parts?from=2&count=1", "", &page); code != 200 || len(page.Parts) != 1 || page.Parts[0].Number != 2 {
+		t.Fatalf("GET /uploads/%s/parts?from=2&count=1 = %d %+v", up.ID, code, page)
+	}
+	up.Parts[1] = page.Parts[0] // a fresh URL serves as well as the first
+
+	file := io.LimitReader(&prng{rand.NewPCG(9, 9)}, size)
+	type done struct {
+		Number int    `json:"number"`
+		ETag   string `json:"etag"`
+	}
+	var parts []done
+	for _, p := range up.Parts {
+		n := min(partSize, size-int64(p.Number-1)*partSize)
+		r, err := http.NewRequest("PUT", p.URL, io.LimitReader(file, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ContentLength = n
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {
+			t.Fatalf("PUT part %d = %d, ETag %q", p.Number, resp.StatusCode, resp.Header.Get("ETag"))
+		}
+		parts = append(parts, done{p.Number, resp.Header.Get("ETag")})
+	}
+	body := func(ps []done) string {
+		b, _ := json.Marshal(map[string]any{"parts": ps})
+		return string(b)
+	}
+	wrong := slices.Clone(parts)
+	wrong[1].ETag = `"0123456789abcdef0123456789abcdef"`
+	if code := apiCall(t, key, "POST", up.Complete, body(wrong), &errBody); code != 400 || errBody.Error.Code != "bad_request" {
+		t.Errorf("complete with a wrong ETag = %d %+v, want 400", code, errBody)
+	}
+	if code := apiCall(t, other, "POST", up.Complete, body(parts), &errBody); code != 404 {
+		t.Errorf("another party's complete = %d, want 404", code)
+	}
+	var completed struct{ ID, URL string }
+	if code := apiCall(t, key, "POST", up.Complete, body(parts), &completed); code != 202 || completed.ID != up.ID {
+		t.Fatalf("complete = %d %+v, want 202 %s", code, completed, up.ID)
+	}
+	st := stack.waitFor(t, up.ID, 2*time.Minute, "delivered", delivered)
+	if st.Request.Sender != party || st.Request.Size != size || st.Request.Chunks < 2 {
+		t.Errorf("transfer %s: from %q, %d bytes in %d chunks; want %s's 22 MiB in several", up.ID, st.Request.Sender, st.Request.Size, st.Request.Chunks, party)
+	}
+	h := sha256.New()
+	_, _ = io.Copy(h, io.LimitReader(&prng{rand.NewPCG(9, 9)}, size))
+	if got := stack.objectSHA256(t, "ferry-local-delivered", "partner-a/"+party+".bin"); got != hex.EncodeToString(h.Sum(nil)) {
+		t.Errorf("delivered sha256 %s, want the upload's", got)
+	}
+	if code := apiCall(t, key, "GET", "/uploads/"+up.ID+"/parts", "", &errBody); code != 404 {
+		t.Errorf("GET of a completed upload's parts = %d, want 404", code)
+	}
+
+	var abandoned struct{ ID string }
+	if code := apiCall(t, key, "POST", "/uploads", `{"recipient":"partner-a","filename":"gone.bin","size":1,"multipart":true}`, &abandoned); code != 201 {
+		t.Fatalf("POST /uploads (multipart) = %d", code)
+	}
+	if code := apiCall(t, other, "DELETE", "/uploads/"+abandoned.ID, "", &errBody); code != 404 {
+		t.Errorf("another party's DELETE = %d, want 404", code)
+	}
+	if code := apiCall(t, key, "DELETE", "/uploads/"+abandoned.ID, "", nil); code != 204 {
+		t.Errorf("DELETE /uploads/%s = %d, want 204", abandoned.ID, code)
+	}
+	if code := apiCall(t, key, "GET", "/uploads/"+abandoned.ID+"/parts", "", &errBody); code != 404 {
+		t.Errorf("GET of an aborted upload's parts = %d, want 404", code)
 	}
 }

@@ -46,8 +46,10 @@ type Handler struct {
 	Objects Objects
 	Bucket  string
 	Intake  Requester
-	// Presigner signs the uploads of POST /uploads, to the same bucket.
+	// Presigner signs the uploads of POST /uploads, to the same bucket;
+	// Multipart begins, completes and aborts those uploaded in parts.
 	Presigner Presigner
+	Multipart Multipart
 	Now       func() time.Time
 	Log       *slog.Logger
 }
@@ -94,6 +96,12 @@ func (h *Handler) serve(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 		resp, err = h.post(ctx, who, req)
 	case len(parts) == 1 && parts[0] == "uploads" && method == http.MethodPost:
 		resp, err = h.uploads(ctx, who, req)
+	case len(parts) == 3 && parts[0] == "uploads" && parts[2] == "parts" && method == http.MethodGet:
+		resp, err = h.uploadParts(ctx, who, parts[1], req.QueryStringParameters)
+	case len(parts) == 3 && parts[0] == "uploads" && parts[2] == "complete" && method == http.MethodPost:
+		resp, err = h.completeUpload(ctx, who, parts[1], req.Body)
+	case len(parts) == 2 && parts[0] == "uploads" && method == http.MethodDelete:
+		resp, err = h.abortUpload(ctx, who, parts[1])
 	case len(parts) == 1 && parts[0] == "replays" && method == http.MethodPost:
 		resp, err = h.replays(ctx, who, req.Body)
 	case len(parts) == 2 && parts[0] == "transfers" && method == http.MethodGet:

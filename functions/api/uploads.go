@@ -20,16 +20,18 @@ import (
 	"github.com/ferryhq/ferry/transport"
 )
 
-// Presigner signs the S3 uploads POST /uploads hands out.
+// Presigner signs the S3 uploads POST /uploads hands out: one PUT, or the
+// parts of a multipart upload.
 type Presigner interface {
 	PresignPutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
+	PresignUploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.PresignOptions)) (*v4.PresignedHTTPRequest, error)
 }
 
 // UploadTTL is how long a presigned upload URL is valid.
 const UploadTTL = time.Hour
 
 // MaxUpload is the largest file one presigned PUT takes: S3's limit for a
-// single PUT.
+// single PUT. Larger files, up to MaxMultipartUpload, are uploaded in parts.
 const MaxUpload = 5 << 30
 
 type uploadRequest struct {
@@ -39,6 +41,10 @@ type uploadRequest struct {
 	Workflow  string `json:"workflow"`
 	Subject   string `json:"subject"`
 	Localid   string `json:"localid"`
+	// Multipart asks for a multipart upload whatever the size; files over
+	// MaxUpload get one anyway. PartSize, if set, is its part size.
+	Multipart bool   `json:"multipart"`
+	PartSize  *int64 `json:"partSize"`
 }
 
 type uploadBody struct {
@@ -67,8 +73,17 @@ func (h *Handler) uploads(ctx context.Context, who Identity, req events.APIGatew
 		return events.APIGatewayV2HTTPResponse{}, badRequest("filename: required")
 	case in.Size == nil || *in.Size < 0:
 		return events.APIGatewayV2HTTPResponse{}, badRequest("size: required, in bytes")
-	case *in.Size > MaxUpload:
-		return events.APIGatewayV2HTTPResponse{}, &apiError{http.StatusRequestEntityTooLarge, "payload_too_large", "size: over 5 GiB, the most one upload takes"}
+	case *in.Size > MaxMultipartUpload:
+		return events.APIGatewayV2HTTPResponse{}, &apiError{http.StatusRequestEntityTooLarge, "payload_too_large", "size: over 5 TiB, the most S3 stores in one object"}
+	}
+	multipart := in.Multipart || *in.Size > MaxUpload || in.PartSize != nil
+	var partSize int64
+	var partCount int
+	if multipart {
+		var err error
+		if partSize, partCount, err = partPlan(*in.Size, in.PartSize); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
 	}
 	meta := map[string]string{"sender": who.Party, "recipient": in.Recipient, "filename": in.Filename}
 	for k, v := range map[string]string{"workflow": in.Workflow, "subject": in.Subject, "localid": in.Localid} {
@@ -96,17 +111,26 @@ func (h *Handler) uploads(ctx context.Context, who Identity, req events.APIGatew
 		}
 		return events.APIGatewayV2HTTPResponse{}, badRequest(r.Reason.Message)
 	}
+	if multipart {
+		return h.startMultipart(ctx, who, obj, partSize, partCount)
+	}
 	signed, err := h.Presigner.PresignPutObject(ctx, &s3.PutObjectInput{Bucket: &obj.Bucket, Key: &obj.Key, Metadata: meta},
 		func(o *s3.PresignOptions) { o.Expires = UploadTTL })
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, domain.Errorf(domain.KindUnavailable, "sign the upload: %v", err)
 	}
+	h.Log.InfoContext(ctx, "upload signed", "transfer", id, "party", who.Party, "keyId", who.KeyID, "bytes", *in.Size)
+	return reply(http.StatusCreated, uploadBody{ID: id, URL: signed.URL, Method: http.MethodPut, Headers: signedHeaders(signed), ExpiresAt: h.Now().Add(UploadTTL).UTC()}), nil
+}
+
+// signedHeaders are the headers a presigned request must send as signed,
+// but Host, which the client's URL sets.
+func signedHeaders(signed *v4.PresignedHTTPRequest) map[string]string {
 	headers := map[string]string{}
 	for k, v := range signed.SignedHeader {
 		if !strings.EqualFold(k, "host") {
 			headers[k] = strings.Join(v, ",")
 		}
 	}
-	h.Log.InfoContext(ctx, "upload signed", "transfer", id, "party", who.Party, "keyId", who.KeyID, "bytes", *in.Size)
-	return reply(http.StatusCreated, uploadBody{ID: id, URL: signed.URL, Method: http.MethodPut, Headers: headers, ExpiresAt: h.Now().Add(UploadTTL).UTC()}), nil
+	return headers
 }

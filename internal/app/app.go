@@ -206,7 +206,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Retry:   &retry.Handler{Store: st, Scheduler: queue, Now: now, Log: log.With("fn", "retry")},
 	}
 	a.API = &api.Handler{
-		Store: st, Objects: s3c, Presigner: s3.NewPresignClient(s3c), Bucket: cfg.PostboxBucket, Intake: a.Intake,
+		Store: st, Objects: s3c, Presigner: s3.NewPresignClient(s3c), Multipart: s3c, Bucket: cfg.PostboxBucket, Intake: a.Intake,
 		Now: now, Log: log.With("fn", "api"),
 	}
 	secrets := NewSecrets(awsCfg)
