@@ -33,7 +33,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/internal/app"
 	"github.com/ferryhq/ferry/internal/local/apigw"
 	"github.com/ferryhq/ferry/internal/local/callrec"
@@ -125,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	apiURL, serveAPI, err := httpAPI(o, apps["api"], apps["authorizer"])
+	apiURL, serveAPI, err := httpAPI(o, stack.Definition, apps["api"], apps["authorizer"])
 	if err != nil {
 		return err
 	}
@@ -181,8 +180,13 @@ func setup(ctx context.Context, awsCfg aws.Config, o Options) (*resources.Stack,
 
 // httpAPI listens on o.APIAddr and returns the API's URL and the runner
 // that serves it: API Gateway emulated (local/apigw) in front of the api
-// function, with the authorizer.
-func httpAPI(o Options, apiApp, authApp *app.App) (string, func(context.Context) error, error) {
+// function, with the authorizer, its identity source and cache TTL the
+// template's.
+func httpAPI(o Options, def resources.Definition, apiApp, authApp *app.App) (string, func(context.Context) error, error) {
+	if len(def.HTTPAPIs) != 1 || len(def.HTTPAPIs[0].IdentityHeaders) != 1 {
+		return "", nil, fmt.Errorf("api: the template has %d HTTP APIs; ferry local serves one, with one identity header", len(def.HTTPAPIs))
+	}
+	spec := def.HTTPAPIs[0]
 	addr := o.APIAddr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -192,7 +196,7 @@ func httpAPI(o Options, apiApp, authApp *app.App) (string, func(context.Context)
 		return "", nil, fmt.Errorf("api: listen on %s: %w", addr, err)
 	}
 	g := &apigw.Gateway{
-		Authorizer: authApp.Authorizer.Handle, IdentityHeader: authorizer.Header, CacheTTL: apiAuthorizerTTL,
+		Authorizer: authApp.Authorizer.Handle, IdentityHeader: spec.IdentityHeaders[0], CacheTTL: spec.AuthorizerTTL,
 		Handler: apiApp.API.Handle, Log: o.Log.With("mapping", "api"),
 	}
 	return "http://" + l.Addr().String(), func(ctx context.Context) error { return apigw.Serve(ctx, l, g) }, nil
@@ -204,9 +208,6 @@ const (
 	// sqsRetryDelay is how soon a failed SQS message is received again; in
 	// AWS it stays hidden for the rest of its queue's VisibilityTimeout.
 	sqsRetryDelay = esm.DefaultRetryDelay
-	// apiAuthorizerTTL is how long the emulated API Gateway reuses an
-	// authorizer's answer: the template's.
-	apiAuthorizerTTL = 5 * time.Minute
 )
 
 // mappings builds, as AWS would, an event source mapping per stream and

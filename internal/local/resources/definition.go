@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -29,6 +30,8 @@ type Definition struct {
 	Bus       string
 	Rules     []Rule
 	Functions []Function
+	// HTTPAPIs are the template's AWS::Serverless::HttpApi.
+	HTTPAPIs []HTTPAPI
 	// ids maps logical IDs to physical names.
 	ids map[string]string
 }
@@ -91,6 +94,18 @@ type Function struct {
 	Schedules []string
 }
 
+// HTTPAPI is an AWS::Serverless::HttpApi's default Lambda authorizer, as
+// ferry local's API Gateway emulates it.
+type HTTPAPI struct {
+	ID string
+	// IdentityHeaders are the authorizer's identity sources: a request
+	// without one of them is refused before the authorizer sees it, and
+	// together they key its cache.
+	IdentityHeaders []string
+	// AuthorizerTTL is how long an answer is cached (ReauthorizeEvery).
+	AuthorizerTTL time.Duration
+}
+
 // StreamSource is a DynamoDB event of a function, with Lambda's defaults
 // filled in.
 type StreamSource struct {
@@ -144,7 +159,7 @@ func FromTemplate(template []byte, stack cfn.Stack) (Definition, error) {
 	}
 	d := Definition{StackName: stack.Name, ids: map[string]string{}}
 	x := extractor{r: r, d: &d, arns: map[string]string{}}
-	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions} {
+	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions, x.httpAPIs} {
 		if err := step(); err != nil {
 			return Definition{}, err
 		}
@@ -585,6 +600,32 @@ func (x extractor) functions() error {
 			}
 		}
 		x.d.Functions = append(x.d.Functions, f)
+	}
+	return nil
+}
+
+func (x extractor) httpAPIs() error {
+	ids, err := x.enabled("AWS::Serverless::HttpApi")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		auth := x.r.Property(id, "Auth")
+		name, err := auth.Get("DefaultAuthorizer").String()
+		if err != nil {
+			return err
+		}
+		a := auth.Get("Authorizers", name)
+		api := HTTPAPI{ID: id}
+		if api.IdentityHeaders, err = a.Get("Identity", "Headers").Strings(); err != nil {
+			return err
+		}
+		ttl, err := intOr(a.Get("Identity", "ReauthorizeEvery"), 300) // SAM's default
+		if err != nil {
+			return err
+		}
+		api.AuthorizerTTL = time.Duration(ttl) * time.Second
+		x.d.HTTPAPIs = append(x.d.HTTPAPIs, api)
 	}
 	return nil
 }

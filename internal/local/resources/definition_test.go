@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -39,6 +40,12 @@ func TestTemplate(t *testing.T) {
 		}
 		if got := Defaults(); !reflect.DeepEqual(got, want) {
 			t.Errorf("Defaults() =\n%+v, want\n%+v", got, want)
+		}
+	})
+	t.Run("http api", func(t *testing.T) {
+		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"X-API-Key"}, AuthorizerTTL: 5 * time.Minute}}
+		if !reflect.DeepEqual(d.HTTPAPIs, want) {
+			t.Errorf("HTTPAPIs = %+v, want %+v", d.HTTPAPIs, want)
 		}
 	})
 	t.Run("table", func(t *testing.T) {
