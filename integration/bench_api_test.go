@@ -22,8 +22,8 @@ import (
 // `make bench` installs) for a few seconds per route: GET /transfers/{id}
 // and POST /transfers with a 1 KB body, 16 connections, then one, and
 // reports requests a second, p50 and p99 latency and the DynamoDB reads
-// and writes per request (the whole stack's: a posted file's delivery is
-// in them). The reference, in the same process, is the store's own Load of
+// and writes per request (the whole stack's, counted until it settles: a
+// posted file's delivery is in them). The reference, in the same process, is the store's own Load of
 // the same transfer through the SDK, one at a time: the ratio of the API's
 // single-connection p50 to it is what API Gateway's emulation, the
 // authorizer and the handler add to the one Query a GET costs.
@@ -73,14 +73,13 @@ func BenchmarkAPI(b *testing.B) {
 		{"POST /transfers 1KB", base + "/transfers?recipient=bench&filename=b.csv", []string{"-s", post}},
 	} {
 		for _, conns := range []int{16, 1} {
-			r0, w0 := stack.dynamoStats(b)
+			r0, w0 := quiescent(b)
 			args := append([]string{"-t", strconv.Itoa(min(2, conns)), "-c", strconv.Itoa(conns), "-d", "5s", "--latency", "-H", "X-API-Key: " + key}, c.args...)
 			out, err := exec.Command(wrk, append(args, c.target)...).CombinedOutput()
 			if err != nil {
 				b.Fatalf("wrk: %v\n%s", err, out)
 			}
-			time.Sleep(1500 * time.Millisecond) // stats.json is written every second
-			r1, w1 := stack.dynamoStats(b)
+			r1, w1 := quiescent(b)
 			w := parseWrk(b, out)
 			if w.non2xx > 0 {
 				b.Fatalf("%s: %d responses were not 2xx:\n%s", c.name, w.non2xx, out)
@@ -93,6 +92,24 @@ func BenchmarkAPI(b *testing.B) {
 			b.Log(line)
 		}
 	}
+}
+
+// quiescent waits until the stack's DynamoDB counts stop moving — every
+// posted file delivered — and returns them, so that each run's reads and
+// writes are its own requests' and their transfers', whole.
+func quiescent(b *testing.B) (reads, writes int64) {
+	b.Helper()
+	reads, writes = stack.dynamoStats(b)
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); {
+		time.Sleep(2500 * time.Millisecond) // stats.json is written every second
+		r, w := stack.dynamoStats(b)
+		if r == reads && w == writes {
+			return r, w
+		}
+		reads, writes = r, w
+	}
+	b.Fatal("the stack did not settle in 5 minutes")
+	return 0, 0
 }
 
 type wrkResult struct {
