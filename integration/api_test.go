@@ -257,10 +257,20 @@ func TestAPIPostTransfer(t *testing.T) {
 	if code != 200 || again.ID != first.ID {
 		t.Errorf("the same POST again = %d %+v, want 200 and %s", code, again, first.ID)
 	}
-	// The object's notification found its transfer made: still one.
-	page, err := stack.store.History(context.Background(), store.Query{Sender: party, Since: time.Now().Add(-time.Hour)})
-	if err != nil || len(page.Items) != 1 {
-		t.Errorf("transfers from %s: %d (%v), want 1", party, len(page.Items), err)
+	// The object's notification found its transfer made: still one. The
+	// read model follows the stream, so wait for it to show the transfer.
+	var page store.Page
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if page, err = stack.store.History(context.Background(), store.Query{Sender: party, Since: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(page.Items) != 1 {
+		t.Errorf("transfers from %s: %d, want 1", party, len(page.Items))
 	}
 
 	if code, _, _ := post("", make([]byte, 4<<20+1)); code != 413 {

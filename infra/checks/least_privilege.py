@@ -219,6 +219,9 @@ class Resolver:
         t, props = r["Type"], r.get("Properties", {})
         if t == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.named(name, 'QueueName', where)}"
+        if t.startswith("AWS::ApiGatewayV2::") and t != "AWS::ApiGatewayV2::Stage":
+            # An id API Gateway makes; ferry local's is the logical id, lower-cased.
+            return name.lower()
         key = {"AWS::DynamoDB::Table": "TableName", "AWS::S3::Bucket": "BucketName", "AWS::Events::EventBus": "Name",
                "AWS::Lambda::Function": "FunctionName", "AWS::IAM::Role": "RoleName"}.get(t)
         if key and key in props:

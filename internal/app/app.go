@@ -23,9 +23,12 @@ import (
 	"github.com/ferryhq/ferry/functions/api"
 	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/functions/intake"
+	"github.com/ferryhq/ferry/functions/live"
 	"github.com/ferryhq/ferry/functions/meshpoll"
+	"github.com/ferryhq/ferry/functions/notify"
 	"github.com/ferryhq/ferry/functions/publish"
 	"github.com/ferryhq/ferry/functions/retry"
+	ferrylive "github.com/ferryhq/ferry/live"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/azblob"
@@ -63,6 +66,12 @@ type Config struct {
 	// MetricsNamespace is where publish counts TransfersFailed
 	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
 	MetricsNamespace string
+	// ConnectionsTable holds the live channel's WebSocket connections
+	// (FERRY_CONNECTIONS_TABLE); LiveEndpoint is the WebSocket API stage's
+	// HTTPS URL, whose @connections API notify pushes to
+	// (FERRY_LIVE_ENDPOINT).
+	ConnectionsTable string
+	LiveEndpoint     string
 	Budget           advance.Budget
 }
 
@@ -70,7 +79,8 @@ type Config struct {
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
-// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET and _HANDLER.
+// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_CONNECTIONS_TABLE,
+// FERRY_LIVE_ENDPOINT and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -84,6 +94,8 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		MESHPollMinutes:  minutes,
 		MetricsNamespace: getenv("FERRY_METRICS_NAMESPACE"),
 		PostboxBucket:    getenv("FERRY_POSTBOX_BUCKET"),
+		ConnectionsTable: getenv("FERRY_CONNECTIONS_TABLE"),
+		LiveEndpoint:     getenv("FERRY_LIVE_ENDPOINT"),
 		Table:            getenv("FERRY_TABLE"),
 		EventBus:         getenv("FERRY_EVENT_BUS"),
 		EventSource:      getenv("FERRY_EVENT_SOURCE"),
@@ -159,9 +171,14 @@ type App struct {
 	MESH *MESH
 	// MESHPoll polls MESH inboxes; nil without MESH.
 	MESHPoll *meshpoll.Handler
-	// API is the HTTP API, Authorizer its Lambda authorizer.
+	// API is the HTTP API, Authorizer its Lambda authorizer (and the
+	// WebSocket API's).
 	API        *api.Handler
 	Authorizer *authorizer.Handler
+	// Live is the WebSocket API's function, Notify the one that pushes
+	// events to its connections.
+	Live   *live.Handler
+	Notify *notify.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -208,6 +225,12 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	a.API = &api.Handler{
 		Store: st, Objects: s3c, Presigner: s3.NewPresignClient(s3c), Multipart: s3c, Bucket: cfg.PostboxBucket, Intake: a.Intake,
 		Now: now, Log: log.With("fn", "api"),
+	}
+	conns := &ferrylive.Connections{DB: dynamodb.NewFromConfig(awsCfg), Table: cfg.ConnectionsTable}
+	a.Live = &live.Handler{Connections: conns, Transfers: st, Log: log.With("fn", "live")}
+	a.Notify = &notify.Handler{
+		Connections: conns, Events: st, Log: log.With("fn", "notify"),
+		Push: &ferrylive.Management{Endpoint: cfg.LiveEndpoint, Region: awsCfg.Region, Credentials: awsCfg.Credentials, HTTP: awsCfg.HTTPClient},
 	}
 	secrets := NewSecrets(awsCfg)
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ import (
 	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/internal/local/resources"
+	"github.com/ferryhq/ferry/internal/local/wsgw"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -65,13 +67,16 @@ type Options struct {
 	// APIAddr is where the HTTP API listens (host:port on loopback; port 0
 	// picks a free one, named in the ready line).
 	APIAddr string
+	// LiveAddr is where the WebSocket API and its @connections management
+	// API listen, likewise.
+	LiveAddr string
 	// Calls, if not nil, records the AWS calls each function makes, its
 	// handler's and its event source mapping's apart (see callrec).
 	Calls *callrec.Recorder
 }
 
 // handlers are the functions of infra/template.yaml, by Handler name.
-var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer"}
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer", "live", "notify"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -99,6 +104,14 @@ func Run(ctx context.Context, o Options) error {
 	cfg.RetryQueueURL = stack.RetryURL
 	cfg.S3PathStyle = true
 	cfg.PostboxBucket = res.UploadBucket
+	cfg.ConnectionsTable = res.ConnectionsTable
+	liveL, err := listen(o.LiveAddr, "live")
+	if err != nil {
+		return err
+	}
+	defer liveL.Close()
+	liveURL := "http://" + liveL.Addr().String()
+	cfg.LiveEndpoint = liveURL // notify's @connections
 	if cfg.MetricsNamespace == "" {
 		// Logged as in Lambda; nothing reads them locally but people and tests.
 		cfg.MetricsNamespace = "ferry/local"
@@ -118,6 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	a := &app.App{
 		Intake: apps["intake"].Intake, Advance: apps["advance"].Advance, Publish: apps["publish"].Publish,
 		Retry: apps["retry"].Retry, MESH: apps["meshpoll"].MESH, MESHPoll: apps["meshpoll"].MESHPoll,
+		Notify: apps["notify"].Notify,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
 	runners, err := mappings(a, awsCfg, stack, o)
@@ -129,6 +143,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	runners = append(runners, serveAPI)
+	serveLive, err := webSocketAPI(o, stack, liveL, apps)
+	if err != nil {
+		return err
+	}
+	runners = append(runners, serveLive)
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: o.Log, Func: func(context.Context) error {
 		return writeStats(statsPath, &writes)
 	}}.Run)
@@ -144,6 +163,7 @@ func Run(ctx context.Context, o Options) error {
 		"streamFailures": stack.StreamFailuresURL,
 		"routes":         cfg.Routes,
 		"api":            apiURL,
+		"live":           "ws" + strings.TrimPrefix(liveURL, "http"),
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
 	_ = writeStats(statsPath, &writes)
@@ -187,19 +207,53 @@ func httpAPI(o Options, def resources.Definition, apiApp, authApp *app.App) (str
 		return "", nil, fmt.Errorf("api: the template has %d HTTP APIs; ferry local serves one, with one identity header", len(def.HTTPAPIs))
 	}
 	spec := def.HTTPAPIs[0]
-	addr := o.APIAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
+	l, err := listen(o.APIAddr, "api")
 	if err != nil {
-		return "", nil, fmt.Errorf("api: listen on %s: %w", addr, err)
+		return "", nil, err
 	}
 	g := &apigw.Gateway{
 		Authorizer: authApp.Authorizer.Handle, IdentityHeader: spec.IdentityHeaders[0], CacheTTL: spec.AuthorizerTTL,
 		Handler: apiApp.API.Handle, Log: o.Log.With("mapping", "api"),
 	}
 	return "http://" + l.Addr().String(), func(ctx context.Context) error { return apigw.Serve(ctx, l, g) }, nil
+}
+
+// listen listens on addr, a free loopback port when "".
+func listen(addr, what string) (net.Listener, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
+	return l, nil
+}
+
+// webSocketAPI returns the runner that serves the template's WebSocket API
+// on l: API Gateway emulated (local/wsgw), with the $connect authorizer
+// and the routes' function, and the stage's @connections API.
+func webSocketAPI(o Options, stack *resources.Stack, l net.Listener, apps map[string]*app.App) (func(context.Context) error, error) {
+	d := stack.Definition
+	if len(d.WebSocketAPIs) != 1 {
+		return nil, fmt.Errorf("live: the template has %d WebSocket APIs; ferry local serves one", len(d.WebSocketAPIs))
+	}
+	spec := d.WebSocketAPIs[0]
+	if spec.Handler != "live" || spec.Authorizer != "authorizer" {
+		return nil, fmt.Errorf("live: the WebSocket API invokes %s and authorizes with %s; ferry local has live and authorizer", spec.Handler, spec.Authorizer)
+	}
+	var routes []string
+	for _, r := range spec.Routes {
+		if !strings.HasPrefix(r, "$") {
+			routes = append(routes, r)
+		}
+	}
+	g := &wsgw.Gateway{
+		Authorizer: apps["authorizer"].Authorizer.HandleWebSocket, IdentityQuery: spec.IdentityQuery,
+		Handler: apps["live"].Live.Handle, Routes: routes, APIID: spec.APIID, Stage: spec.Stage,
+		MethodARN: spec.ConnectARN, Log: o.Log.With("mapping", "live"),
+	}
+	return func(ctx context.Context) error { return wsgw.Serve(ctx, l, g) }, nil
 }
 
 // Local settings of the mappings, which differ from AWS on purpose so that
@@ -222,7 +276,7 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) 
 	esmCfg := func(handler string) aws.Config { return o.Calls.Config(awsCfg, handler, callrec.EventSource) }
 	checkpoints := esm.FileCheckpoints{Dir: filepath.Join(o.StateDir, "checkpoints")}
 	streamHandlers := map[string]esm.StreamHandler{"advance": a.Advance.Handle, "publish": a.Publish.Handle}
-	queueHandlers := map[string]esm.SQSHandler{"intake": a.Intake.Handle, "retry": a.Retry.Handle}
+	queueHandlers := map[string]esm.SQSHandler{"intake": a.Intake.Handle, "retry": a.Retry.Handle, "notify": a.Notify.Handle}
 	var partitionKey string
 	for _, k := range stack.Definition.Table.Input.KeySchema {
 		if k.KeyType == "HASH" {

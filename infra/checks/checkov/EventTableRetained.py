@@ -3,8 +3,9 @@
 The transfers table is ferry's only record of every transfer. Deleting or replacing the
 stack must keep it (DeletionPolicy and UpdateReplacePolicy Retain), deleting it must take
 turning deletion protection off first (DeletionProtectionEnabled), and point-in-time
-recovery must be on. It applies to every AWS::DynamoDB::Table: the event table is
-ferry's only one. Loaded by checkov through infra/checkov.yaml's external-checks-dir.
+recovery must be on. It applies to every AWS::DynamoDB::Table, so a new table is held
+to it until its Metadata skips it with the reason (the live channel's connections,
+which expire within hours, do). Loaded by checkov through infra/checkov.yaml's external-checks-dir.
 
 checkov hands a resource check only a resource's Type, Properties and Metadata, so the
 check reads DeletionPolicy and UpdateReplacePolicy from the scanned file itself: checkov

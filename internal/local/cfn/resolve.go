@@ -532,6 +532,18 @@ func (r *Resolver) getAtt(w *where, id, attr string) (any, error) {
 		case "Arn":
 			format = arn("events", s.Region, s.AccountID, "rule/%s")
 		}
+	case "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
+		"AWS::ApiGatewayV2::Authorizer":
+		// Their Ref is an id API Gateway makes; the local stack's is the
+		// logical id, lower-cased.
+		if attr == "" {
+			return strings.ToLower(id), nil
+		}
+	case "AWS::ApiGatewayV2::Stage":
+		prop = "StageName"
+		if attr == "" {
+			format = "%s"
+		}
 	case "AWS::Serverless::Function", "AWS::Lambda::Function":
 		prop = "FunctionName"
 		switch attr {

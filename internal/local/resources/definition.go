@@ -23,15 +23,20 @@ import (
 // the local runtime does not use are left out.
 type Definition struct {
 	StackName string // the stack's name
-	Table     Table
-	Queues    []Queue  // in template order; a dead-letter queue before the queues that use it
-	Buckets   []Bucket // the template's, then those named by parameters only
+	Table     Table  // the event table: the one with a stream
+	// Tables are the template's other tables (the live connections').
+	Tables  []Table
+	Queues  []Queue  // in template order; a dead-letter queue before the queues that use it
+	Buckets []Bucket // the template's, then those named by parameters only
 	// Bus is the event bus's name.
 	Bus       string
 	Rules     []Rule
 	Functions []Function
 	// HTTPAPIs are the template's AWS::Serverless::HttpApi.
 	HTTPAPIs []HTTPAPI
+	// WebSocketAPIs are the template's AWS::ApiGatewayV2::Api of protocol
+	// WEBSOCKET.
+	WebSocketAPIs []WebSocketAPI
 	// ids maps logical IDs to physical names.
 	ids map[string]string
 }
@@ -106,6 +111,23 @@ type HTTPAPI struct {
 	AuthorizerTTL time.Duration
 }
 
+// WebSocketAPI is a WebSocket API with a REQUEST authorizer on $connect
+// and one Lambda integration for its routes, as ferry local emulates it.
+type WebSocketAPI struct {
+	ID, APIID, Stage string
+	// Routes are its route keys.
+	Routes []string
+	// Handler is the integration's function's Handler; Authorizer the
+	// $connect authorizer's.
+	Handler, Authorizer string
+	// IdentityQuery is the authorizer's identity source, a query parameter
+	// (route.request.querystring.NAME).
+	IdentityQuery string
+	// ConnectARN is the $connect route's execute-api ARN, the authorizer's
+	// methodArn.
+	ConnectARN string
+}
+
 // StreamSource is a DynamoDB event of a function, with Lambda's defaults
 // filled in.
 type StreamSource struct {
@@ -159,7 +181,7 @@ func FromTemplate(template []byte, stack cfn.Stack) (Definition, error) {
 	}
 	d := Definition{StackName: stack.Name, ids: map[string]string{}}
 	x := extractor{r: r, d: &d, arns: map[string]string{}}
-	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions, x.httpAPIs} {
+	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions, x.httpAPIs, x.webSocketAPIs} {
 		if err := step(); err != nil {
 			return Definition{}, err
 		}
@@ -282,56 +304,73 @@ func (x extractor) table() error {
 	if err != nil {
 		return err
 	}
-	if len(ids) != 1 {
-		return fmt.Errorf("template: the local runtime needs exactly one AWS::DynamoDB::Table, found %d", len(ids))
+	for _, id := range ids {
+		t, err := x.tableInput(id)
+		if err != nil {
+			return err
+		}
+		if t.Input.StreamSpecification == nil {
+			x.d.Tables = append(x.d.Tables, t)
+			continue
+		}
+		if x.d.Table.Input != nil {
+			return fmt.Errorf("template: the local runtime needs one table with a stream, the event table; %s and %s have one", x.d.Table.ID, id)
+		}
+		x.d.Table = t
 	}
-	id := ids[0]
+	if x.d.Table.Input == nil {
+		return fmt.Errorf("template: no AWS::DynamoDB::Table with a stream (the event table)")
+	}
+	return nil
+}
+
+func (x extractor) tableInput(id string) (Table, error) {
 	name, err := x.r.Ref(id)
 	if err != nil {
-		return err
+		return Table{}, err
 	}
 	x.d.ids[id] = name
 	in := &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: types.BillingModePayPerRequest}
 	n, err := x.r.Property(id, "AttributeDefinitions").Len()
 	if err != nil {
-		return err
+		return Table{}, err
 	}
 	for i := range n {
 		a := x.r.Property(id, "AttributeDefinitions").Index(i)
 		an, err := a.Get("AttributeName").String()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		at, err := a.Get("AttributeType").String()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(an), AttributeType: types.ScalarAttributeType(at)})
 	}
 	if in.KeySchema, err = keySchema(x.r.Property(id, "KeySchema")); err != nil {
-		return err
+		return Table{}, err
 	}
 	gsis := x.r.Property(id, "GlobalSecondaryIndexes")
 	if n, err = gsis.Len(); err != nil {
-		return err
+		return Table{}, err
 	}
 	for i := range n {
 		g := gsis.Index(i)
 		name, err := g.Get("IndexName").String()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		ks, err := keySchema(g.Get("KeySchema"))
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		pt, err := g.Get("Projection", "ProjectionType").String()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		nk, err := g.Get("Projection", "NonKeyAttributes").Strings()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
 			IndexName:  aws.String(name),
@@ -342,12 +381,11 @@ func (x extractor) table() error {
 	if vt := x.r.Property(id, "StreamSpecification", "StreamViewType"); vt.Exists() {
 		s, err := vt.String()
 		if err != nil {
-			return err
+			return Table{}, err
 		}
 		in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewType(s)}
 	}
-	x.d.Table = Table{ID: id, Input: in}
-	return nil
+	return Table{ID: id, Input: in}, nil
 }
 
 func keySchema(v cfn.Value) ([]types.KeySchemaElement, error) {
@@ -626,6 +664,112 @@ func (x extractor) httpAPIs() error {
 		}
 		api.AuthorizerTTL = time.Duration(ttl) * time.Second
 		x.d.HTTPAPIs = append(x.d.HTTPAPIs, api)
+	}
+	return nil
+}
+
+func (x extractor) webSocketAPIs() error {
+	apis, err := x.enabled("AWS::ApiGatewayV2::Api")
+	if err != nil {
+		return err
+	}
+	of := func(typ, api string) ([]string, error) {
+		ids, err := x.enabled(typ)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, id := range ids {
+			if a, err := x.r.Property(id, "ApiId").String(); err != nil {
+				return nil, err
+			} else if a == api {
+				out = append(out, id)
+			}
+		}
+		return out, nil
+	}
+	// handlerOf finds the function whose ARN an integration or authorizer
+	// URI (arn:…:apigateway:…:lambda:path/2015-03-31/functions/ARN/invocations) holds.
+	handlerOf := func(v cfn.Value) (string, error) {
+		uri, err := v.String()
+		if err != nil {
+			return "", err
+		}
+		for _, f := range x.d.Functions {
+			if arn, err := x.r.Attribute(f.ID, "Arn"); err == nil && strings.Contains(uri, "/functions/"+arn+"/") {
+				return f.Handler, nil
+			}
+		}
+		return "", v.Fail("not the invocation URI of a function of the template")
+	}
+	for _, id := range apis {
+		if p, err := x.r.Property(id, "ProtocolType").String(); err != nil || p != "WEBSOCKET" {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		api := WebSocketAPI{ID: id}
+		if api.APIID, err = x.r.Ref(id); err != nil {
+			return err
+		}
+		routes, err := of("AWS::ApiGatewayV2::Route", api.APIID)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			key, err := x.r.Property(r, "RouteKey").String()
+			if err != nil {
+				return err
+			}
+			api.Routes = append(api.Routes, key)
+		}
+		integrations, err := of("AWS::ApiGatewayV2::Integration", api.APIID)
+		if err != nil {
+			return err
+		}
+		auths, err := of("AWS::ApiGatewayV2::Authorizer", api.APIID)
+		if err != nil {
+			return err
+		}
+		stages, err := of("AWS::ApiGatewayV2::Stage", api.APIID)
+		if err != nil {
+			return err
+		}
+		if len(integrations) != 1 || len(auths) != 1 || len(stages) != 1 {
+			return fmt.Errorf("template: WebSocket API %s: the local runtime emulates one integration, one authorizer and one stage; it has %d, %d and %d", id, len(integrations), len(auths), len(stages))
+		}
+		if api.Handler, err = handlerOf(x.r.Property(integrations[0], "IntegrationUri")); err != nil {
+			return err
+		}
+		if api.Authorizer, err = handlerOf(x.r.Property(auths[0], "AuthorizerUri")); err != nil {
+			return err
+		}
+		sources, err := x.r.Property(auths[0], "IdentitySource").Strings()
+		if err != nil {
+			return err
+		}
+		q, ok := "", len(sources) == 1
+		if ok {
+			q, ok = strings.CutPrefix(sources[0], "route.request.querystring.")
+		}
+		if !ok {
+			return x.r.Property(auths[0], "IdentitySource").Fail("the local runtime emulates one query parameter as the identity source")
+		}
+		api.IdentityQuery = q
+		if api.Stage, err = x.r.Property(stages[0], "StageName").String(); err != nil {
+			return err
+		}
+		var pseudo []any
+		for _, p := range []string{"AWS::Partition", "AWS::Region", "AWS::AccountId"} {
+			v, err := x.r.Ref(p)
+			if err != nil {
+				return err
+			}
+			pseudo = append(pseudo, v)
+		}
+		api.ConnectARN = fmt.Sprintf("arn:%s:execute-api:%s:%s:%s/%s/$connect", append(pseudo, api.APIID, api.Stage)...)
+		x.d.WebSocketAPIs = append(x.d.WebSocketAPIs, api)
 	}
 	return nil
 }

@@ -21,19 +21,20 @@ func TestTemplate(t *testing.T) {
 	}
 	t.Run("names by role", func(t *testing.T) {
 		want := Resources{
-			Table:          "ferry-transfers",
-			UploadBucket:   "ferry-local",
-			UploadPrefixes: []string{"outbound/"},
-			MESHBucket:     "ferry-local-mesh",
-			MESHPrefixes:   []string{"outbound/"},
-			DeliveryBucket: "ferry-local-delivered",
-			IntakeQueue:    "ferry-intake",
-			RetryQueue:     "ferry-retry",
-			StreamFailures: "ferry-stream-failures",
-			ObserverQueue:  "ferry-observer",
-			EventBus:       "ferry",
-			EventSource:    "ferry",
-			MaxReceives:    3,
+			Table:            "ferry-transfers",
+			ConnectionsTable: "ferry-connections",
+			UploadBucket:     "ferry-local",
+			UploadPrefixes:   []string{"outbound/"},
+			MESHBucket:       "ferry-local-mesh",
+			MESHPrefixes:     []string{"outbound/"},
+			DeliveryBucket:   "ferry-local-delivered",
+			IntakeQueue:      "ferry-intake",
+			RetryQueue:       "ferry-retry",
+			StreamFailures:   "ferry-stream-failures",
+			ObserverQueue:    "ferry-observer",
+			EventBus:         "ferry",
+			EventSource:      "ferry",
+			MaxReceives:      3,
 		}
 		if got := d.Resources(); !reflect.DeepEqual(got, want) {
 			t.Errorf("Resources() =\n%+v, want\n%+v", got, want)
@@ -46,6 +47,18 @@ func TestTemplate(t *testing.T) {
 		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"X-API-Key"}, AuthorizerTTL: 5 * time.Minute}}
 		if !reflect.DeepEqual(d.HTTPAPIs, want) {
 			t.Errorf("HTTPAPIs = %+v, want %+v", d.HTTPAPIs, want)
+		}
+		ws := []WebSocketAPI{{ID: "LiveApi", APIID: "liveapi", Stage: "live", Routes: []string{"$connect", "$disconnect", "subscribe", "unsubscribe", "$default"},
+			Handler: "live", Authorizer: "authorizer", IdentityQuery: "token",
+			ConnectARN: "arn:aws:execute-api:eu-west-2:123456789012:liveapi/live/$connect"}}
+		if !reflect.DeepEqual(d.WebSocketAPIs, ws) {
+			t.Errorf("WebSocketAPIs = %+v, want %+v", d.WebSocketAPIs, ws)
+		}
+	})
+	t.Run("rules", func(t *testing.T) {
+		want := []Rule{{ID: "NotifyRule", Name: "ferry-notify", Bus: "ferry", Pattern: `{"source":["ferry"]}`, Enabled: true, Queues: []string{"ferry-notify"}}}
+		if !reflect.DeepEqual(d.Rules, want) {
+			t.Errorf("Rules = %+v, want %+v", d.Rules, want)
 		}
 	})
 	t.Run("table", func(t *testing.T) {
@@ -78,6 +91,8 @@ func TestTemplate(t *testing.T) {
 			"ferry-stream-failures": {ID: "StreamFailures", Name: "ferry-stream-failures", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-intake":          {ID: "IntakeQueue", Name: "ferry-intake", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-intake-dlq", MaxReceiveCount: 3},
 			"ferry-retry":           {ID: "RetryQueue", Name: "ferry-retry", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-retry-dlq", MaxReceiveCount: 3},
+			"ferry-notify-dlq":      {ID: "NotifyDLQ", Name: "ferry-notify-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
+			"ferry-notify":          {ID: "NotifyQueue", Name: "ferry-notify", Attributes: map[string]string{"VisibilityTimeout": "180", "MessageRetentionPeriod": "3600"}, DeadLetter: "ferry-notify-dlq", MaxReceiveCount: 5},
 		}
 		if len(d.Queues) != len(want) {
 			t.Errorf("%d queues, want %d", len(d.Queues), len(want))
@@ -122,6 +137,8 @@ func TestTemplate(t *testing.T) {
 			"publish":  {ID: "PublishFunction", Handler: "publish", Streams: stream(10, 1)},
 			"meshpoll": {ID: "MeshPollFunction", Handler: "meshpoll", Schedules: []string{"Poll"}},
 			"retry":    {ID: "RetryFunction", Handler: "retry", Queues: []QueueSource{{Event: "Retries", Queue: "ferry-retry", BatchSize: 10, ReportBatchItemFailures: true}}},
+			"notify":   {ID: "NotifyFunction", Handler: "notify", Queues: []QueueSource{{Event: "Events", Queue: "ferry-notify", BatchSize: 10, ReportBatchItemFailures: true}}},
+			"live":     {ID: "LiveFunction", Handler: "live"},
 		}
 		for h, w := range want {
 			got, ok := d.Function(h)
@@ -261,10 +278,15 @@ func TestFromTemplate(t *testing.T) {
 			}
 		})
 	}
-	t.Run("two tables", func(t *testing.T) {
-		two := strings.Replace(minimal, "  Q:\n", "  T2: {Type: AWS::DynamoDB::Table}\n  Q:\n", 1)
-		if _, err := FromTemplate([]byte(two), testStack); err == nil || !strings.Contains(err.Error(), "exactly one AWS::DynamoDB::Table, found 2") {
-			t.Errorf("error %v, want one about the two tables", err)
+	t.Run("two tables with streams", func(t *testing.T) {
+		second := "  T2:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]\n      KeySchema: [{AttributeName: id, KeyType: HASH}]\n"
+		d, err := FromTemplate([]byte(strings.Replace(minimal, "  Q:\n", second+"  Q:\n", 1)), testStack)
+		if err != nil || d.Table.ID != "T" || len(d.Tables) != 1 || d.Tables[0].ID != "T2" {
+			t.Errorf("a second table without a stream: %v, event table %s, others %+v; want T and [T2]", err, d.Table.ID, d.Tables)
+		}
+		two := strings.Replace(minimal, "  Q:\n", second+"      StreamSpecification: {StreamViewType: NEW_IMAGE}\n  Q:\n", 1)
+		if _, err := FromTemplate([]byte(two), testStack); err == nil || !strings.Contains(err.Error(), "T and T2 have one") {
+			t.Errorf("error %v, want one about the two tables with streams", err)
 		}
 	})
 	t.Run("an unresolvable stack name", func(t *testing.T) {

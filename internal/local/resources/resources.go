@@ -43,6 +43,8 @@ const EventSource = "ferry"
 // CLI and the tests address by role.
 type Resources struct {
 	Table string
+	// ConnectionsTable holds the live channel's WebSocket connections.
+	ConnectionsTable string
 	// UploadBucket is the template's UploadBucket; uploads under
 	// UploadPrefixes notify the intake queue.
 	UploadBucket   string
@@ -78,13 +80,14 @@ func Defaults() Resources {
 // Resources returns the names of d's parts by role.
 func (d Definition) Resources() Resources {
 	r := Resources{
-		Table:          aws.ToString(d.Table.Input.TableName),
-		UploadBucket:   d.Name("UploadBucket"),
-		MESHBucket:     d.Name("MeshBucket"),
-		DeliveryBucket: d.Name("DeliveryBucketName"),
-		ObserverQueue:  d.StackName + "-observer",
-		EventBus:       d.Bus,
-		EventSource:    EventSource,
+		Table:            aws.ToString(d.Table.Input.TableName),
+		ConnectionsTable: d.Name("Connections"),
+		UploadBucket:     d.Name("UploadBucket"),
+		MESHBucket:       d.Name("MeshBucket"),
+		DeliveryBucket:   d.Name("DeliveryBucketName"),
+		ObserverQueue:    d.StackName + "-observer",
+		EventBus:         d.Bus,
+		EventSource:      EventSource,
 	}
 	for _, b := range d.Buckets {
 		for _, n := range b.Notifications {
@@ -143,6 +146,11 @@ func Setup(ctx context.Context, c Clients, d Definition) (*Stack, error) {
 	var err error
 	if st.StreamARN, err = table.StreamARN(ctx); err != nil {
 		return nil, err
+	}
+	for _, t := range d.Tables {
+		if err := store.New(c.DynamoDB, aws.ToString(t.Input.TableName)).CreateTable(ctx, *t.Input); err != nil {
+			return nil, err
+		}
 	}
 	arns := map[string]string{}
 	for _, q := range d.Queues {
