@@ -63,14 +63,18 @@ type Config struct {
 	// MetricsNamespace is where publish counts TransfersFailed
 	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
 	MetricsNamespace string
-	Budget           advance.Budget
+	// OIDC is the issuer whose JWT access tokens the authorizer accepts
+	// besides API keys (FERRY_OIDC_ISSUER, FERRY_OIDC_AUDIENCE,
+	// FERRY_OIDC_PARTY_CLAIM, FERRY_OIDC_ROLE_CLAIM); no issuer, no tokens.
+	OIDC   authorizer.OIDC
+	Budget advance.Budget
 }
 
 // ConfigFromEnv reads the configuration from the environment, the one place
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
-// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET and _HANDLER.
+// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_OIDC_* and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -91,6 +95,10 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		Routes:           getenv("FERRY_ROUTES"),
 		S3PathStyle:      getenv("FERRY_S3_PATH_STYLE") == "true",
 		Handler:          getenv("_HANDLER"),
+		OIDC: authorizer.OIDC{
+			Issuer: getenv("FERRY_OIDC_ISSUER"), Audience: getenv("FERRY_OIDC_AUDIENCE"),
+			PartyClaim: getenv("FERRY_OIDC_PARTY_CLAIM"), RoleClaim: getenv("FERRY_OIDC_ROLE_CLAIM"),
+		},
 	}
 }
 
@@ -121,6 +129,7 @@ func (c Config) WithDefaults() Config {
 	if c.MESHPollMinutes == 0 {
 		c.MESHPollMinutes = d.MESHPollMinutes
 	}
+	c.OIDC = c.OIDC.WithDefaults()
 	c.Budget = c.Budget.WithDefaults()
 	return c
 }
@@ -143,6 +152,7 @@ func (c Config) Validate() error {
 	if c.MESHPollMinutes < 0 {
 		errs = append(errs, errors.New("FERRY_MESH_POLL_MINUTES is not a whole number of minutes"))
 	}
+	errs = append(errs, c.OIDC.Validate())
 	return errors.Join(errs...)
 }
 
@@ -173,10 +183,14 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	}
 	now := func() time.Time { return time.Now().UTC() }
 	if cfg.Handler == "authorizer" {
-		// It checks keys and nothing else: no routing table, no clients
-		// but the table's, so its cold start is short.
+		// It checks keys and tokens and nothing else: no routing table, no
+		// clients but the table's, so its cold start is short.
 		st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
-		return &App{Store: st, Authorizer: &authorizer.Handler{Keys: st, Log: log.With("fn", "authorizer")}}, nil
+		h := &authorizer.Handler{Keys: st, Log: log.With("fn", "authorizer")}
+		if cfg.OIDC.Issuer != "" {
+			h.Tokens = authorizer.NewVerifier(cfg.OIDC, nil, nil)
+		}
+		return &App{Store: st, Authorizer: h}, nil
 	}
 	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.S3PathStyle })
 	routes, err := LoadRoutes(ctx, awsCfg, s3c, cfg.Routes)
