@@ -20,6 +20,7 @@ package authorizer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -43,6 +44,9 @@ const (
 	// answers 401 when it is set.
 	ContextDenied = "denied"
 )
+
+// tokenDenied starts the denial of a token; why follows.
+const tokenDenied = "the token is not valid"
 
 // Keys is what the authorizer needs of the key store.
 type Keys interface {
@@ -77,7 +81,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2CustomAutho
 	case strings.HasPrefix(cred, store.KeyPrefix) || h.Tokens == nil:
 		k, err = h.Keys.LookupAPIKey(ctx, cred)
 	default:
-		denied = "the token is not valid"
+		denied = tokenDenied
 		k, err = h.Tokens.Identity(ctx, cred)
 	}
 	switch kind := domain.KindOf(err); {
@@ -86,6 +90,10 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2CustomAutho
 			ContextParty: k.Party, ContextRole: k.Role, ContextKeyID: k.ID,
 		}}, nil
 	case kind == domain.KindUnauthorized:
+		var e *domain.Error
+		if denied == tokenDenied && errors.As(err, &e) {
+			denied += ": " + e.Message // why, which the verifier's messages may tell
+		}
 		h.Log.WarnContext(ctx, "credential refused", "route", req.RouteKey, "sourceIp", req.RequestContext.HTTP.SourceIP, "reason", err.Error())
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: true, Context: map[string]any{
 			ContextDenied: denied,

@@ -100,7 +100,7 @@ func TestHandleTokens(t *testing.T) {
 		}
 	}
 	resp, err := h.Handle(context.Background(), req("eyJ.stale.sig"))
-	if err != nil || resp.Context[ContextDenied] != "the token is not valid" {
+	if err != nil || resp.Context[ContextDenied] != "the token is not valid: token: expired" {
 		t.Errorf("bad token: %+v, %v; want it denied", resp, err)
 	}
 	if strings.Contains(logs.String(), "eyJ.stale.sig") || !strings.Contains(logs.String(), "expired") {

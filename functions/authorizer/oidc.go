@@ -156,7 +156,8 @@ func NewVerifier(cfg OIDC, client *http.Client, now func() time.Time) *Verifier 
 }
 
 // Identity verifies token and returns whom it names. It returns a
-// KindUnauthorized error for a token that is not good (bad signature,
+// KindUnauthorized error, whose message says why and may be shown to the
+// caller, for a token that is not good (bad signature,
 // unknown key, expired, wrong issuer or audience, no valid party, a role
 // other than partner or operator), and a KindUnavailable error when the
 // issuer's keys cannot be fetched.
@@ -169,16 +170,16 @@ func (v *Verifier) Identity(ctx context.Context, token string) (store.APIKey, er
 		if domain.KindOf(err) == domain.KindUnavailable {
 			return store.APIKey{}, err
 		}
-		return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "token: %v", err)
+		return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "%v", err)
 	}
 	party, _ := claims[v.cfg.PartyClaim].(string)
 	if !domain.ValidParty(party) {
-		return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "token: claim %s: not a party name", v.cfg.PartyClaim)
+		return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "claim %s: not a party name", v.cfg.PartyClaim)
 	}
 	role := store.RolePartner
 	if r, ok := claims[v.cfg.RoleClaim]; ok {
 		if r != store.RolePartner && r != store.RoleOperator {
-			return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "token: claim %s: want %s or %s", v.cfg.RoleClaim, store.RolePartner, store.RoleOperator)
+			return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "claim %s: want %s or %s", v.cfg.RoleClaim, store.RolePartner, store.RoleOperator)
 		}
 		role = r.(string)
 	}
