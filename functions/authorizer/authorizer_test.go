@@ -13,17 +13,26 @@ import (
 	"github.com/ferryhq/ferry/store"
 )
 
-// keys is an in-memory key store.
+// keys is an in-memory key store, and token verifier: it knows the
+// credentials it holds; one ending in "down" finds it unavailable.
 type keys map[string]store.APIKey
 
 func (k keys) LookupAPIKey(_ context.Context, key string) (store.APIKey, error) {
-	if key == "fry_down" {
+	return k.lookup(key, "unknown API key")
+}
+
+func (k keys) Identity(_ context.Context, token string) (store.APIKey, error) {
+	return k.lookup(token, "token: expired")
+}
+
+func (k keys) lookup(cred, refusal string) (store.APIKey, error) {
+	if strings.HasSuffix(cred, "down") {
 		return store.APIKey{}, domain.Errorf(domain.KindUnavailable, "throttled")
 	}
-	if got, ok := k[key]; ok {
+	if got, ok := k[cred]; ok {
 		return got, nil
 	}
-	return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "unknown API key")
+	return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "%s", refusal)
 }
 
 func TestHandle(t *testing.T) {
@@ -71,24 +80,11 @@ func TestHandle(t *testing.T) {
 	}
 }
 
-// tokens is a token verifier that knows one token.
-type tokens map[string]store.APIKey
-
-func (k tokens) Identity(_ context.Context, token string) (store.APIKey, error) {
-	if token == "jwks-down" {
-		return store.APIKey{}, domain.Errorf(domain.KindUnavailable, "issuer's keys: connection refused")
-	}
-	if got, ok := k[token]; ok {
-		return got, nil
-	}
-	return store.APIKey{}, domain.Errorf(domain.KindUnauthorized, "token: expired")
-}
-
 func TestHandleTokens(t *testing.T) {
 	var logs bytes.Buffer
 	h := &Handler{
 		Keys:   keys{"fry_good": {ID: "0123456789abcdef", Party: "org-a", Role: store.RolePartner}},
-		Tokens: tokens{"eyJ.good.sig": {ID: "jwt:lab-b", Party: "lab-b", Role: store.RoleOperator}},
+		Tokens: keys{"eyJ.good.sig": {ID: "jwt:lab-b", Party: "lab-b", Role: store.RoleOperator}},
 		Log:    slog.New(slog.NewJSONHandler(&logs, nil)),
 	}
 	req := func(cred string) events.APIGatewayV2CustomAuthorizerV2Request {

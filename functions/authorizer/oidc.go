@@ -139,7 +139,8 @@ type Verifier struct {
 
 	mu      sync.Mutex
 	keys    map[string]jwk // by kid
-	fetched time.Time      // zero: never
+	fetched time.Time      // when keys were fetched; zero: never
+	tried   time.Time      // the last fetch, failed or not
 }
 
 // NewVerifier returns a verifier of cfg's tokens (cfg must be valid and
@@ -188,15 +189,18 @@ func (v *Verifier) Identity(ctx context.Context, token string) (store.APIKey, er
 }
 
 // key returns the public key that should have signed t, fetching the
-// issuer's keys when they are stale, or t names a key not held and the last
-// fetch is older than RefetchInterval.
+// issuer's keys when they are stale (every time, until a fetch succeeds:
+// without keys, no token can be checked), or when t names a key not held
+// and the last attempt is older than RefetchInterval (so that tokens of
+// made-up key ids cannot make it hammer the issuer).
 func (v *Verifier) key(ctx context.Context, t *jwt.Token) (crypto.PublicKey, error) {
 	kid, _ := t.Header["kid"].(string)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
 	stale := v.fetched.IsZero() || now.Sub(v.fetched) >= KeysTTL
-	if _, held := v.pick(kid); stale || (!held && now.Sub(v.fetched) >= RefetchInterval) {
+	if _, held := v.pick(kid); stale || (!held && now.Sub(v.tried) >= RefetchInterval) {
+		v.tried = now
 		keys, err := v.fetch(ctx)
 		if err != nil {
 			return nil, domain.Errorf(domain.KindUnavailable, "issuer's keys: %v", err)

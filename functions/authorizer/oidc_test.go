@@ -30,10 +30,11 @@ import (
 type issuer struct {
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	keys    []map[string]string
-	fetches int
-	down    bool
+	mu       sync.Mutex
+	keys     []map[string]string
+	fetches  int // successful ones
+	attempts int
+	down     bool
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -46,6 +47,7 @@ func newIssuer(t *testing.T) *issuer {
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		is.mu.Lock()
 		defer is.mu.Unlock()
+		is.attempts++
 		if is.down {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -82,8 +84,9 @@ func (is *issuer) fetchCount() int {
 	return is.fetches
 }
 
-// sign makes a token of claims signed by key as kid with method.
-func sign(t *testing.T, method jwt.SigningMethod, key crypto.Signer, kid string, claims jwt.MapClaims) string {
+// sign makes a token of claims signed by key (of method's type) as kid
+// ("" for none) with method.
+func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
 	if kid != "" {
@@ -157,8 +160,8 @@ func TestVerifier(t *testing.T) {
 		{"forged: right kid, wrong key", sign(t, jwt.SigningMethodRS256, forger, "rsa-1", claims(nil))},
 		{"of a key type the kid is not", sign(t, jwt.SigningMethodRS256, rsaKey, "ec-1", claims(nil))},
 		{"of an algorithm the key is not published for", sign(t, jwt.SigningMethodRS512, rsaKey, "rsa-1", claims(nil))},
-		{"HS256 with the public key as secret", hs256(t, rsaKey, claims(nil))},
-		{"unsigned", unsigned(t, claims(nil))},
+		{"HS256 with the public key as secret", sign(t, jwt.SigningMethodHS256, rsaKey.N.Bytes(), "rsa-1", claims(nil))},
+		{"unsigned", sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "rsa-1", claims(nil))},
 		{"without a kid, the issuer having several keys", sign(t, jwt.SigningMethodRS256, rsaKey, "", claims(nil))},
 		{"not a JWT", "fry_looks-like-a-key"},
 	}
@@ -169,28 +172,6 @@ func TestVerifier(t *testing.T) {
 			}
 		})
 	}
-}
-
-func hs256(t *testing.T, key *rsa.PrivateKey, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	tok.Header["kid"] = "rsa-1"
-	s, err := tok.SignedString(key.N.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func unsigned(t *testing.T, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodNone, claims)
-	tok.Header["kid"] = "rsa-1"
-	s, err := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestVerifierKeys(t *testing.T) {
@@ -248,6 +229,24 @@ func TestVerifierKeys(t *testing.T) {
 		is.mu.Unlock()
 		if _, err := v.Identity(ctx, token(old, "old")); err != nil {
 			t.Errorf("issuer back: %v", err)
+		}
+	})
+	t.Run("made-up kids do not make it hammer an issuer that is down", func(t *testing.T) {
+		now = now.Add(RefetchInterval)
+		is.mu.Lock()
+		is.down, is.attempts = true, 0
+		is.mu.Unlock()
+		for range 3 {
+			_, _ = v.Identity(ctx, token(rotated, "made-up"))
+		}
+		if _, err := v.Identity(ctx, token(old, "old")); err != nil {
+			t.Errorf("a held key, the issuer down: %v, want it accepted", err)
+		}
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		is.down = false
+		if is.attempts != 1 {
+			t.Errorf("%d attempts within the minute, want 1", is.attempts)
 		}
 	})
 	t.Run("the discovery document must name the issuer", func(t *testing.T) {
