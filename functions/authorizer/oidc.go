@@ -156,12 +156,13 @@ func NewVerifier(cfg OIDC, client *http.Client, now func() time.Time) *Verifier 
 	return &Verifier{cfg: cfg.WithDefaults(), client: client, now: now}
 }
 
-// Identity verifies token and returns whom it names. It returns a
-// KindUnauthorized error, whose message says why and may be shown to the
-// caller, for a token that is not good (bad signature,
-// unknown key, expired, wrong issuer or audience, no valid party, a role
-// other than partner or operator), and a KindUnavailable error when the
-// issuer's keys cannot be fetched.
+// Identity verifies token and returns whom it names: the party claim's
+// party, the role claim's role, and TokenKeyIDPrefix and the subject as ID.
+// It returns a KindUnauthorized error, whose message says why and may be
+// shown to the caller, for a token that is not good (bad signature, unknown
+// key, expired, wrong issuer or audience, no valid party, a role other than
+// partner or operator), and a KindUnavailable error when the issuer's keys
+// cannot be fetched.
 func (v *Verifier) Identity(ctx context.Context, token string) (store.APIKey, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return v.key(ctx, t) },
