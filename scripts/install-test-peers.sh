@@ -39,7 +39,8 @@ fi
 # Ory Hydra, the OIDC issuer of the HTTP API's token tests, at the version
 # tools/hydra/go.mod pins (a module of its own, so ferry's go.mod stays
 # clean), built with SQLite (for DSN=memory) into .cache/bin/hydra-VERSION.
-# A first build takes a minute or two (more with an empty module cache).
+# A first build takes about two minutes on two cores with an empty build
+# cache (plus its modules' download); the binary is then kept.
 hydra=$(hydra_bin)
 hydra_version=${hydra##*/hydra-}
 if [ ! -x "$hydra" ]; then

@@ -220,6 +220,8 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
+// Hydra's own go.mod replaces pop with Ory's fork; a replace applies only
+// in the main module, so it is repeated here (without it Hydra does not build).
 replace github.com/gobuffalo/pop/v6 => github.com/ory/pop/v6 v6.2.1-0.20241121111754-e5dfc0f3344b
 
 tool github.com/ory/hydra/v2
