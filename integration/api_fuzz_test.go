@@ -30,7 +30,7 @@ func TestAPIContractFuzz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(st, "run", spec, "--url", base, "--header", "X-API-Key: "+key,
+	cmd := exec.Command(st, "run", spec, "--url", base, "--header", "Authorization: Bearer "+key,
 		"--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
 		"--max-examples", "30", "--seed", "20261202", "--generation-database", "none", "--workers", "1")
 	cmd.Env = append(os.Environ(), "SCHEMATHESIS_TELEMETRY=false", "NO_COLOR=1")

@@ -36,9 +36,21 @@ func apiKey(t testing.TB, party, role string) string {
 	return key
 }
 
-// apiCall makes one request to ferry local's HTTP API and decodes the JSON
+// apiCall makes one request to ferry local's HTTP API with key (an API key
+// or a token; "" for none) as its Bearer credential and decodes the JSON
 // answer into out (when not nil).
 func apiCall(t *testing.T, key, method, path, body string, out any) int {
+	t.Helper()
+	auth := ""
+	if key != "" {
+		auth = "Bearer " + key
+	}
+	return apiCallAuth(t, auth, method, path, body, out)
+}
+
+// apiCallAuth is apiCall with the Authorization header's value auth ("" for
+// none).
+func apiCallAuth(t *testing.T, auth, method, path, body string, out any) int {
 	t.Helper()
 	stack.mu.Lock()
 	base := stack.local.api
@@ -47,8 +59,8 @@ func apiCall(t *testing.T, key, method, path, body string, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -225,7 +237,7 @@ func TestAPIPostTransfer(t *testing.T) {
 		base := stack.local.api
 		stack.mu.Unlock()
 		req, _ := http.NewRequest("POST", base+"/transfers?recipient=partner-a&filename="+party+".bin&subject=posted", bytes.NewReader(body))
-		req.Header.Set("X-API-Key", key)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/octet-stream")
 		if idem != "" {
 			req.Header.Set("Idempotency-Key", idem)
@@ -437,7 +449,7 @@ func TestAPIMultipartUpload(t *testing.T) {
 		base := stack.local.api
 		stack.mu.Unlock()
 		r, _ := http.NewRequest("POST", base+"/uploads", strings.NewReader(req))
-		r.Header.Set("X-API-Key", key)
+		r.Header.Set("Authorization", "Bearer "+key)
 		r.Header.Set("Idempotency-Key", party)
 		r.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(r)

@@ -38,7 +38,7 @@ func BenchmarkAPI(b *testing.B) {
 	stack.mu.Unlock()
 	// One posted transfer to read.
 	req, _ := http.NewRequest("POST", base+"/transfers?recipient=bench&filename=seed.csv", strings.NewReader("a,b\n"))
-	req.Header.Set("X-API-Key", key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 202 {
 		b.Fatalf("seed POST: %v %v", err, resp)
@@ -74,7 +74,7 @@ func BenchmarkAPI(b *testing.B) {
 	} {
 		for _, conns := range []int{16, 1} {
 			r0, w0 := quiescent(b)
-			args := append([]string{"-t", strconv.Itoa(min(2, conns)), "-c", strconv.Itoa(conns), "-d", "5s", "--latency", "-H", "X-API-Key: " + key}, c.args...)
+			args := append([]string{"-t", strconv.Itoa(min(2, conns)), "-c", strconv.Itoa(conns), "-d", "5s", "--latency", "-H", "Authorization: Bearer " + key}, c.args...)
 			out, err := exec.Command(wrk, append(args, c.target)...).CombinedOutput()
 			if err != nil {
 				b.Fatalf("wrk: %v\n%s", err, out)

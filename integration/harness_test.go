@@ -132,6 +132,9 @@ func (e *env) startLocal() (*localProc, error) {
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
 		"FERRY_S3_PATH_STYLE=true",
+		// Hydra's client_credentials tokens name the client in sub: the
+		// client's id is its party.
+		"FERRY_OIDC_ISSUER="+e.peers.hydra.Issuer, "FERRY_OIDC_AUDIENCE="+oidcAudience, "FERRY_OIDC_PARTY_CLAIM=sub",
 	)
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(logf, pw)
@@ -346,6 +349,9 @@ func (e *env) ferry(t testing.TB, args ...string) (string, int) {
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
 		"FERRY_S3_PATH_STYLE=true",
+		// Hydra's client_credentials tokens name the client in sub: the
+		// client's id is its party.
+		"FERRY_OIDC_ISSUER="+e.peers.hydra.Issuer, "FERRY_OIDC_AUDIENCE="+oidcAudience, "FERRY_OIDC_PARTY_CLAIM=sub",
 	)
 	out, err := cmd.CombinedOutput()
 	code := 0

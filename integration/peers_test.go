@@ -21,18 +21,21 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/ferryhq/ferry/internal/testkit/hydra"
 	"github.com/ferryhq/ferry/internal/testkit/sshd"
 )
 
-// peers are the real servers ferry local delivers to besides S3 and MESH:
+// peers are the real servers ferry local talks to besides S3 and MESH:
 // an OpenSSH sshd (sftp destinations) and an HTTPS server (https
-// destinations), started before ferry local, whose settings the routing
-// file ferry local reads names.
+// destinations), whose settings the routing file ferry local reads names,
+// and Ory Hydra, the OIDC issuer whose tokens its HTTP API accepts; all
+// started before ferry local.
 type peers struct {
 	sshd    *sshd.Server
 	sftpDir string // where the sftp endpoint delivers
 	https   *httpsPeer
 	blobs   *container.Client // the azblob endpoint's container on Azurite
+	hydra   *hydra.Server
 }
 
 // Azurite's well-known development account (its README publishes the key).
@@ -53,6 +56,14 @@ func startPeers(stateDir string) (*peers, string, error) {
 	}
 	var err error
 	if p.sshd, err = sshd.New(dir); err != nil {
+		return nil, "", err
+	}
+	bin := os.Getenv("FERRY_HYDRA")
+	if bin == "" {
+		return nil, "", fmt.Errorf("FERRY_HYDRA is not set: run `make test-integration`, which builds Ory Hydra")
+	}
+	if p.hydra, err = hydra.Start(bin, stateDir); err != nil {
+		p.stop()
 		return nil, "", err
 	}
 	files := map[string][]byte{
@@ -113,6 +124,9 @@ func startPeers(stateDir string) (*peers, string, error) {
 func (p *peers) stop() {
 	p.sshd.Stop()
 	p.https.srv.Close()
+	if p.hydra != nil {
+		p.hydra.Stop()
+	}
 }
 
 // httpsAPIKey is what the HTTPS peer expects in X-API-Key (the seed's

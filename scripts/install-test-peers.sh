@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers only the integration tests and benchmarks use, beyond
-# the local stack (scripts/install.sh): OpenSSH's sshd and Azurite.
+# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite and Ory Hydra.
 # Idempotent; `make run` does not need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -34,4 +34,20 @@ if [ ! -f "$azurite_stamp" ]; then
   mkdir -p "$azurite"
   npm install --prefix "$azurite" --no-save --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
   touch "$azurite_stamp"
+fi
+
+# Ory Hydra, the OIDC issuer of the HTTP API's token tests, at the version
+# tools/hydra/go.mod pins (a module of its own, so ferry's go.mod stays
+# clean), built with SQLite (for DSN=memory) into .cache/bin/hydra-VERSION.
+# A first build takes about two minutes on two cores with an empty build
+# cache (plus its modules' download); the binary is then kept.
+hydra=$(hydra_bin)
+hydra_version=${hydra##*/hydra-}
+if [ ! -x "$hydra" ]; then
+  echo "building Ory Hydra $hydra_version into .cache/bin (first run only)…" >&2
+  mkdir -p "$cache/bin"
+  (cd "$root/tools/hydra" && CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension \
+    -ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$hydra_version" \
+    -o "$hydra.tmp" github.com/ory/hydra/v2)
+  mv "$hydra.tmp" "$hydra"
 fi

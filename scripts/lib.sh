@@ -3,6 +3,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="$root/.cache"
 venv="$cache/venv"
 azurite="$cache/azurite"
+# Ory Hydra, built by scripts/install-test-peers.sh at tools/hydra's version.
+hydra_bin() { echo "$cache/bin/hydra-$(cd "$root/tools/hydra" && go list -m -f '{{.Version}}' github.com/ory/hydra/v2)"; }
 rundir="$cache/run"
 mkdir -p "$rundir"
 source "$root/scripts/venv.sh"

@@ -124,18 +124,18 @@ echo
 echo "== the HTTP API on $api: a partner key for org-a (ferry keys create), a file posted with curl"
 key=$(bin/ferry keys create --party org-a --label "make run demo" 2>/dev/null)
 printf 'id,value\n1,42\n2,43\n' >"$state/api-sample.csv"
-echo "   curl -H 'X-API-Key: fry_…' --data-binary @api-sample.csv '$api/transfers?recipient=org-b&filename=api-sample.csv'"
-posted=$(curl -sS -H "X-API-Key: $key" -H 'Content-Type: text/csv' --data-binary @"$state/api-sample.csv" \
+echo "   curl -H 'Authorization: Bearer fry_…' --data-binary @api-sample.csv '$api/transfers?recipient=org-b&filename=api-sample.csv'"
+posted=$(curl -sS -H "Authorization: Bearer $key" -H 'Content-Type: text/csv' --data-binary @"$state/api-sample.csv" \
   "$api/transfers?recipient=org-b&filename=api-sample.csv")
 echo "   → $posted"
 id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$posted")
 for _ in $(seq 150); do
-  shown=$(curl -sS -H "X-API-Key: $key" "$api/transfers/$id")
+  shown=$(curl -sS -H "Authorization: Bearer $key" "$api/transfers/$id")
   status=$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("status", ""))' <<<"$shown")
   [ "$status" = DELIVERED ] && break
   sleep 0.2
 done
-echo "   curl -H 'X-API-Key: fry_…' $api/transfers/$id"
+echo "   curl -H 'Authorization: Bearer fry_…' $api/transfers/$id"
 echo "   → $shown"
 if [ "$status" != DELIVERED ]; then
   echo "== the posted file was not delivered" >&2
@@ -164,8 +164,8 @@ cat <<TXT
 
   # through the HTTP API (api/openapi.yaml), with the demo key or one of your own:
   key=\$(bin/ferry keys create --party org-a)
-  curl -H "X-API-Key: \$key" --data-binary @FILE '$api/transfers?recipient=org-b&filename=FILE'
-  curl -H "X-API-Key: \$key" '$api/transfers?status=DELIVERED'
+  curl -H "Authorization: Bearer \$key" --data-binary @FILE '$api/transfers?recipient=org-b&filename=FILE'
+  curl -H "Authorization: Bearer \$key" '$api/transfers?status=DELIVERED'
 
   bin/ferry history --status DELIVERED --since 1h
   bin/ferry history --status FAILED --since 1h

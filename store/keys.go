@@ -38,9 +38,9 @@ type APIKey struct {
 	Revoked time.Time // zero while the key is valid
 }
 
-// keyPrefix starts every API key, so a leaked one is recognisable (and
+// KeyPrefix starts every API key, so a leaked one is recognisable (and
 // secret scanners can be taught it).
-const keyPrefix = "fry_"
+const KeyPrefix = "fry_"
 
 // Attribute names and key of the API key items: one partition holds them
 // all (lookups are by full key, and there are few of them).
@@ -70,7 +70,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, party, role, label string, now
 	if _, err := rand.Read(b); err != nil {
 		return "", APIKey{}, err
 	}
-	key := keyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	key := KeyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 	hash := hashKey(key)
 	k := APIKey{ID: hash[:16], Party: party, Role: role, Label: label, Created: now.UTC()}
 	item := map[string]types.AttributeValue{
@@ -98,7 +98,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, party, role, label string, now
 // stored, or revoked, is domain.KindUnauthorized; the error never holds
 // the key.
 func (s *Store) LookupAPIKey(ctx context.Context, key string) (APIKey, error) {
-	if !strings.HasPrefix(key, keyPrefix) {
+	if !strings.HasPrefix(key, KeyPrefix) {
 		return APIKey{}, domain.Errorf(domain.KindUnauthorized, "not a ferry API key")
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{

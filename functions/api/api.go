@@ -54,13 +54,18 @@ type Handler struct {
 	Log       *slog.Logger
 }
 
-// Identity is the caller, as the authorizer found it.
+// Identity is the caller, as the authorizer found it. KeyID is its API
+// key's id, or authorizer.TokenKeyIDPrefix and its token's subject.
 type Identity struct {
 	Party, Role, KeyID string
 }
 
-// actor names the caller in the events it causes.
+// actor names the caller in the events it causes: its party, role and API
+// key, or the subject of its token.
 func (id Identity) actor() string {
+	if sub, ok := strings.CutPrefix(id.KeyID, authorizer.TokenKeyIDPrefix); ok {
+		return fmt.Sprintf("%s (%s, token of %s)", id.Party, id.Role, sub)
+	}
 	return fmt.Sprintf("%s (%s, api key %s)", id.Party, id.Role, id.KeyID)
 }
 

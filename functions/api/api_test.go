@@ -114,7 +114,7 @@ func (f *fixture) call(t *testing.T, who *Identity, method, target, body string)
 	}
 	req := events.APIGatewayV2HTTPRequest{
 		RawPath: u.Path, RawQueryString: u.RawQuery, QueryStringParameters: q, Body: body,
-		Headers: map[string]string{"content-type": "application/json", "x-api-key": "fry_test"},
+		Headers: map[string]string{"content-type": "application/json", "authorization": "Bearer fry_test"},
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			HTTP:       events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: u.Path},
 			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: lambda},
@@ -134,7 +134,7 @@ func (f *fixture) conforms(t *testing.T, method, target, body string, resp event
 	t.Helper()
 	hreq := httptest.NewRequest(method, target, strings.NewReader(body))
 	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("X-API-Key", "fry_test")
+	hreq.Header.Set("Authorization", "Bearer fry_test")
 	route, params, err := f.router.FindRoute(hreq)
 	if err != nil {
 		if resp.StatusCode == http.StatusNotFound {

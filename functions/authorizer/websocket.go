@@ -16,11 +16,11 @@ const TokenParameter = "token"
 
 // HandleWebSocket authorizes a WebSocket $connect (a REQUEST authorizer,
 // which must answer with an IAM policy). The credential is the token query
-// parameter, the same as the HTTP API takes. A refused credential is
+// parameter: an API key or a JWT, as the HTTP API takes. A refused credential is
 // denied (API Gateway answers 403 and no connection opens); an unreadable
 // key store is an error (500), as for the HTTP API.
 func (h *Handler) HandleWebSocket(ctx context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
-	k, err := h.Keys.LookupAPIKey(ctx, req.QueryStringParameters[TokenParameter])
+	k, _, err := h.identify(ctx, req.QueryStringParameters[TokenParameter])
 	policy := func(effect string) events.APIGatewayCustomAuthorizerPolicy {
 		return events.APIGatewayCustomAuthorizerPolicy{Version: "2012-10-17", Statement: []events.IAMPolicyStatement{{
 			Action: []string{"execute-api:Invoke"}, Effect: effect, Resource: []string{req.MethodArn},

@@ -72,7 +72,11 @@ type Config struct {
 	// (FERRY_LIVE_ENDPOINT).
 	ConnectionsTable string
 	LiveEndpoint     string
-	Budget           advance.Budget
+	// OIDC is the issuer whose JWT access tokens the authorizer accepts
+	// besides API keys (FERRY_OIDC_ISSUER, FERRY_OIDC_AUDIENCE,
+	// FERRY_OIDC_PARTY_CLAIM, FERRY_OIDC_ROLE_CLAIM); no issuer, no tokens.
+	OIDC   authorizer.OIDC
+	Budget advance.Budget
 }
 
 // ConfigFromEnv reads the configuration from the environment, the one place
@@ -80,7 +84,7 @@ type Config struct {
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
 // FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_CONNECTIONS_TABLE,
-// FERRY_LIVE_ENDPOINT and _HANDLER.
+// FERRY_LIVE_ENDPOINT, FERRY_OIDC_* and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -103,6 +107,10 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		Routes:           getenv("FERRY_ROUTES"),
 		S3PathStyle:      getenv("FERRY_S3_PATH_STYLE") == "true",
 		Handler:          getenv("_HANDLER"),
+		OIDC: authorizer.OIDC{
+			Issuer: getenv("FERRY_OIDC_ISSUER"), Audience: getenv("FERRY_OIDC_AUDIENCE"),
+			PartyClaim: getenv("FERRY_OIDC_PARTY_CLAIM"), RoleClaim: getenv("FERRY_OIDC_ROLE_CLAIM"),
+		},
 	}
 }
 
@@ -133,6 +141,7 @@ func (c Config) WithDefaults() Config {
 	if c.MESHPollMinutes == 0 {
 		c.MESHPollMinutes = d.MESHPollMinutes
 	}
+	c.OIDC = c.OIDC.WithDefaults()
 	c.Budget = c.Budget.WithDefaults()
 	return c
 }
@@ -155,6 +164,7 @@ func (c Config) Validate() error {
 	if c.MESHPollMinutes < 0 {
 		errs = append(errs, errors.New("FERRY_MESH_POLL_MINUTES is not a whole number of minutes"))
 	}
+	errs = append(errs, c.OIDC.Validate())
 	return errors.Join(errs...)
 }
 
@@ -190,10 +200,14 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	}
 	now := func() time.Time { return time.Now().UTC() }
 	if cfg.Handler == "authorizer" {
-		// It checks keys and nothing else: no routing table, no clients
-		// but the table's, so its cold start is short.
+		// It checks keys and tokens and nothing else: no routing table, no
+		// clients but the table's, so its cold start is short.
 		st := store.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
-		return &App{Store: st, Authorizer: &authorizer.Handler{Keys: st, Log: log.With("fn", "authorizer")}}, nil
+		h := &authorizer.Handler{Keys: st, Log: log.With("fn", "authorizer")}
+		if cfg.OIDC.Issuer != "" {
+			h.Tokens = authorizer.NewVerifier(cfg.OIDC, nil, nil)
+		}
+		return &App{Store: st, Authorizer: h}, nil
 	}
 	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.S3PathStyle })
 	routes, err := LoadRoutes(ctx, awsCfg, s3c, cfg.Routes)

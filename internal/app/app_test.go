@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/advance"
+	"github.com/ferryhq/ferry/functions/authorizer"
 )
 
 func TestWithDefaultsBudget(t *testing.T) {
@@ -34,15 +35,30 @@ func TestConfigFromEnv(t *testing.T) {
 		"_HANDLER":                "advance",
 		"FERRY_MESH_POLL_MINUTES": "5",
 		"FERRY_METRICS_NAMESPACE": "ferry/prod",
+		"FERRY_OIDC_ISSUER":       "https://id.example",
+		"FERRY_OIDC_AUDIENCE":     "ferry",
+		"FERRY_OIDC_PARTY_CLAIM":  "client_id",
+		"FERRY_OIDC_ROLE_CLAIM":   "roles",
 	}
 	got := ConfigFromEnv(func(k string) string { return env[k] })
-	want := Config{Table: "t", EventBus: "b", EventSource: "s", RetryQueueURL: "http://q", Routes: "ssm:/r", S3PathStyle: true, Handler: "advance", MESHPollMinutes: 5, MetricsNamespace: "ferry/prod"}
+	want := Config{Table: "t", EventBus: "b", EventSource: "s", RetryQueueURL: "http://q", Routes: "ssm:/r", S3PathStyle: true, Handler: "advance", MESHPollMinutes: 5, MetricsNamespace: "ferry/prod",
+		OIDC: authorizer.OIDC{Issuer: "https://id.example", Audience: "ferry", PartyClaim: "client_id", RoleClaim: "roles"}}
 	if got != want {
 		t.Errorf("ConfigFromEnv = %+v, want %+v", got, want)
 	}
 	env["FERRY_S3_PATH_STYLE"] = "yes"
 	if ConfigFromEnv(func(k string) string { return env[k] }).S3PathStyle {
 		t.Error(`FERRY_S3_PATH_STYLE=yes turned path style on; only "true" should`)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+	env["FERRY_OIDC_ISSUER"] = "http://id.example"
+	if err := ConfigFromEnv(func(k string) string { return env[k] }).Validate(); err == nil || !strings.Contains(err.Error(), "FERRY_OIDC_ISSUER") {
+		t.Errorf("a plain-http issuer: Validate = %v, want it refused", err)
+	}
+	if d := (Config{}).WithDefaults().OIDC; d.Issuer != "" || d.PartyClaim != authorizer.DefaultPartyClaim || d.RoleClaim != authorizer.DefaultRoleClaim {
+		t.Errorf("default OIDC = %+v, want no issuer and the default claims", d)
 	}
 	for _, v := range []string{"5m", "0", "-2", "x"} {
 		env["FERRY_MESH_POLL_MINUTES"] = v

@@ -21,7 +21,7 @@ func TestGateway(t *testing.T) {
 	var authCalls int
 	var got events.APIGatewayV2HTTPRequest
 	g := &Gateway{
-		IdentityHeader: "X-API-Key",
+		IdentityHeader: "Authorization",
 		CacheTTL:       5 * time.Minute,
 		Now:            func() time.Time { return now },
 		Log:            slog.New(slog.DiscardHandler),
@@ -44,7 +44,7 @@ func TestGateway(t *testing.T) {
 	do := func(key, contentType string, body []byte, target string) *http.Response {
 		req := httptest.NewRequest("POST", target, bytes.NewReader(body))
 		if key != "" {
-			req.Header.Set("X-API-Key", key)
+			req.Header.Set("Authorization", key)
 		}
 		req.Header.Set("Content-Type", contentType)
 		req.Header.Add("X-Multi", "a")
@@ -73,7 +73,7 @@ func TestGateway(t *testing.T) {
 		t.Errorf("binary body reached the Lambda as %q (base64 %t)", got.Body, got.IsBase64Encoded)
 	}
 	if got.RawPath != "/transfers" || got.QueryStringParameters["recipient"] != "org-b" || got.QueryStringParameters["x"] != "1,2" ||
-		got.Headers["x-multi"] != "a,b" || got.Headers["x-api-key"] != "good" || got.RequestContext.HTTP.Method != "POST" ||
+		got.Headers["x-multi"] != "a,b" || got.Headers["authorization"] != "good" || got.RequestContext.HTTP.Method != "POST" ||
 		got.RequestContext.Authorizer == nil || got.RequestContext.Authorizer.Lambda["party"] != "org-a" || got.Version != "2.0" {
 		t.Errorf("event = %+v", got)
 	}

@@ -44,7 +44,7 @@ func TestTemplate(t *testing.T) {
 		}
 	})
 	t.Run("http api", func(t *testing.T) {
-		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"X-API-Key"}, AuthorizerTTL: 5 * time.Minute}}
+		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"Authorization"}, AuthorizerTTL: 5 * time.Minute}}
 		if !reflect.DeepEqual(d.HTTPAPIs, want) {
 			t.Errorf("HTTPAPIs = %+v, want %+v", d.HTTPAPIs, want)
 		}
