@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/coder/websocket"
 
+	"github.com/ferryhq/ferry/internal/testkit/hydra"
 	"github.com/ferryhq/ferry/live"
 )
 
@@ -237,5 +239,31 @@ func TestLive(t *testing.T) {
 		if s.Connection == stale {
 			t.Errorf("the stale connection still subscribes to %s", pa)
 		}
+	}
+}
+
+// TestLiveTokens: $connect takes an OIDC issuer's JWT (Ory Hydra's) as it
+// takes an API key; the same token with its signature spoiled is refused.
+func TestLiveTokens(t *testing.T) {
+	ctx := context.Background()
+	h := stack.peers.hydra
+	c := hydra.Client{ID: uniq("live-jwt"), Secret: "integration-secret-live", Audience: []string{oidcAudience}}
+	if err := h.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.Token(ctx, c, oidcAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := tok[:strings.LastIndex(tok, ".")+1] + "c2lnbmVkLWJ5LW5vYm9keQ"
+	if _, code := dialLive(t, forged); code != http.StatusForbidden {
+		t.Errorf("a token with a forged signature: upgrade %d, want 403", code)
+	}
+	conn, code := dialLive(t, tok)
+	if code != http.StatusSwitchingProtocols {
+		t.Fatalf("Hydra's token: upgrade %d, want a connection", code)
+	}
+	if f := conn.ask(map[string]string{"action": "subscribe", "party": c.ID}); f.Type != "subscribed" || f.Topic != "party:"+c.ID {
+		t.Errorf("the token's party subscribes to itself: %+v", f)
 	}
 }
