@@ -79,7 +79,9 @@ func (d Destination) Validate() error {
 // Workflow is exact. Has lists metadata keys the upload must carry with a
 // non-empty value, compared without regard to case (S3 lowercases user
 // metadata keys): a route can take, say, every upload that says mex-to,
-// whatever its folder.
+// whatever its folder. EmailTo matches email by the address it was received
+// for: an address, or "@domain" for every address of a domain, without
+// regard to case; a route that names it takes only email.
 type Match struct {
 	Bucket    string   `json:"bucket,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
@@ -87,6 +89,7 @@ type Match struct {
 	Recipient string   `json:"recipient,omitempty"`
 	Workflow  string   `json:"workflow,omitempty"`
 	Has       []string `json:"has,omitempty"`
+	EmailTo   string   `json:"emailTo,omitempty"`
 }
 
 // Route maps matching uploads to a destination and says how to move them.
@@ -103,6 +106,19 @@ type Route struct {
 	// acknowledge it through the HTTP API (POST /transfers/{id}/ack). MESH
 	// routes always wait, for MESH's own acknowledgement.
 	ExpectAck bool `json:"expectAck,omitempty"`
+	// Email is what the route accepts of received email (senders,
+	// verdicts, a message without attachments); nil is the zero
+	// EmailPolicy. It applies to email only.
+	Email *EmailPolicy `json:"email,omitempty"`
+}
+
+// EmailPolicy returns the route's email policy, the zero one if it sets
+// none.
+func (r Route) EmailPolicy() EmailPolicy {
+	if r.Email == nil {
+		return EmailPolicy{}
+	}
+	return *r.Email
 }
 
 // Upload is what is known about an incoming file when choosing its route.
@@ -111,6 +127,9 @@ type Upload struct {
 	Sender, Recipient, Workflow string
 	// Metadata is the upload's decoded user metadata, keys lower case.
 	Metadata map[string]string
+	// EmailTo is the recipient address of an attachment of received
+	// email; "" for any other upload.
+	EmailTo string
 }
 
 func (m Match) matches(u Upload) bool {
@@ -119,6 +138,7 @@ func (m Match) matches(u Upload) bool {
 		(m.Sender == "" || strings.EqualFold(m.Sender, u.Sender)) &&
 		(m.Recipient == "" || strings.EqualFold(m.Recipient, u.Recipient)) &&
 		(m.Workflow == "" || m.Workflow == u.Workflow) &&
+		(m.EmailTo == "" || matchAddress(m.EmailTo, u.EmailTo)) &&
 		u.has(m.Has)
 }
 
@@ -219,6 +239,9 @@ func (rs Routes) Validate() error {
 			}
 		}
 		if err := r.Retry.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+		if err := r.EmailPolicy().Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
 	}
