@@ -109,8 +109,9 @@ type localProc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
-	// api is the HTTP API's URL, from the ready line.
-	api string
+	// api is the HTTP API's URL, smtp the SMTP listener's address and
+	// smtpCert its STARTTLS certificate's file, from the ready line.
+	api, smtp, smtpCert string
 }
 
 // startLocal starts `ferry local` and waits until it says it is ready.
@@ -126,7 +127,7 @@ func (e *env) startLocal() (*localProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0")
+	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--smtp", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
@@ -150,9 +151,9 @@ func (e *env) startLocal() (*localProc, error) {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if line, ok := strings.CutPrefix(sc.Text(), "ferry local: ready "); ok {
-				var r struct{ API string }
+				var r struct{ API, SMTP, SMTPCert string }
 				_ = json.Unmarshal([]byte(line), &r)
-				p.api = r.API
+				p.api, p.smtp, p.smtpCert = r.API, r.SMTP, r.SMTPCert
 				ready <- true
 				_, _ = io.Copy(io.Discard, pr)
 				return

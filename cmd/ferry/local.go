@@ -17,6 +17,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	stateDir := fs.String("state-dir", ".ferry", "where stream checkpoints and stats are kept")
 	seedFile := fs.String("seed", "infra/local/seed.json", "parameters and secrets to put in the emulator first (${VAR} expands, @PATH reads a file); empty for none")
 	apiAddr := fs.String("api", "127.0.0.1:4572", "where the HTTP API listens (loopback; port 0 picks a free one)")
+	smtpAddr := fs.String("smtp", "127.0.0.1:4573", "where the SMTP listener that stands in for SES's email receiving listens (loopback; port 0 picks a free one)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -48,6 +49,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		Ready:    e.stdout,
 		Calls:    calls,
 		APIAddr:  *apiAddr,
+		SMTPAddr: *smtpAddr,
 	})
 }
 

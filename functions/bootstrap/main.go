@@ -1,7 +1,8 @@
 // Command bootstrap is the single binary of every ferry Lambda. It chooses
 // the handler by the function's Handler setting (the _HANDLER variable of a
 // provided.al2023 runtime): intake, advance, publish, retry, api (the HTTP
-// API), authorizer (its Lambda authorizer) or meshpoll
+// API), authorizer (its Lambda authorizer), email (invoked by SES's
+// receipt rule with each received message) or meshpoll
 // (invoked by a schedule every FERRY_MESH_POLL_MINUTES, it polls the
 // inboxes that are due; {"mailbox": "X26ABC1"} polls one at once).
 package main
@@ -50,13 +51,15 @@ func run(log *slog.Logger) error {
 		lambda.Start(a.API.Handle)
 	case "authorizer":
 		lambda.Start(a.Authorizer.Handle)
+	case "email":
+		lambda.Start(a.Email.Handle)
 	case "meshpoll":
 		if a.MESHPoll == nil {
 			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
 		}
 		lambda.Start(a.MESHPoll.Handle)
 	default:
-		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, api or authorizer", h)
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, api, authorizer or email", h)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/functions/advance"
 	"github.com/ferryhq/ferry/functions/api"
 	"github.com/ferryhq/ferry/functions/authorizer"
+	"github.com/ferryhq/ferry/functions/email"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/functions/meshpoll"
 	"github.com/ferryhq/ferry/functions/publish"
@@ -60,6 +61,10 @@ type Config struct {
 	// PostboxBucket is where the HTTP API stores posted files
 	// (FERRY_POSTBOX_BUCKET): the upload bucket.
 	PostboxBucket string
+	// EmailBucket is where SES stores received email, under
+	// domain.EmailPrefix, and the email function puts their attachments
+	// (FERRY_EMAIL_BUCKET): the upload bucket.
+	EmailBucket string
 	// MetricsNamespace is where publish counts TransfersFailed
 	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
 	MetricsNamespace string
@@ -70,7 +75,8 @@ type Config struct {
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
-// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET and _HANDLER.
+// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_EMAIL_BUCKET and
+// _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -84,6 +90,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		MESHPollMinutes:  minutes,
 		MetricsNamespace: getenv("FERRY_METRICS_NAMESPACE"),
 		PostboxBucket:    getenv("FERRY_POSTBOX_BUCKET"),
+		EmailBucket:      getenv("FERRY_EMAIL_BUCKET"),
 		Table:            getenv("FERRY_TABLE"),
 		EventBus:         getenv("FERRY_EVENT_BUS"),
 		EventSource:      getenv("FERRY_EVENT_SOURCE"),
@@ -162,6 +169,8 @@ type App struct {
 	// API is the HTTP API, Authorizer its Lambda authorizer.
 	API        *api.Handler
 	Authorizer *authorizer.Handler
+	// Email makes transfers of the attachments of received email.
+	Email *email.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -208,6 +217,10 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 	a.API = &api.Handler{
 		Store: st, Objects: s3c, Presigner: s3.NewPresignClient(s3c), Bucket: cfg.PostboxBucket, Intake: a.Intake,
 		Now: now, Log: log.With("fn", "api"),
+	}
+	a.Email = &email.Handler{
+		Store: st, Objects: s3c, Intake: a.Intake, Routes: routes, Bucket: cfg.EmailBucket,
+		Now: now, Log: log.With("fn", "email"),
 	}
 	secrets := NewSecrets(awsCfg)
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
