@@ -182,6 +182,9 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err // the server answers 552 for a message over its limit
 	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
 	ev, err := s.g.event(f, s.from, s.to)
 	if err != nil {
 		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message cannot be parsed: " + err.Error()}
