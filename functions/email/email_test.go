@@ -21,7 +21,7 @@ const bucket = "uploads"
 
 var (
 	arrived = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
-	routes   = domain.Routes{Routes: []domain.Route{
+	routes  = domain.Routes{Routes: []domain.Route{
 		{Name: "lab-mail", Match: domain.Match{EmailTo: "files@in.example"},
 			Destination: domain.Destination{Type: "s3", Bucket: "delivered", Prefix: "lab/"},
 			Email:       &domain.EmailPolicy{AllowedSenders: []string{"lab.example"}}},
