@@ -217,9 +217,12 @@ func (h *Handler) recipient(ctx context.Context, msg *received, to string) error
 // attachment stores part p (the n-th chosen) and makes it a transfer.
 func (h *Handler) attachment(ctx context.Context, msg *received, to string, md map[string]string, n int, p Part, r io.Reader) error {
 	id := domain.EmailTransferID(msg.id, to, n, msg.at)
-	meta := map[string]string{domain.MetaEmailFilename: escape(p.Name)}
+	meta := map[string]string{}
 	for k, v := range md {
 		meta[k] = v
+	}
+	if p.Name != "" {
+		meta[domain.MetaEmailFilename] = escape(p.Name)
 	}
 	key := domain.EmailKey(id, p.Filename())
 	st, err := put(ctx, h.Objects, h.Bucket, key, p.ContentType, meta, r, h.partSize())
