@@ -16,18 +16,19 @@ import (
 // Destination says where a route delivers. It comes only from route
 // configuration, never from anything a sender supplies.
 type Destination struct {
-	// Type names the transport: "s3", "mesh", "sftp", "https", "azblob" or
-	// "null".
+	// Type names the transport: "s3", "mesh", "sftp", "https", "azblob",
+	// "email" or "null".
 	Type string `json:"type"`
 	// Bucket and Prefix locate the delivered object for the s3 transport.
 	Bucket string `json:"bucket,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
-	// Endpoint names, for the sftp, https and azblob transports, the
-	// settings in the routing file's section of that type (Routes.SFTP,
-	// HTTPS, Azblob), which the transport package decodes and validates.
+	// Endpoint names, for the sftp, https, azblob and email transports,
+	// the settings in the routing file's section of that type (Routes.SFTP,
+	// HTTPS, Azblob, Email), which the transport package decodes and
+	// validates.
 	Endpoint string `json:"endpoint,omitempty"`
-	// Filename names the delivered file, for the s3, sftp and azblob
-	// transports, by a template of FilenameFields ("{sender}/{date}/
+	// Filename names the delivered file, for the s3, sftp, azblob and
+	// email (the attachment) transports, by a template of FilenameFields ("{sender}/{date}/
 	// {filename}"); empty means DefaultFilenameTemplate. An s3 destination
 	// puts it after Prefix.
 	Filename string `json:"filename,omitempty"`
@@ -35,11 +36,11 @@ type Destination struct {
 
 // endpointTypes are the destination types whose settings are named
 // endpoints in a section of the routing file.
-var endpointTypes = []string{"sftp", "https", "azblob"}
+var endpointTypes = []string{"sftp", "https", "azblob", "email"}
 
 // namedTypes are the destination types whose delivered file a filename
 // template names.
-var namedTypes = []string{"s3", "sftp", "azblob"}
+var namedTypes = []string{"s3", "sftp", "azblob", "email"}
 
 // Validate reports what is wrong with d, every problem at once.
 func (d Destination) Validate() error {
@@ -49,7 +50,7 @@ func (d Destination) Validate() error {
 		if d.Bucket == "" {
 			errs = append(errs, errors.New("s3 destination needs a bucket"))
 		}
-	case "sftp", "https", "azblob":
+	case "sftp", "https", "azblob", "email":
 		if d.Endpoint == "" {
 			errs = append(errs, fmt.Errorf("%s destination needs an endpoint (a name in the routing file's %s section)", d.Type, d.Type))
 		}
@@ -166,6 +167,9 @@ type Routes struct {
 	SFTP   map[string]json.RawMessage `json:"sftp,omitempty"`
 	HTTPS  map[string]json.RawMessage `json:"https,omitempty"`
 	Azblob map[string]json.RawMessage `json:"azblob,omitempty"`
+	// Email names the SMTP relays (and the message each sends) of email
+	// destinations.
+	Email map[string]json.RawMessage `json:"email,omitempty"`
 }
 
 // Endpoints returns the section of the routing file that names the
@@ -178,6 +182,8 @@ func (rs Routes) Endpoints(typ string) map[string]json.RawMessage {
 		return rs.HTTPS
 	case "azblob":
 		return rs.Azblob
+	case "email":
+		return rs.Email
 	}
 	return nil
 }

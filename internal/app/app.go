@@ -30,6 +30,7 @@ import (
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/azblob"
+	emailtransport "github.com/ferryhq/ferry/transport/email"
 	httpstransport "github.com/ferryhq/ferry/transport/https"
 	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
@@ -269,7 +270,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 }
 
 // endpointTransports adds a transport for each destination type whose
-// endpoints the routing file names (sftp, https, azblob), reading the bytes they
+// endpoints the routing file names (sftp, https, azblob, email), reading the bytes they
 // send from source. Every endpoint's settings are checked here, so a bad
 // one fails at start, naming every problem.
 func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source) error {
@@ -285,7 +286,11 @@ func endpointTransports(transports map[string]advance.Transport, routes domain.R
 	if len(blobEndpoints) > 0 {
 		transports["azblob"] = azblob.New(blobEndpoints, secrets, source)
 	}
-	return errors.Join(sftpErr, httpsErr, blobErr)
+	emailEndpoints, emailErr := emailtransport.ParseEndpoints(routes.Email)
+	if len(emailEndpoints) > 0 {
+		transports["email"] = emailtransport.New(emailEndpoints, secrets, source)
+	}
+	return errors.Join(sftpErr, httpsErr, blobErr, emailErr)
 }
 
 // checkTransports refuses a routing table with a route whose destination
