@@ -313,3 +313,78 @@ func TestEmailText(t *testing.T) {
 		t.Errorf("delivered text's sha256 %s, want that of %q", got, "The files.")
 	}
 }
+
+// TestEmailOutbound: a route with an email destination delivers the file
+// as the attachment of a message Mailpit (a real SMTP server, STARTTLS
+// and AUTH required) receives with the same bytes; a file over the
+// endpoint's maxSize fails at once, with the reason, and nothing is sent.
+func TestEmailOutbound(t *testing.T) {
+	meta := map[string]string{"sender": "org-a", "recipient": "partner-a"}
+	t.Run("delivered as an attachment", func(t *testing.T) {
+		id, sum := stack.upload(t, "outbound/mailto/"+uniq("report")+".bin", 7<<20, meta) // two 5 MiB chunks
+		st := stack.waitFor(t, id, 2*time.Minute, "delivered", delivered)
+		if st.Location != "mailto:partner@partner.example" || st.Request.Chunks != 2 {
+			t.Errorf("delivered to %s in %d chunks", st.Location, st.Request.Chunks)
+		}
+		msg := waitMailpit(t, id)
+		if !strings.HasPrefix(msg.Subject, id+" ") || !strings.HasSuffix(msg.Subject, " from org-a") || len(msg.To) != 1 || msg.To[0].Address != "partner@partner.example" {
+			t.Errorf("message %+v", msg)
+		}
+		parts, err := stack.peers.mailpit.attachments(msg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, ok := parts[id+".bin"]
+		if !ok || len(parts) != 1 {
+			t.Fatalf("attachments %v, want %s.bin", parts, id)
+		}
+		body, err := stack.peers.mailpit.part(msg.ID, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer body.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, body); err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+			t.Errorf("attachment sha256 %s, uploaded %s", got, sum)
+		}
+	})
+	t.Run("over the limit", func(t *testing.T) {
+		id, _ := stack.upload(t, "outbound/mailto/"+uniq("big")+".bin", 9<<20, meta)
+		st := stack.waitFor(t, id, time.Minute, "failed", func(s domain.State) bool { return s.Status == domain.StatusFailed })
+		if f := st.LastFailure; f.Code != "TOO_LARGE" || f.Retryable || !strings.Contains(f.Message, "maxSize") {
+			t.Errorf("failure %+v, want TOO_LARGE, final, naming maxSize", f)
+		}
+		msgs, err := stack.peers.mailpit.messages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.MessageID == id+"@ferry" {
+				t.Errorf("a message of the refused file was sent: %+v", m)
+			}
+		}
+	})
+}
+
+// waitMailpit waits for Mailpit to list the message of transfer id.
+func waitMailpit(t *testing.T, id string) mailpitMessage {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		msgs, err := stack.peers.mailpit.messages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.MessageID == id+"@ferry" {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mailpit never received transfer %s's message; it has %+v", id, msgs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

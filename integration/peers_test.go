@@ -33,6 +33,7 @@ type peers struct {
 	sftpDir string // where the sftp endpoint delivers
 	https   *httpsPeer
 	blobs   *container.Client // the azblob endpoint's container on Azurite
+	mailpit *mailpit          // the email endpoint's relay
 }
 
 // Azurite's well-known development account (its README publishes the key).
@@ -55,9 +56,13 @@ func startPeers(stateDir string) (*peers, string, error) {
 	if p.sshd, err = sshd.New(dir); err != nil {
 		return nil, "", err
 	}
+	if p.mailpit, err = startMailpit(filepath.Join(stateDir, "mailpit")); err != nil {
+		return nil, "", err
+	}
 	files := map[string][]byte{
-		"FERRY_TEST_SFTP_KEY": p.sshd.UserKey,
-		"FERRY_TEST_HTTPS_CA": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.https.srv.Certificate().Raw}),
+		"FERRY_TEST_MAILPIT_CA": p.mailpit.caPEM,
+		"FERRY_TEST_SFTP_KEY":   p.sshd.UserKey,
+		"FERRY_TEST_HTTPS_CA":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.https.srv.Certificate().Raw}),
 	}
 	for env, b := range files {
 		name := filepath.Join(stateDir, env)
@@ -98,6 +103,12 @@ func startPeers(stateDir string) (*peers, string, error) {
 	if _, err := p.blobs.Create(context.Background(), nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return nil, "", fmt.Errorf("create container %s: %w", blobContainer, err)
 	}
+	routes["email"] = map[string]any{"mailpit": map[string]any{
+		"host": "127.0.0.1", "port": p.mailpit.smtpPort, "username": "ferry",
+		"password": "secret:ferry/local/transports/mailpit/password", "caBundle": "secret:ferry/local/transports/mailpit/ca",
+		"from": "Ferry <ferry@ferry.test>", "to": []string{"partner@partner.example"},
+		"subject": "{transferId} {filename} from {sender}", "maxSize": "8MiB",
+	}}
 	routes["azblob"] = map[string]any{"lake": map[string]any{
 		"serviceURL": blobURL, "account": azuriteAccount, "container": blobContainer, "prefix": "in/",
 		"sharedKey": "secret:ferry/local/transports/azblob/key",
@@ -113,6 +124,7 @@ func startPeers(stateDir string) (*peers, string, error) {
 func (p *peers) stop() {
 	p.sshd.Stop()
 	p.https.srv.Close()
+	p.mailpit.stop()
 }
 
 // httpsAPIKey is what the HTTPS peer expects in X-API-Key (the seed's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers only the integration tests and benchmarks use, beyond
-# the local stack (scripts/install.sh): OpenSSH's sshd and Azurite.
+# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite and Mailpit.
 # Idempotent; `make run` does not need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -34,4 +34,16 @@ if [ ! -f "$azurite_stamp" ]; then
   mkdir -p "$azurite"
   npm install --prefix "$azurite" --no-save --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >&2
   touch "$azurite_stamp"
+fi
+
+# Mailpit, an SMTP server with an API for what it received (the email
+# transport's integration tests), pinned, built from its Go module into
+# .cache/mailpit/mailpit.
+mailpit_version=v1.33.1
+mailpit_stamp="$cache/mailpit/.installed-$mailpit_version"
+if [ ! -f "$mailpit_stamp" ]; then
+  echo "building Mailpit $mailpit_version into .cache/mailpit (first run only)…" >&2
+  mkdir -p "$cache/mailpit"
+  GOBIN="$cache/mailpit" go install "github.com/axllent/mailpit@$mailpit_version" >&2
+  touch "$mailpit_stamp"
 fi

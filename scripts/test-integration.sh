@@ -17,6 +17,7 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
+export FERRY_MAILPIT="$cache/mailpit/mailpit"
 # schemathesis, for the HTTP API's fuzz test, in a venv of its own.
 api_venv="$cache/api-test-venv"
 pinned_venv "$api_venv" "$root/api/requirements-test.txt" "schemathesis"
