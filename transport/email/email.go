@@ -227,9 +227,6 @@ func (tr *Transport) write(ctx context.Context, w io.Writer, e Endpoint, t domai
 }
 
 func (tr *Transport) copyChunk(ctx context.Context, w io.Writer, t domain.State, c domain.Chunk) error {
-	if c.Length == 0 {
-		return nil
-	}
 	r, err := tr.source.OpenChunk(ctx, t, c)
 	if err != nil {
 		return err
