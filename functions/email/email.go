@@ -19,7 +19,8 @@
 // verdict the route does not accept (VERDICT_FAILED), too large
 // (TOO_LARGE), malformed (MALFORMED_MESSAGE), too many parts
 // (TOO_MANY_PARTS), no attachment on a route that does not take a
-// message's text (NO_ATTACHMENT), or gone from the bucket (SOURCE_GONE). A
+// message's text (NO_ATTACHMENT), gone from the bucket (SOURCE_GONE), or an
+// SES message id unsafe as a key (INVALID_MESSAGE_ID). A
 // refused message's attachments are not stored. Only a failure to reach
 // S3 or the table is returned as an error, for Lambda to retry the
 // invocation; the transfers' ids are derived from the message, so a retry
@@ -47,6 +48,7 @@ import (
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/internal/awserr"
 	"github.com/ferryhq/ferry/store"
+	"github.com/ferryhq/ferry/transport"
 )
 
 // Objects is what the email function needs of S3: reading received
@@ -310,7 +312,7 @@ func (h *Handler) reject(ctx context.Context, msg *received, to string, req doma
 		req.Source.VersionID, req.Source.ETag = aws.ToString(msg.head.VersionId), aws.ToString(msg.head.ETag)
 		req.Size = aws.ToInt64(msg.head.ContentLength)
 	}
-	req.Filename = msg.id + ".eml"
+	req.Filename = transport.SafeFilename(msg.id+".eml", "message.eml")
 	req.CorrelationID = msg.id
 	return h.create(ctx, domain.EmailTransferID(msg.id, to, 0, msg.at), domain.Reject{Requested: req, Reason: reason})
 }
