@@ -255,3 +255,19 @@ func TestGoldenEvent(t *testing.T) {
 		t.Fatalf("transfers %+v", got)
 	}
 }
+
+func TestUnsafeMessageID(t *testing.T) {
+	f := newFixture()
+	f.handle(t, f.receive("../../etc/passwd", "", "ann@lab.example", []string{"files@in.example"}))
+	ids := f.store.IDs()
+	if len(ids) != 1 {
+		t.Fatalf("%d transfers, want 1 rejection", len(ids))
+	}
+	evs := f.store.History(ids[0])
+	if fail, ok := evs[len(evs)-1].Payload.(domain.Failed); !ok || fail.Code != "INVALID_MESSAGE_ID" {
+		t.Fatalf("events %+v, want a failure INVALID_MESSAGE_ID", evs)
+	}
+	if r := evs[0].Payload.(domain.Requested); r.Filename != "passwd.eml" || r.Source.Key != domain.EmailPrefix {
+		t.Errorf("rejection of %q from %+v", r.Filename, r.Source)
+	}
+}
