@@ -16,6 +16,7 @@ import (
 	"mime/quotedprintable"
 	"net/smtp"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -153,6 +154,29 @@ func sendMail(t *testing.T, from, to, file string) {
 	}
 }
 
+// sendMailPython sends the message in file with Python's smtplib, another
+// real client: STARTTLS trusting the listener's certificate, then
+// sendmail of the file's bytes.
+func sendMailPython(t *testing.T, from, to, file string) {
+	t.Helper()
+	stack.mu.Lock()
+	addr, certFile := stack.local.smtp, stack.local.smtpCert
+	stack.mu.Unlock()
+	host, port, _ := strings.Cut(addr, ":")
+	script := `
+import smtplib, ssl, sys
+host, port, cafile, sender, rcpt, path = sys.argv[1:]
+with smtplib.SMTP(host, int(port), timeout=60) as s:
+    s.starttls(context=ssl.create_default_context(cafile=cafile))
+    with open(path, "rb") as f:
+        s.sendmail(sender, [rcpt], f.read())
+`
+	out, err := exec.Command("python3", "-c", script, host, port, certFile, from, to, file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("smtplib: %v\n%s", err, out)
+	}
+}
+
 // sentBy waits until the history lists n transfers from sender and
 // returns them loaded.
 func sentBy(t *testing.T, sender string, n int) []domain.State {
@@ -184,8 +208,8 @@ func sentBy(t *testing.T, sender string, n int) []domain.State {
 
 // TestEmailAttachments: a message with two attachments, one base64 and big
 // enough for three chunks, one quoted-printable with a hostile non-ASCII
-// name, sent over SMTP → two transfers delivered byte for byte, sharing a
-// correlation id, under sanitised names.
+// name, sent over SMTP by Python's smtplib → two transfers delivered byte
+// for byte, sharing a correlation id, under sanitised names.
 func TestEmailAttachments(t *testing.T) {
 	from := uniq("ann") + "@partner.example"
 	big := int64(12 << 20) // three 5 MiB chunks
@@ -195,7 +219,7 @@ func TestEmailAttachments(t *testing.T) {
 		{"application/octet-stream", `attachment; filename*=UTF-8''report%20%C3%BC.bin`, "base64", bigBytes},
 		{"text/csv; charset=utf-8", `attachment; filename="=?UTF-8?Q?=2E=2E/=2E=2E/na=C3=AFve=0D.csv?="`, "quoted-printable", func() io.Reader { return strings.NewReader(csv) }},
 	})
-	sendMail(t, from, "lab@ferry.test", file)
+	sendMailPython(t, from, "lab@ferry.test", file)
 
 	got := sentBy(t, from, 2)
 	if len(got) != 2 {
