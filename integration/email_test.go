@@ -14,9 +14,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime/quotedprintable"
+	"net/http"
 	"net/smtp"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -391,6 +393,37 @@ func TestEmailOutbound(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEmailOutboundLink: a file over an endpoint's maxSize whose
+// overLimit is link is sent as a presigned URL that downloads it.
+func TestEmailOutboundLink(t *testing.T) {
+	id, sum := stack.upload(t, "outbound/maillink/"+uniq("large")+".bin", 2<<20, map[string]string{"sender": "org-a", "recipient": "partner-a"})
+	stack.waitFor(t, id, time.Minute, "delivered", delivered)
+	msg := waitMailpit(t, id)
+	if parts, err := stack.peers.mailpit.attachments(msg.ID); err != nil || len(parts) != 0 {
+		t.Fatalf("attachments %v (%v), want none", parts, err)
+	}
+	text, err := stack.peers.mailpit.text(msg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`https?://\S+`).FindString(text)
+	if link == "" {
+		t.Fatalf("no link in the message's text:\n%s", text)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the link: %s, %v", resp.Status, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		t.Errorf("the link downloads sha256 %s, uploaded %s", got, sum)
+	}
 }
 
 // waitMailpit waits for Mailpit to list the message of transfer id.

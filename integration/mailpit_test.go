@@ -113,6 +113,12 @@ func (m *mailpit) attachments(id string) (map[string]string, error) {
 	return names, nil
 }
 
+// text returns the text of message id.
+func (m *mailpit) text(id string) (string, error) {
+	var out struct{ Text string }
+	return out.Text, m.get("/api/v1/message/"+id, &out)
+}
+
 // part streams part partID of message id.
 func (m *mailpit) part(id, partID string) (io.ReadCloser, error) {
 	resp, err := http.Get(m.api + "/api/v1/message/" + id + "/part/" + partID)

@@ -108,6 +108,11 @@ func startPeers(stateDir string) (*peers, string, error) {
 		"password": "secret:ferry/local/transports/mailpit/password", "caBundle": "secret:ferry/local/transports/mailpit/ca",
 		"from": "Ferry <ferry@ferry.test>", "to": []string{"partner@partner.example"},
 		"subject": "{transferId} {filename} from {sender}", "maxSize": "8MiB",
+	}, "mailpit-link": map[string]any{
+		"host": "127.0.0.1", "port": p.mailpit.smtpPort, "username": "ferry",
+		"password": "secret:ferry/local/transports/mailpit/password", "caBundle": "secret:ferry/local/transports/mailpit/ca",
+		"from": "ferry@ferry.test", "to": []string{"partner@partner.example"},
+		"subject": "{transferId} {filename}", "maxSize": "1MiB", "overLimit": "link", "linkExpiry": "1h",
 	}}
 	routes["azblob"] = map[string]any{"lake": map[string]any{
 		"serviceURL": blobURL, "account": azuriteAccount, "container": blobContainer, "prefix": "in/",

@@ -224,7 +224,8 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Now: now, Log: log.With("fn", "email"),
 	}
 	secrets := NewSecrets(awsCfg)
-	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
+	links := s3transport.Links{Presigner: s3.NewPresignClient(s3c)}
+	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c), links); err != nil {
 		return nil, err
 	}
 	if err := checkTransports(routes, a.Advance.Transports); err != nil {
@@ -270,10 +271,11 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 }
 
 // endpointTransports adds a transport for each destination type whose
-// endpoints the routing file names (sftp, https, azblob, email), reading the bytes they
-// send from source. Every endpoint's settings are checked here, so a bad
-// one fails at start, naming every problem.
-func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source) error {
+// endpoints the routing file names (sftp, https, azblob, email), reading
+// the bytes they send from source (and making an email endpoint's links to
+// files too large to attach with links). Every endpoint's settings are
+// checked here, so a bad one fails at start, naming every problem.
+func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source, links emailtransport.Linker) error {
 	sftpEndpoints, sftpErr := sftp.ParseEndpoints(routes.SFTP)
 	if len(sftpEndpoints) > 0 {
 		transports["sftp"] = sftp.New(sftpEndpoints, secrets, source)
@@ -288,7 +290,9 @@ func endpointTransports(transports map[string]advance.Transport, routes domain.R
 	}
 	emailEndpoints, emailErr := emailtransport.ParseEndpoints(routes.Email)
 	if len(emailEndpoints) > 0 {
-		transports["email"] = emailtransport.New(emailEndpoints, secrets, source)
+		tr := emailtransport.New(emailEndpoints, secrets, source)
+		tr.Links = links
+		transports["email"] = tr
 	}
 	return errors.Join(sftpErr, httpsErr, blobErr, emailErr)
 }

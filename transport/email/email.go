@@ -36,11 +36,19 @@ type Transport struct {
 	endpoints map[string]Endpoint
 	secrets   transport.Secrets
 	source    transport.Source
+	// Links makes the presigned URLs of files over an endpoint's MaxSize
+	// whose overLimit is link; nil refuses them (TOO_LARGE).
+	Links Linker
 	// Timeout bounds one conversation with the relay; 0 means 5 minutes.
 	Timeout time.Duration
 }
 
 var _ transport.Transport = (*Transport)(nil)
+
+// Linker presigns a URL that reads transfer t's source for expiry.
+type Linker interface {
+	Link(ctx context.Context, t domain.State, expiry time.Duration) (string, error)
+}
 
 // New returns a transport sending through endpoints (as ParseEndpoints
 // returns them), resolving their secrets with secrets when it sends and
@@ -59,7 +67,7 @@ func (tr *Transport) endpoint(t domain.State) (Endpoint, error) {
 		return e, domain.Errorf(domain.KindInvalid, "email: transfer %s has destination type %q", t.ID, d.Type)
 	case !ok:
 		return e, domain.Errorf(domain.KindInvalid, "email: transfer %s names endpoint %q, which the email section does not define", t.ID, d.Endpoint)
-	case t.Request.Size > int64(e.MaxSize):
+	case t.Request.Size > int64(e.MaxSize) && (e.OverLimit != OverLimitLink || tr.Links == nil):
 		return e, domain.Errorf(domain.KindInvalid, "email: the file is %d bytes, over endpoint %s's maxSize of %d", t.Request.Size, d.Endpoint, int64(e.MaxSize)).WithCode("TOO_LARGE")
 	}
 	return e, nil
@@ -155,7 +163,13 @@ func (tr *Transport) send(ctx context.Context, e Endpoint, t domain.State) error
 	if err != nil {
 		return classify("DATA", err)
 	}
-	if err := tr.write(ctx, w, e, t); err != nil {
+	var link string
+	if t.Request.Size > int64(e.MaxSize) {
+		if link, err = tr.Links.Link(ctx, t, time.Duration(e.LinkExpiry)); err != nil {
+			return err
+		}
+	}
+	if err := tr.write(ctx, w, e, t, link); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
@@ -167,8 +181,8 @@ func (tr *Transport) send(ctx context.Context, e Endpoint, t domain.State) error
 
 // write writes the message: its text, then the file as a base64 attachment
 // named as the route's filename template says, read from the source chunk
-// by chunk.
-func (tr *Transport) write(ctx context.Context, w io.Writer, e Endpoint, t domain.State) error {
+// by chunk; or, with a link, the text and the link in place of the file.
+func (tr *Transport) write(ctx context.Context, w io.Writer, e Endpoint, t domain.State, link string) error {
 	var h gomail.Header
 	from, _ := mail.ParseAddress(e.From)
 	h.SetAddressList("From", []*gomail.Address{{Name: from.Name, Address: from.Address}})
@@ -193,13 +207,21 @@ func (tr *Transport) write(ctx context.Context, w io.Writer, e Endpoint, t domai
 	if err != nil {
 		return classify("write the message", err)
 	}
-	if _, err := io.WriteString(tw, Expand(e.Body, t)+"\r\n"); err != nil {
+	text := Expand(e.Body, t) + "\r\n"
+	name := transport.DeliveredName(t)
+	if link != "" {
+		until := time.Now().Add(time.Duration(e.LinkExpiry)).UTC().Format(time.RFC1123)
+		text += fmt.Sprintf("\r\n%s is %d bytes, too large to attach; download it before %s from\r\n%s\r\n", name, t.Request.Size, until, link)
+	}
+	if _, err := io.WriteString(tw, text); err != nil {
 		return classify("write the message", err)
 	}
 	if err := tw.Close(); err != nil {
 		return classify("write the message", err)
 	}
-	name := transport.DeliveredName(t)
+	if link != "" {
+		return classifyNil(mw.Close())
+	}
 	var ah gomail.AttachmentHeader
 	contentType := mime.TypeByExtension(path.Ext(name))
 	if contentType == "" || strings.HasPrefix(contentType, "text/") {
@@ -289,6 +311,14 @@ func (tr *Transport) tlsConfig(ctx context.Context, e Endpoint) (*tls.Config, er
 		}
 	}
 	return cfg, nil
+}
+
+// classifyNil is classify for an error that may be nil.
+func classifyNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return classify("write the message", err)
 }
 
 // classify makes an SMTP conversation's error ferry's: 4xx replies and

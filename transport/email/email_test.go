@@ -271,3 +271,53 @@ func TestEndpointSettings(t *testing.T) {
 		t.Errorf("Expand = %q", got)
 	}
 }
+
+type linker struct{ expiry time.Duration }
+
+func (l *linker) Link(_ context.Context, t domain.State, expiry time.Duration) (string, error) {
+	l.expiry = expiry
+	return "https://bucket.example/" + t.ID + "?X-Amz-Signature=abc", nil
+}
+
+func TestLinkInPlaceOfALargeFile(t *testing.T) {
+	r := startRelay(t)
+	tr := newTransport(t, r, make([]byte, 2048), func(e *Endpoint) { e.OverLimit, e.LinkExpiry = OverLimitLink, domain.Duration(2*time.Hour) })
+	st := state(t, 2048) // over the 1 KiB maxSize
+	if _, err := tr.Begin(context.Background(), st); domain.CodeOf(err) != "TOO_LARGE" {
+		t.Fatalf("without a Linker: Begin = %v, want TOO_LARGE", err)
+	}
+	l := &linker{}
+	tr.Links = l
+	if _, err := tr.SendChunk(context.Background(), st, st.Request.Chunk(st.Request.Chunks)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.got) != 1 || l.expiry != 2*time.Hour {
+		t.Fatalf("%d messages, link expiry %s", len(r.got), l.expiry)
+	}
+	mr, err := mail.CreateReader(bytes.NewReader(r.got[0].data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := p.Header.(*mail.AttachmentHeader); ok {
+			t.Fatal("a file over maxSize was attached")
+		}
+		b, _ := io.ReadAll(p.Body)
+		texts = append(texts, string(b))
+	}
+	if len(texts) != 1 || !strings.Contains(texts[0], "https://bucket.example/"+st.ID+"?X-Amz-Signature=abc") || !strings.Contains(texts[0], "2048 bytes") {
+		t.Errorf("texts %q, want one with the link", texts)
+	}
+	if _, err := ParseEndpoints(section("bad", `{"host": "h", "from": "a@x.example", "to": ["b@y.example"], "overLimit": "shrink", "linkExpiry": "720h"}`)); err == nil ||
+		!strings.Contains(err.Error(), `overLimit "shrink"`) || !strings.Contains(err.Error(), "linkExpiry 720h0m0s") {
+		t.Errorf("bad overLimit and linkExpiry: %v", err)
+	}
+}

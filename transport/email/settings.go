@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/transport"
@@ -50,10 +51,31 @@ type Endpoint struct {
 	// and DefaultBody.
 	Subject string `json:"subject,omitempty"`
 	Body    string `json:"body,omitempty"`
-	// MaxSize is the largest file sent; a larger one fails at once, code
-	// TOO_LARGE. 0 means DefaultMaxSize.
+	// MaxSize is the largest file attached; 0 means DefaultMaxSize. A
+	// larger one fails at once, code TOO_LARGE, unless OverLimit is link.
 	MaxSize domain.ByteSize `json:"maxSize,omitempty"`
+	// OverLimit is what happens to a file over MaxSize: fail (the
+	// default), or link: the message carries a presigned URL of the file
+	// in place of the file, valid for LinkExpiry.
+	OverLimit string `json:"overLimit,omitempty"`
+	// LinkExpiry is how long a link works (default 24h, at most 7 days,
+	// SigV4's limit, and never longer than the credentials that signed
+	// it).
+	LinkExpiry domain.Duration `json:"linkExpiry,omitempty"`
 }
+
+// What an endpoint does with a file over its MaxSize.
+const (
+	OverLimitFail = "fail"
+	OverLimitLink = "link"
+)
+
+// DefaultLinkExpiry is how long a link works when the endpoint says
+// nothing; MaxLinkExpiry is SigV4's longest.
+const (
+	DefaultLinkExpiry = domain.Duration(24 * time.Hour)
+	MaxLinkExpiry     = domain.Duration(7 * 24 * time.Hour)
+)
 
 // The default templates of a message.
 const (
@@ -80,6 +102,12 @@ func (e Endpoint) WithDefaults() Endpoint {
 	}
 	if e.MaxSize == 0 {
 		e.MaxSize = DefaultMaxSize
+	}
+	if e.OverLimit == "" {
+		e.OverLimit = OverLimitFail
+	}
+	if e.LinkExpiry == 0 {
+		e.LinkExpiry = DefaultLinkExpiry
 	}
 	return e
 }
@@ -123,6 +151,12 @@ func (e Endpoint) Validate() error {
 	}
 	if e.MaxSize < 0 {
 		errs = append(errs, errors.New("maxSize must be positive"))
+	}
+	if e.OverLimit != OverLimitFail && e.OverLimit != OverLimitLink {
+		errs = append(errs, fmt.Errorf("overLimit %q is not fail or link", e.OverLimit))
+	}
+	if e.LinkExpiry < domain.Duration(time.Minute) || e.LinkExpiry > MaxLinkExpiry {
+		errs = append(errs, fmt.Errorf("linkExpiry %s is not between 1m and 168h", time.Duration(e.LinkExpiry)))
 	}
 	return errors.Join(errs...)
 }
