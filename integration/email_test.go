@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/testkit/mailtest"
 	"github.com/ferryhq/ferry/store"
 )
 
@@ -60,7 +60,7 @@ func writeMessage(t *testing.T, from, to, subject string, headers []string, part
 		fmt.Fprintf(w, "--%s\r\nContent-Type: %s\r\nContent-Disposition: %s\r\nContent-Transfer-Encoding: %s\r\n\r\n", boundary, p.contentType, p.disposition, p.encoding)
 		switch p.encoding {
 		case "base64":
-			enc := base64.NewEncoder(base64.StdEncoding, &lineWrapper{w: w})
+			enc := mailtest.Base64(w)
 			if _, err := io.Copy(enc, p.body()); err != nil {
 				t.Fatal(err)
 			}
@@ -83,30 +83,6 @@ func writeMessage(t *testing.T, from, to, subject string, headers []string, part
 		t.Fatal(err)
 	}
 	return f.Name()
-}
-
-// lineWrapper breaks base64 into lines of 76 characters.
-type lineWrapper struct {
-	w   io.Writer
-	col int
-}
-
-func (l *lineWrapper) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		k := min(76-l.col, len(p))
-		if _, err := l.w.Write(p[:k]); err != nil {
-			return n, err
-		}
-		n, p, l.col = n+k, p[k:], l.col+k
-		if l.col == 76 {
-			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
-				return n, err
-			}
-			l.col = 0
-		}
-	}
-	return n, nil
 }
 
 // sendMail sends the message in file from → to to ferry local's SMTP

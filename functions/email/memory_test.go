@@ -3,7 +3,6 @@ package email
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferryhq/ferry/internal/testkit/mailtest"
 )
 
 // streamS3 serves one generated message, never held whole, and keeps only
@@ -90,7 +91,7 @@ func TestBoundedMemory(t *testing.T) {
 	message := func() io.Reader {
 		pr, pw := io.Pipe()
 		go func() {
-			enc := base64.NewEncoder(base64.StdEncoding, &lineWrapper{w: pw})
+			enc := mailtest.Base64(pw)
 			_, err := io.Copy(enc, generated(attachment))
 			if err == nil {
 				err = enc.Close()
@@ -150,28 +151,4 @@ func TestBoundedMemory(t *testing.T) {
 	if grew > 3*DefaultPartSize {
 		t.Errorf("heap in use grew by %d MiB, more than three %d MiB parts", grew>>20, DefaultPartSize>>20)
 	}
-}
-
-// lineWrapper breaks base64 into lines of 76 characters.
-type lineWrapper struct {
-	w   io.Writer
-	col int
-}
-
-func (l *lineWrapper) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		k := min(76-l.col, len(p))
-		if _, err := l.w.Write(p[:k]); err != nil {
-			return n, err
-		}
-		n, p, l.col = n+k, p[k:], l.col+k
-		if l.col == 76 {
-			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
-				return n, err
-			}
-			l.col = 0
-		}
-	}
-	return n, nil
 }
