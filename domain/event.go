@@ -87,6 +87,11 @@ type Requested struct {
 	// Compress asks the transport to compress each chunk (MESH gzip).
 	Compress bool              `json:"compress,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// CorrelationID (added in payload version 1 with omitempty; absent
+	// means none) is shared by transfers that belong together: the
+	// attachments of one email, or the uploads that carried the same
+	// correlation-id metadata.
+	CorrelationID string `json:"correlationId,omitempty"`
 }
 
 // SourceChunked reports whether the source decides the chunks' lengths

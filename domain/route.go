@@ -16,18 +16,19 @@ import (
 // Destination says where a route delivers. It comes only from route
 // configuration, never from anything a sender supplies.
 type Destination struct {
-	// Type names the transport: "s3", "mesh", "sftp", "https", "azblob" or
-	// "null".
+	// Type names the transport: "s3", "mesh", "sftp", "https", "azblob",
+	// "email" or "null".
 	Type string `json:"type"`
 	// Bucket and Prefix locate the delivered object for the s3 transport.
 	Bucket string `json:"bucket,omitempty"`
 	Prefix string `json:"prefix,omitempty"`
-	// Endpoint names, for the sftp, https and azblob transports, the
-	// settings in the routing file's section of that type (Routes.SFTP,
-	// HTTPS, Azblob), which the transport package decodes and validates.
+	// Endpoint names, for the sftp, https, azblob and email transports,
+	// the settings in the routing file's section of that type (Routes.SFTP,
+	// HTTPS, Azblob, Email), which the transport package decodes and
+	// validates.
 	Endpoint string `json:"endpoint,omitempty"`
-	// Filename names the delivered file, for the s3, sftp and azblob
-	// transports, by a template of FilenameFields ("{sender}/{date}/
+	// Filename names the delivered file, for the s3, sftp, azblob and
+	// email (the attachment) transports, by a template of FilenameFields ("{sender}/{date}/
 	// {filename}"); empty means DefaultFilenameTemplate. An s3 destination
 	// puts it after Prefix.
 	Filename string `json:"filename,omitempty"`
@@ -35,11 +36,11 @@ type Destination struct {
 
 // endpointTypes are the destination types whose settings are named
 // endpoints in a section of the routing file.
-var endpointTypes = []string{"sftp", "https", "azblob"}
+var endpointTypes = []string{"sftp", "https", "azblob", "email"}
 
 // namedTypes are the destination types whose delivered file a filename
 // template names.
-var namedTypes = []string{"s3", "sftp", "azblob"}
+var namedTypes = []string{"s3", "sftp", "azblob", "email"}
 
 // Validate reports what is wrong with d, every problem at once.
 func (d Destination) Validate() error {
@@ -49,7 +50,7 @@ func (d Destination) Validate() error {
 		if d.Bucket == "" {
 			errs = append(errs, errors.New("s3 destination needs a bucket"))
 		}
-	case "sftp", "https", "azblob":
+	case "sftp", "https", "azblob", "email":
 		if d.Endpoint == "" {
 			errs = append(errs, fmt.Errorf("%s destination needs an endpoint (a name in the routing file's %s section)", d.Type, d.Type))
 		}
@@ -79,7 +80,9 @@ func (d Destination) Validate() error {
 // Workflow is exact. Has lists metadata keys the upload must carry with a
 // non-empty value, compared without regard to case (S3 lowercases user
 // metadata keys): a route can take, say, every upload that says mex-to,
-// whatever its folder.
+// whatever its folder. EmailTo matches email by the address it was received
+// for: an address, or "@domain" for every address of a domain, without
+// regard to case; a route that names it takes only email.
 type Match struct {
 	Bucket    string   `json:"bucket,omitempty"`
 	Prefix    string   `json:"prefix,omitempty"`
@@ -87,6 +90,7 @@ type Match struct {
 	Recipient string   `json:"recipient,omitempty"`
 	Workflow  string   `json:"workflow,omitempty"`
 	Has       []string `json:"has,omitempty"`
+	EmailTo   string   `json:"emailTo,omitempty"`
 }
 
 // Route maps matching uploads to a destination and says how to move them.
@@ -103,6 +107,19 @@ type Route struct {
 	// acknowledge it through the HTTP API (POST /transfers/{id}/ack). MESH
 	// routes always wait, for MESH's own acknowledgement.
 	ExpectAck bool `json:"expectAck,omitempty"`
+	// Email is what the route accepts of received email (senders,
+	// verdicts, a message without attachments); nil is the zero
+	// EmailPolicy. It applies to email only.
+	Email *EmailPolicy `json:"email,omitempty"`
+}
+
+// EmailPolicy returns the route's email policy, the zero one if it sets
+// none.
+func (r Route) EmailPolicy() EmailPolicy {
+	if r.Email == nil {
+		return EmailPolicy{}
+	}
+	return *r.Email
 }
 
 // Upload is what is known about an incoming file when choosing its route.
@@ -111,6 +128,9 @@ type Upload struct {
 	Sender, Recipient, Workflow string
 	// Metadata is the upload's decoded user metadata, keys lower case.
 	Metadata map[string]string
+	// EmailTo is the recipient address of an attachment of received
+	// email; "" for any other upload.
+	EmailTo string
 }
 
 func (m Match) matches(u Upload) bool {
@@ -119,6 +139,7 @@ func (m Match) matches(u Upload) bool {
 		(m.Sender == "" || strings.EqualFold(m.Sender, u.Sender)) &&
 		(m.Recipient == "" || strings.EqualFold(m.Recipient, u.Recipient)) &&
 		(m.Workflow == "" || m.Workflow == u.Workflow) &&
+		(m.EmailTo == "" || matchAddress(m.EmailTo, u.EmailTo)) &&
 		u.has(m.Has)
 }
 
@@ -146,6 +167,9 @@ type Routes struct {
 	SFTP   map[string]json.RawMessage `json:"sftp,omitempty"`
 	HTTPS  map[string]json.RawMessage `json:"https,omitempty"`
 	Azblob map[string]json.RawMessage `json:"azblob,omitempty"`
+	// Email names the SMTP relays (and the message each sends) of email
+	// destinations.
+	Email map[string]json.RawMessage `json:"email,omitempty"`
 }
 
 // Endpoints returns the section of the routing file that names the
@@ -158,6 +182,8 @@ func (rs Routes) Endpoints(typ string) map[string]json.RawMessage {
 		return rs.HTTPS
 	case "azblob":
 		return rs.Azblob
+	case "email":
+		return rs.Email
 	}
 	return nil
 }
@@ -219,6 +245,9 @@ func (rs Routes) Validate() error {
 			}
 		}
 		if err := r.Retry.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+		if err := r.EmailPolicy().Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
 	}

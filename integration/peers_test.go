@@ -36,6 +36,7 @@ type peers struct {
 	https   *httpsPeer
 	blobs   *container.Client // the azblob endpoint's container on Azurite
 	hydra   *hydra.Server
+	mailpit *mailpit // the email endpoint's relay
 }
 
 // Azurite's well-known development account (its README publishes the key).
@@ -66,9 +67,14 @@ func startPeers(stateDir string) (*peers, string, error) {
 		p.stop()
 		return nil, "", err
 	}
+	if p.mailpit, err = startMailpit(filepath.Join(stateDir, "mailpit")); err != nil {
+		p.stop()
+		return nil, "", err
+	}
 	files := map[string][]byte{
-		"FERRY_TEST_SFTP_KEY": p.sshd.UserKey,
-		"FERRY_TEST_HTTPS_CA": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.https.srv.Certificate().Raw}),
+		"FERRY_TEST_MAILPIT_CA": p.mailpit.caPEM,
+		"FERRY_TEST_SFTP_KEY":   p.sshd.UserKey,
+		"FERRY_TEST_HTTPS_CA":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.https.srv.Certificate().Raw}),
 	}
 	for env, b := range files {
 		name := filepath.Join(stateDir, env)
@@ -109,6 +115,17 @@ func startPeers(stateDir string) (*peers, string, error) {
 	if _, err := p.blobs.Create(context.Background(), nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return nil, "", fmt.Errorf("create container %s: %w", blobContainer, err)
 	}
+	routes["email"] = map[string]any{"mailpit": map[string]any{
+		"host": "127.0.0.1", "port": p.mailpit.smtpPort, "username": "ferry",
+		"password": "secret:ferry/local/transports/mailpit/password", "caBundle": "secret:ferry/local/transports/mailpit/ca",
+		"from": "Ferry <ferry@ferry.test>", "to": []string{"partner@partner.example"},
+		"subject": "{transferId} {filename} from {sender}", "maxSize": "8MiB",
+	}, "mailpit-link": map[string]any{
+		"host": "127.0.0.1", "port": p.mailpit.smtpPort, "username": "ferry",
+		"password": "secret:ferry/local/transports/mailpit/password", "caBundle": "secret:ferry/local/transports/mailpit/ca",
+		"from": "ferry@ferry.test", "to": []string{"partner@partner.example"},
+		"subject": "{transferId} {filename}", "maxSize": "1MiB", "overLimit": "link", "linkExpiry": "1h",
+	}}
 	routes["azblob"] = map[string]any{"lake": map[string]any{
 		"serviceURL": blobURL, "account": azuriteAccount, "container": blobContainer, "prefix": "in/",
 		"sharedKey": "secret:ferry/local/transports/azblob/key",
@@ -126,6 +143,9 @@ func (p *peers) stop() {
 	p.https.srv.Close()
 	if p.hydra != nil {
 		p.hydra.Stop()
+	}
+	if p.mailpit != nil {
+		p.mailpit.stop()
 	}
 }
 

@@ -12,16 +12,19 @@ import (
 // Detail is the detail of every EventBridge event ferry publishes. Its JSON
 // Schema is schema/transfer-event.schema.json; change both together.
 type Detail struct {
-	TransferID    string       `json:"transferId"`
-	Seq           int          `json:"seq"`
-	EventID       string       `json:"eventId"` // "<transferId>/<seq>": subscribers dedupe on it
-	Type          string       `json:"type"`
-	Status        string       `json:"status"`
-	Route         string       `json:"route,omitempty"`
-	Sender        string       `json:"sender,omitempty"`
-	Recipient     string       `json:"recipient,omitempty"`
-	Workflow      string       `json:"workflow,omitempty"`
-	Filename      string       `json:"filename,omitempty"`
+	TransferID string `json:"transferId"`
+	Seq        int    `json:"seq"`
+	EventID    string `json:"eventId"` // "<transferId>/<seq>": subscribers dedupe on it
+	Type       string `json:"type"`
+	Status     string `json:"status"`
+	Route      string `json:"route,omitempty"`
+	Sender     string `json:"sender,omitempty"`
+	Recipient  string `json:"recipient,omitempty"`
+	Workflow   string `json:"workflow,omitempty"`
+	Filename   string `json:"filename,omitempty"`
+	// CorrelationID is shared by transfers that belong together (the
+	// attachments of one email).
+	CorrelationID string       `json:"correlationId,omitempty"`
 	Bytes         int64        `json:"bytes"`
 	Chunks        int          `json:"chunks"`
 	ChunksSent    int          `json:"chunksSent"`
@@ -60,22 +63,23 @@ func DetailType(t domain.EventType) string {
 func NewDetail(e domain.Event, st domain.State) Detail {
 	r := st.Request
 	d := Detail{
-		TransferID: e.TransferID,
-		Seq:        e.Seq,
-		EventID:    EventID(e.TransferID, e.Seq),
-		Type:       string(e.Type()),
-		Status:     string(st.Status),
-		Route:      r.Route,
-		Sender:     r.Sender,
-		Recipient:  r.Recipient,
-		Workflow:   r.Workflow,
-		Filename:   r.Filename,
-		Bytes:      st.Size(),
-		Chunks:     r.Chunks,
-		ChunksSent: st.ChunksSent,
-		Attempt:    st.Attempt,
-		Location:   st.Location,
-		OccurredAt: e.At.UTC(),
+		TransferID:    e.TransferID,
+		Seq:           e.Seq,
+		EventID:       EventID(e.TransferID, e.Seq),
+		Type:          string(e.Type()),
+		Status:        string(st.Status),
+		Route:         r.Route,
+		Sender:        r.Sender,
+		Recipient:     r.Recipient,
+		Workflow:      r.Workflow,
+		Filename:      r.Filename,
+		CorrelationID: r.CorrelationID,
+		Bytes:         st.Size(),
+		Chunks:        r.Chunks,
+		ChunksSent:    st.ChunksSent,
+		Attempt:       st.Attempt,
+		Location:      st.Location,
+		OccurredAt:    e.At.UTC(),
 	}
 	switch p := e.Payload.(type) {
 	case domain.ChunkSent:

@@ -19,5 +19,6 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
+export FERRY_MAILPIT="$cache/mailpit/mailpit"
 cd "$root"
 go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m "$@" ./integration/

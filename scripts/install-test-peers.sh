@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers only the integration tests and benchmarks use, beyond
-# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite and Ory Hydra.
+# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite, Ory Hydra and Mailpit.
 # Idempotent; `make run` does not need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -50,4 +50,15 @@ if [ ! -x "$hydra" ]; then
     -ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$hydra_version" \
     -o "$hydra.tmp" github.com/ory/hydra/v2)
   mv "$hydra.tmp" "$hydra"
+fi
+# Mailpit, an SMTP server with an API for what it received (the email
+# transport's integration tests), pinned, built from its Go module into
+# .cache/mailpit/mailpit.
+mailpit_version=v1.33.1
+mailpit_stamp="$cache/mailpit/.installed-$mailpit_version"
+if [ ! -f "$mailpit_stamp" ]; then
+  echo "building Mailpit $mailpit_version into .cache/mailpit (first run only)…" >&2
+  mkdir -p "$cache/mailpit"
+  GOBIN="$cache/mailpit" go install "github.com/axllent/mailpit@$mailpit_version" >&2
+  touch "$mailpit_stamp"
 fi

@@ -6,8 +6,9 @@
 # polls, so it lands in the same bucket's inbound/X26ABC2/), prints their
 # timelines live, then stays up. Ctrl-C stops everything it started.
 #
-# Settings (environment): FERRY_MOTO_PORT (4570), FERRY_MESH_PORT (4571) and
-# FERRY_API_PORT (4572, the HTTP API); FERRY_LIVE_PORT (4573, the WebSocket API);
+# Settings (environment): FERRY_MOTO_PORT (4570), FERRY_MESH_PORT (4571),
+# FERRY_API_PORT (4572, the HTTP API), FERRY_LIVE_PORT (4573, the WebSocket API),
+# FERRY_SMTP_PORT (4575, email in);
 # FERRY_STATE_DIR (.ferry) for checkpoints, logs and the sample files;
 # FERRY_RUN_ONCE=1 runs the demo to its end and exits (0 when every sample
 # was delivered) instead of staying up — `make test` runs it that way, on
@@ -20,6 +21,7 @@ port=${FERRY_MOTO_PORT:-4570}
 mesh_port=${FERRY_MESH_PORT:-4571}
 api_port=${FERRY_API_PORT:-4572}
 live_port=${FERRY_LIVE_PORT:-4573}
+smtp_port=${FERRY_SMTP_PORT:-4575}
 state=${FERRY_STATE_DIR:-.ferry}
 once=${FERRY_RUN_ONCE:-}
 "$root/scripts/install.sh"
@@ -64,7 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bin/ferry local --state-dir "$state" --api "127.0.0.1:$api_port" --live "127.0.0.1:$live_port" >"$log" 2>&1 &
+bin/ferry local --state-dir "$state" --api "127.0.0.1:$api_port" --live "127.0.0.1:$live_port" --smtp "127.0.0.1:$smtp_port" >"$log" 2>&1 &
 local_pid=$!
 deadline=$((SECONDS + 60))
 until grep -q "ferry local: ready" "$log" 2>/dev/null; do

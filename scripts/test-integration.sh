@@ -20,6 +20,7 @@ export FERRY_BIN="$root/bin/ferry"
 # Ory Hydra, the OIDC issuer the HTTP API's token tests get tokens from.
 export FERRY_HYDRA
 FERRY_HYDRA=$(hydra_bin)
+export FERRY_MAILPIT="$cache/mailpit/mailpit"
 # schemathesis, for the HTTP API's fuzz test, in a venv of its own.
 api_venv="$cache/api-test-venv"
 pinned_venv "$api_venv" "$root/api/requirements-test.txt" "schemathesis"

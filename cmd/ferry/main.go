@@ -51,7 +51,7 @@ var commands = []command{
 	{"replay", "replay ID... --reason R | replay --status FAILED [--route R] [--recipient M] [--since D] [--until D] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R", runReplay},
 	{"cancel", "cancel ID... --reason R", runCancel},
 	{"keys", "keys create --party P [--role partner|operator] [--label L] | keys list | keys revoke ID", runKeys},
-	{"local", "local [--routes FILE] [--state-dir DIR] [--seed FILE] [--api HOST:PORT]", runLocal},
+	{"local", "local [--routes FILE] [--state-dir DIR] [--seed FILE] [--api HOST:PORT] [--smtp HOST:PORT]", runLocal},
 }
 
 // usageError is an error in how the command was called (exit 2).

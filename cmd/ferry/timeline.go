@@ -23,6 +23,7 @@ func describe(e domain.Event) string {
 		add("sender", p.Sender)
 		add("recipient", p.Recipient)
 		add("file", p.Filename)
+		add("correlation", p.CorrelationID)
 		kv = append(kv, fmt.Sprintf("bytes=%d", p.Size), fmt.Sprintf("chunks=%d", p.Chunks))
 		add("source", "s3://"+p.Source.Bucket+"/"+p.Source.Key)
 	case domain.Started:

@@ -2,8 +2,9 @@
 // the handler by the function's Handler setting (the _HANDLER variable of a
 // provided.al2023 runtime): intake, advance, publish, retry, api (the HTTP
 // API), authorizer (the HTTP and WebSocket APIs' Lambda authorizer), live
-// (the WebSocket API's routes), notify (pushes events to its connections)
-// or meshpoll
+// (the WebSocket API's routes), notify (pushes events to its connections),
+// email (invoked by SES's receipt rule with each received message) or
+// meshpoll
 // (invoked by a schedule every FERRY_MESH_POLL_MINUTES, it polls the
 // inboxes that are due; {"mailbox": "X26ABC1"} polls one at once).
 package main
@@ -56,13 +57,15 @@ func run(log *slog.Logger) error {
 		lambda.Start(a.Live.Handle)
 	case "notify":
 		lambda.Start(a.Notify.Handle)
+	case "email":
+		lambda.Start(a.Email.Handle)
 	case "meshpoll":
 		if a.MESHPoll == nil {
 			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
 		}
 		lambda.Start(a.MESHPoll.Handle)
 	default:
-		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, api, authorizer, live or notify", h)
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, api, authorizer, live, notify or email", h)
 	}
 	return nil
 }

@@ -150,6 +150,11 @@ func (h *Handler) record(ctx context.Context, r events.S3EventRecord) error {
 		// A file given to the HTTP API: its key names its transfer and
 		// its sender (a posted file's transfer exists already).
 		id, obj.Sender = pid, party
+	} else if eid, ok := domain.ParseEmailKey(key); ok {
+		// An attachment of received email: its key names its transfer,
+		// which the email function has made (or had not yet, when it
+		// stopped: made here then, the same).
+		id = eid
 	}
 	return h.create(ctx, id, h.Command(obj))
 }
@@ -273,9 +278,22 @@ type Object struct {
 // and routable, a Reject naming every problem otherwise. It is the one
 // place an upload meets the routing table; the HTTP API's posts come here
 // too.
+//
+// An attachment of received email (an upload under a domain.EmailKey) is
+// sent by its email-from address to its email-to address, is routed by
+// the latter too (Match.EmailTo), and must then pass the route's email
+// policy: a sender not allowed is rejected with code SENDER_NOT_ALLOWED, a
+// verdict that breaks its rules with VERDICT_FAILED.
 func (h *Handler) Command(o Object) domain.Command {
 	bucket, key := o.Bucket, o.Key
 	md, problems := parseMetadata(o.Metadata)
+	_, email := domain.ParseEmailKey(key)
+	if email {
+		// Addresses are not party names: they are taken as the email
+		// function found them, after the party checks.
+		md[metaSender] = md.first(domain.MetaEmailFrom)
+		md[metaRecipient] = strings.ToLower(md.first(domain.MetaEmailTo))
+	}
 	req := domain.Requested{
 		Source:    domain.Source{Kind: "s3", Bucket: bucket, Key: key, VersionID: o.VersionID, ETag: o.ETag},
 		Sender:    md.first(metaSender, mexFrom),
@@ -284,6 +302,9 @@ func (h *Handler) Command(o Object) domain.Command {
 		Filename:  md.first(metaFilename, mexFilename),
 		Size:      o.Size,
 		Metadata:  md.extra(),
+		// CorrelationID ties the attachments of one email together; any
+		// upload may carry one.
+		CorrelationID: md.first(domain.MetaCorrelationID),
 	}
 	if req.Filename == "" {
 		req.Filename = path.Base(key)
@@ -294,7 +315,11 @@ func (h *Handler) Command(o Object) domain.Command {
 	if len(problems) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}
 	}
-	route, ok := h.Routes.Find(domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow, Metadata: md})
+	upload := domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow, Metadata: md}
+	if email {
+		upload.EmailTo = req.Recipient
+	}
+	route, ok := h.Routes.Find(upload)
 	if !ok {
 		return domain.Reject{Requested: req, Reason: reasonf("no route matches s3://%s/%s (sender %q, recipient %q, workflow %q)", bucket, key, req.Sender, req.Recipient, req.Workflow).WithCode("NO_ROUTE")}
 	}
@@ -304,6 +329,11 @@ func (h *Handler) Command(o Object) domain.Command {
 	req.Retry = route.Retry
 	if route.ExpectAck && route.Destination.Type != "mesh" {
 		req.ExpectAck, req.AckByRecipient = true, true
+	}
+	if email {
+		if reason := emailReason(route, md); reason != nil {
+			return domain.Reject{Requested: req, Reason: reason}
+		}
 	}
 	if miss := md.missing(route.Require); len(miss) > 0 {
 		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
@@ -317,6 +347,21 @@ func (h *Handler) Command(o Object) domain.Command {
 		}
 	}
 	return domain.Request{Requested: req}
+}
+
+// emailReason returns why the route's email policy refuses an attachment
+// of received email, or nil: a sender it does not allow, or a verdict that
+// breaks its rules (the verdicts travel as email-spf, email-virus, …).
+func emailReason(route domain.Route, md metadata) *domain.Error {
+	policy := route.EmailPolicy()
+	if from := md.first(metaSender); !policy.Allows(from) {
+		return reasonf("sender %q is not allowed on route %s (allowedSenders: %s)", from, route.Name, strings.Join(policy.AllowedSenders, ", ")).WithCode("SENDER_NOT_ALLOWED")
+	}
+	verdicts := domain.Verdicts{}
+	for _, name := range domain.VerdictNames {
+		verdicts[name] = md.first(domain.MetaVerdictPrefix + name)
+	}
+	return policy.Check(verdicts)
 }
 
 // create records the transfer. A conflict means the transfer already

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -677,4 +678,81 @@ func TestRouteExpectAck(t *testing.T) {
 	if r := evs[0].Payload.(domain.Requested); !r.ExpectAck || !r.AckByRecipient {
 		t.Errorf("expectAck %t, ackByRecipient %t; want both", r.ExpectAck, r.AckByRecipient)
 	}
+}
+
+// TestEmailAttachmentCommand: an attachment of received email is sent by
+// its email-from address to its email-to one, routed by the latter, held
+// to the route's email policy, and carries its message's correlation id;
+// its notification names the transfer the email function made.
+func TestEmailAttachmentCommand(t *testing.T) {
+	const id = "01JNZ0EEEEEEEEEEEEEEEEEEEE"
+	routes := domain.Routes{Routes: []domain.Route{
+		{Name: "lab-mail", Match: domain.Match{EmailTo: "files@in.example"}, Destination: domain.Destination{Type: "null"},
+			Require: []string{"sender", "recipient"},
+			Email:   &domain.EmailPolicy{AllowedSenders: []string{"lab.example"}}},
+		{Name: "uploads", Match: domain.Match{Prefix: "outbound/"}, Destination: domain.Destination{Type: "null"}},
+	}}
+	meta := func(from, to, virus, dmarc string) map[string]string {
+		return map[string]string{
+			"email-from": url.QueryEscape(from), "email-to": to, "email-virus": virus, "email-dmarc": dmarc,
+			"subject": "Results+%E2%80%93+May", "correlation-id": "msg-1",
+		}
+	}
+	from := func(md map[string]string) string { v, _ := url.QueryUnescape(md["email-from"]); return v }
+	tests := []struct {
+		name      string
+		md        map[string]string
+		route     string
+		code      string // the rejection's code, "" for a request
+		recipient string
+	}{
+		{"accepted", meta("ann+lab@lab.example", "Files@In.Example", "PASS", "PASS"), "lab-mail", "", "files@in.example"},
+		{"sender not allowed", meta("eve@evil.example", "files@in.example", "PASS", "PASS"), "lab-mail", "SENDER_NOT_ALLOWED", "files@in.example"},
+		{"virus", meta("ann@lab.example", "files@in.example", "FAIL", "PASS"), "lab-mail", "VERDICT_FAILED", "files@in.example"},
+		{"dmarc", meta("ann@lab.example", "files@in.example", "PASS", "FAIL"), "lab-mail", "VERDICT_FAILED", "files@in.example"},
+		{"other address, default policy", meta("eve@evil.example", "other@in.example", "PASS", "GRAY"), "uploads", "", "other@in.example"},
+		{"other address, virus", meta("eve@evil.example", "other@in.example", "GRAY", "PASS"), "uploads", "VERDICT_FAILED", "other@in.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Handler{Routes: routes}
+			cmd := h.Command(Object{Bucket: bucket, Key: domain.EmailKey(id, "results.csv"), Size: 10, Metadata: tt.md})
+			var req domain.Requested
+			switch c := cmd.(type) {
+			case domain.Request:
+				if tt.code != "" {
+					t.Fatalf("Command = Request, want a rejection %s", tt.code)
+				}
+				req = c.Requested
+			case domain.Reject:
+				if got := domain.CodeOf(c.Reason); got != tt.code {
+					t.Fatalf("Command rejected it with %s (%s), want %q", got, c.Reason.Message, tt.code)
+				}
+				req = c.Requested
+			}
+			if req.Route != tt.route || req.Recipient != tt.recipient || req.Sender != from(tt.md) {
+				t.Errorf("route %q, from %q to %q; want %q, %q, %q", req.Route, req.Sender, req.Recipient, tt.route, from(tt.md), tt.recipient)
+			}
+			if req.CorrelationID != "msg-1" || req.Filename != "results.csv" || req.Metadata["subject"] != "Results – May" {
+				t.Errorf("correlation %q, filename %q, metadata %v", req.CorrelationID, req.Filename, req.Metadata)
+			}
+			if _, ok := req.Metadata["correlation-id"]; ok {
+				t.Error("the correlation id is kept in the metadata too")
+			}
+		})
+	}
+
+	t.Run("notification", func(t *testing.T) {
+		f := newFixture(nil)
+		f.h.Routes = routes
+		key := domain.EmailKey(id, "results.csv")
+		f.put(key, object{versionID: version, etag: etag, lastModified: lastModified, size: 5, metadata: meta("ann@lab.example", "files@in.example", "PASS", "PASS")})
+		if resp := handle(t, f.h, message("m1", notification(t, key, version))); len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", failures(resp))
+		}
+		got, evs := only(t, f.store)
+		if r := evs[0].Payload.(domain.Requested); got != id || r.Route != "lab-mail" || len(evs) != 1 {
+			t.Errorf("transfer %s on %q (%d events), want %s requested on lab-mail", got, r.Route, len(evs), id)
+		}
+	})
 }

@@ -96,7 +96,7 @@ func (md metadata) extra() map[string]string {
 	out := map[string]string{}
 	for k, v := range md {
 		switch k {
-		case metaSender, metaRecipient, metaWorkflow, metaFilename, mexFrom, mexTo, mexWorkflow, mexFilename:
+		case metaSender, metaRecipient, metaWorkflow, metaFilename, mexFrom, mexTo, mexWorkflow, mexFilename, domain.MetaCorrelationID:
 			continue
 		}
 		out[k] = v

@@ -43,6 +43,8 @@ func request(expectAck bool) domain.Requested {
 		Size:        25,
 		ChunkSize:   10,
 		ExpectAck:   expectAck,
+		// as the attachments of one email share
+		CorrelationID: "o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g01",
 	}
 }
 
@@ -379,7 +381,7 @@ func TestDetail(t *testing.T) {
 		t.Errorf("Cancelled: %+v", d)
 	}
 	if d := byID[idA+"/1"]; d.Route != "to-partner" || d.Sender != "X26ABC1" || d.Recipient != "X26ABC2" ||
-		d.Workflow != "MONTHLY_RETURN" || d.Filename != "a.csv" || d.Bytes != 25 || d.Chunks != 3 {
+		d.Workflow != "MONTHLY_RETURN" || d.Filename != "a.csv" || d.Bytes != 25 || d.Chunks != 3 || d.CorrelationID == "" {
 		t.Errorf("Requested: %+v", d)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/functions/advance"
 	"github.com/ferryhq/ferry/functions/api"
 	"github.com/ferryhq/ferry/functions/authorizer"
+	"github.com/ferryhq/ferry/functions/email"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/functions/live"
 	"github.com/ferryhq/ferry/functions/meshpoll"
@@ -32,6 +33,7 @@ import (
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
 	"github.com/ferryhq/ferry/transport/azblob"
+	emailtransport "github.com/ferryhq/ferry/transport/email"
 	httpstransport "github.com/ferryhq/ferry/transport/https"
 	"github.com/ferryhq/ferry/transport/mesh"
 	"github.com/ferryhq/ferry/transport/null"
@@ -63,6 +65,10 @@ type Config struct {
 	// PostboxBucket is where the HTTP API stores posted files
 	// (FERRY_POSTBOX_BUCKET): the upload bucket.
 	PostboxBucket string
+	// EmailBucket is where SES stores received email, under
+	// domain.EmailPrefix, and the email function puts their attachments
+	// (FERRY_EMAIL_BUCKET): the upload bucket.
+	EmailBucket string
 	// MetricsNamespace is where publish counts TransfersFailed
 	// (FERRY_METRICS_NAMESPACE); "" publishes no metrics.
 	MetricsNamespace string
@@ -83,8 +89,8 @@ type Config struct {
 // either main (the Lambda bootstrap, the CLI) does: FERRY_TABLE,
 // FERRY_EVENT_BUS, FERRY_EVENT_SOURCE, FERRY_RETRY_QUEUE_URL, FERRY_ROUTES,
 // FERRY_S3_PATH_STYLE ("true" turns it on), FERRY_MESH_POLL_MINUTES,
-// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_CONNECTIONS_TABLE,
-// FERRY_LIVE_ENDPOINT, FERRY_OIDC_* and _HANDLER.
+// FERRY_METRICS_NAMESPACE, FERRY_POSTBOX_BUCKET, FERRY_EMAIL_BUCKET,
+// FERRY_CONNECTIONS_TABLE, FERRY_LIVE_ENDPOINT, FERRY_OIDC_* and _HANDLER.
 func ConfigFromEnv(getenv func(string) string) Config {
 	minutes := 0
 	if v := getenv("FERRY_MESH_POLL_MINUTES"); v != "" {
@@ -100,6 +106,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		PostboxBucket:    getenv("FERRY_POSTBOX_BUCKET"),
 		ConnectionsTable: getenv("FERRY_CONNECTIONS_TABLE"),
 		LiveEndpoint:     getenv("FERRY_LIVE_ENDPOINT"),
+		EmailBucket:      getenv("FERRY_EMAIL_BUCKET"),
 		Table:            getenv("FERRY_TABLE"),
 		EventBus:         getenv("FERRY_EVENT_BUS"),
 		EventSource:      getenv("FERRY_EVENT_SOURCE"),
@@ -189,6 +196,8 @@ type App struct {
 	// events to its connections.
 	Live   *live.Handler
 	Notify *notify.Handler
+	// Email makes transfers of the attachments of received email.
+	Email *email.Handler
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -246,8 +255,13 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Connections: conns, Events: st, Log: log.With("fn", "notify"),
 		Push: &ferrylive.Management{Endpoint: cfg.LiveEndpoint, Region: awsCfg.Region, Credentials: awsCfg.Credentials, HTTP: awsCfg.HTTPClient},
 	}
+	a.Email = &email.Handler{
+		Store: st, Objects: s3c, Intake: a.Intake, Routes: routes, Bucket: cfg.EmailBucket,
+		Now: now, Log: log.With("fn", "email"),
+	}
 	secrets := NewSecrets(awsCfg)
-	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c)); err != nil {
+	links := s3transport.Links{Presigner: s3.NewPresignClient(s3c)}
+	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c), links); err != nil {
 		return nil, err
 	}
 	if err := checkTransports(routes, a.Advance.Transports); err != nil {
@@ -293,10 +307,11 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 }
 
 // endpointTransports adds a transport for each destination type whose
-// endpoints the routing file names (sftp, https, azblob), reading the bytes they
-// send from source. Every endpoint's settings are checked here, so a bad
-// one fails at start, naming every problem.
-func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source) error {
+// endpoints the routing file names (sftp, https, azblob, email), reading
+// the bytes they send from source (and making an email endpoint's links to
+// files too large to attach with links). Every endpoint's settings are
+// checked here, so a bad one fails at start, naming every problem.
+func endpointTransports(transports map[string]advance.Transport, routes domain.Routes, secrets transport.Secrets, source transport.Source, links emailtransport.Linker) error {
 	sftpEndpoints, sftpErr := sftp.ParseEndpoints(routes.SFTP)
 	if len(sftpEndpoints) > 0 {
 		transports["sftp"] = sftp.New(sftpEndpoints, secrets, source)
@@ -309,7 +324,13 @@ func endpointTransports(transports map[string]advance.Transport, routes domain.R
 	if len(blobEndpoints) > 0 {
 		transports["azblob"] = azblob.New(blobEndpoints, secrets, source)
 	}
-	return errors.Join(sftpErr, httpsErr, blobErr)
+	emailEndpoints, emailErr := emailtransport.ParseEndpoints(routes.Email)
+	if len(emailEndpoints) > 0 {
+		tr := emailtransport.New(emailEndpoints, secrets, source)
+		tr.Links = links
+		transports["email"] = tr
+	}
+	return errors.Join(sftpErr, httpsErr, blobErr, emailErr)
 }
 
 // checkTransports refuses a routing table with a route whose destination

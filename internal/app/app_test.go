@@ -96,10 +96,11 @@ func TestEndpointTransportsReportEveryProblem(t *testing.T) {
 		SFTP:   map[string]json.RawMessage{"partner": json.RawMessage(`{"host": "h", "user": "u", "directory": "/in"}`)},
 		HTTPS:  map[string]json.RawMessage{"lab": json.RawMessage(`{"url": "http://lab.example"}`)},
 		Azblob: map[string]json.RawMessage{"lake": json.RawMessage(`{"account": "acct", "container": "c", "sharedKey": "plain-key"}`)},
+		Email:  map[string]json.RawMessage{"relay": json.RawMessage(`{"host": "smtp.example", "from": "a@x.example", "to": ["b@y.example"], "password": "plain"}`)},
 	}
 	transports := map[string]advance.Transport{}
-	err := endpointTransports(transports, rs, nil, nil)
-	for _, want := range []string{`sftp: endpoint "partner"`, `https: endpoint "lab"`, `azblob: endpoint "lake"`, "knownHosts", "sharedKey"} {
+	err := endpointTransports(transports, rs, nil, nil, nil)
+	for _, want := range []string{`sftp: endpoint "partner"`, `https: endpoint "lab"`, `azblob: endpoint "lake"`, `email: endpoint "relay"`, "knownHosts", "sharedKey"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}

@@ -2,8 +2,9 @@
 // process against a local emulator, wired as in AWS. Two readers of the
 // event table's stream (advance and publish) and the intake and retry
 // queues each run through an emulated event source mapping (local/esm), a
-// ticker polls each MESH inbox as the scheduled meshpoll Lambda would, and
-// the resources they need are created first. The resources and the
+// ticker polls each MESH inbox as the scheduled meshpoll Lambda would, an
+// SMTP listener plays SES's receipt rule for the email function, and the
+// resources they need are created first. The resources and the
 // mappings' settings are infra/template.yaml's (local/resources reads it),
 // with the local differences documented there and in mappings.
 //
@@ -34,11 +35,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/app"
 	"github.com/ferryhq/ferry/internal/local/apigw"
 	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
 	"github.com/ferryhq/ferry/internal/local/resources"
+	"github.com/ferryhq/ferry/internal/local/smtpgw"
 	"github.com/ferryhq/ferry/internal/local/wsgw"
 	"github.com/ferryhq/ferry/store"
 )
@@ -70,13 +73,17 @@ type Options struct {
 	// LiveAddr is where the WebSocket API and its @connections management
 	// API listen, likewise.
 	LiveAddr string
+	// SMTPAddr is where the SMTP listener that plays the template's SES
+	// receipt rule listens (host:port on loopback; port 0 picks a free
+	// one, named in the ready line).
+	SMTPAddr string
 	// Calls, if not nil, records the AWS calls each function makes, its
 	// handler's and its event source mapping's apart (see callrec).
 	Calls *callrec.Recorder
 }
 
 // handlers are the functions of infra/template.yaml, by Handler name.
-var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer", "live", "notify"}
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer", "live", "notify", "email"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -112,6 +119,7 @@ func Run(ctx context.Context, o Options) error {
 	defer liveL.Close()
 	liveURL := "http://" + liveL.Addr().String()
 	cfg.LiveEndpoint = liveURL // notify's @connections
+	cfg.EmailBucket = res.UploadBucket
 	if cfg.MetricsNamespace == "" {
 		// Logged as in Lambda; nothing reads them locally but people and tests.
 		cfg.MetricsNamespace = "ferry/local"
@@ -148,6 +156,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	runners = append(runners, serveLive)
+	smtpAddr, smtpCert, serveSMTP, err := smtpListener(awsCfg, stack.Definition, apps["email"], cfg, o)
+	if err != nil {
+		return err
+	}
+	if serveSMTP != nil {
+		runners = append(runners, serveSMTP)
+	}
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: o.Log, Func: func(context.Context) error {
 		return writeStats(statsPath, &writes)
 	}}.Run)
@@ -164,6 +179,8 @@ func Run(ctx context.Context, o Options) error {
 		"routes":         cfg.Routes,
 		"api":            apiURL,
 		"live":           "ws" + strings.TrimPrefix(liveURL, "http"),
+		"smtp":           smtpAddr,
+		"smtpCert":       smtpCert,
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
 	_ = writeStats(statsPath, &writes)
@@ -254,6 +271,46 @@ func webSocketAPI(o Options, stack *resources.Stack, l net.Listener, apps map[st
 		MethodARN: spec.ConnectARN, Log: o.Log.With("mapping", "live"),
 	}
 	return func(ctx context.Context) error { return wsgw.Serve(ctx, l, g) }, nil
+}
+
+// smtpListener listens on o.SMTPAddr and returns its address, the path of
+// its STARTTLS certificate (in the state dir) and the runner that serves
+// it: the template's SES receipt rule played (local/smtpgw), storing
+// messages in the emulated S3 as SES's S3 action does (a client of no
+// function's: SES writes with its own principal) and invoking the email
+// handler. A template without a receipt rule has no listener.
+func smtpListener(awsCfg aws.Config, def resources.Definition, emailApp *app.App, cfg app.Config, o Options) (string, string, func(context.Context) error, error) {
+	switch len(def.ReceiptRules) {
+	case 0:
+		return "", "", nil, nil
+	case 1:
+	default:
+		return "", "", nil, fmt.Errorf("smtp: ferry local plays one SES receipt rule, the template has %d", len(def.ReceiptRules))
+	}
+	rule := def.ReceiptRules[0]
+	if rule.Handler != "email" || rule.Bucket != cfg.EmailBucket || rule.Prefix != domain.EmailPrefix {
+		return "", "", nil, fmt.Errorf("smtp: receipt rule %s stores into s3://%s/%s and invokes %s; the email function reads s3://%s/%s",
+			rule.ID, rule.Bucket, rule.Prefix, rule.Handler, cfg.EmailBucket, domain.EmailPrefix)
+	}
+	addr := o.SMTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	certPath := filepath.Join(o.StateDir, "smtp-cert.pem")
+	tlsCfg, err := smtpgw.SelfSigned(certPath)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("smtp: %w", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("smtp: listen on %s: %w", addr, err)
+	}
+	g := &smtpgw.Gateway{
+		Rule: rule, Objects: s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		Handler: emailApp.Email.Handle, FunctionARN: rule.FunctionARN, TLS: tlsCfg, TempDir: o.StateDir,
+		Now: time.Now, Log: o.Log.With("mapping", "smtp"),
+	}
+	return l.Addr().String(), certPath, func(ctx context.Context) error { return smtpgw.Serve(ctx, l, g) }, nil
 }
 
 // Local settings of the mappings, which differ from AWS on purpose so that

@@ -37,6 +37,9 @@ type Definition struct {
 	// WebSocketAPIs are the template's AWS::ApiGatewayV2::Api of protocol
 	// WEBSOCKET.
 	WebSocketAPIs []WebSocketAPI
+	// ReceiptRules are the SES receipt rules that store email and invoke
+	// a function; ferry local's SMTP listener plays them.
+	ReceiptRules []ReceiptRule
 	// ids maps logical IDs to physical names.
 	ids map[string]string
 }
@@ -128,6 +131,23 @@ type WebSocketAPI struct {
 	ConnectARN string
 }
 
+// ReceiptRule is an AWS::SES::ReceiptRule with an S3 action followed by a
+// Lambda action, as ferry's is: SES stores each message it receives for
+// Recipients in Bucket under Prefix + its message id, then invokes the
+// function.
+type ReceiptRule struct {
+	ID string
+	// Recipients are addresses and domains; none means every address.
+	Recipients  []string
+	TLSRequired bool // TlsPolicy Require
+	ScanEnabled bool // spam and virus scanning
+	Bucket      string
+	Prefix      string
+	// Handler is the Handler of the function the Lambda action invokes,
+	// FunctionARN its ARN.
+	Handler, FunctionARN string
+}
+
 // StreamSource is a DynamoDB event of a function, with Lambda's defaults
 // filled in.
 type StreamSource struct {
@@ -181,7 +201,7 @@ func FromTemplate(template []byte, stack cfn.Stack) (Definition, error) {
 	}
 	d := Definition{StackName: stack.Name, ids: map[string]string{}}
 	x := extractor{r: r, d: &d, arns: map[string]string{}}
-	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions, x.httpAPIs, x.webSocketAPIs} {
+	for _, step := range []func() error{x.queues, x.table, x.buckets, x.bus, x.rules, x.functions, x.httpAPIs, x.webSocketAPIs, x.receiptRules} {
 		if err := step(); err != nil {
 			return Definition{}, err
 		}
@@ -213,7 +233,7 @@ func (d Definition) Function(handler string) (Function, bool) {
 type extractor struct {
 	r    *cfn.Resolver
 	d    *Definition
-	arns map[string]string // queue ARN → name
+	arns map[string]string // queue ARN → name, function ARN → Handler
 }
 
 // enabled lists the resources of typ whose condition holds.
@@ -594,6 +614,11 @@ func (x extractor) functions() error {
 			return err
 		}
 		f := Function{ID: id, Handler: h}
+		arn, err := x.r.Attribute(id, "Arn")
+		if err != nil {
+			return err
+		}
+		x.arns[arn] = h
 		evs := x.r.Property(id, "Events")
 		names, err := evs.Keys()
 		if err != nil {
@@ -847,4 +872,65 @@ func reportsItemFailures(p cfn.Value) (bool, error) {
 		return false, err
 	}
 	return slices.Contains(types, "ReportBatchItemFailures"), nil
+}
+
+func (x extractor) receiptRules() error {
+	ids, err := x.enabled("AWS::SES::ReceiptRule")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rule := ReceiptRule{ID: id}
+		recipients, err := x.r.Property(id, "Rule", "Recipients").Strings()
+		if err != nil {
+			return err
+		}
+		for _, r := range recipients {
+			if r = strings.TrimSpace(r); r != "" {
+				rule.Recipients = append(rule.Recipients, r)
+			}
+		}
+		tls, err := x.r.Property(id, "Rule", "TlsPolicy").String()
+		if err != nil {
+			return err
+		}
+		rule.TLSRequired = tls == "Require"
+		if scan := x.r.Property(id, "Rule", "ScanEnabled"); scan.Exists() {
+			if rule.ScanEnabled, err = scan.Bool(); err != nil {
+				return err
+			}
+		}
+		actions := x.r.Property(id, "Rule", "Actions")
+		n, err := actions.Len()
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			a := actions.Index(i)
+			if s3 := a.Get("S3Action"); s3.Exists() {
+				if rule.Bucket, err = s3.Get("BucketName").String(); err != nil {
+					return err
+				}
+				if rule.Prefix, err = s3.Get("ObjectKeyPrefix").String(); err != nil {
+					return err
+				}
+			}
+			if l := a.Get("LambdaAction"); l.Exists() {
+				arn, err := l.Get("FunctionArn").String()
+				if err != nil {
+					return err
+				}
+				h, ok := x.arns[arn]
+				if !ok {
+					return l.Get("FunctionArn").Fail(fmt.Sprintf("%q is not the ARN of a function of the template", arn))
+				}
+				rule.Handler, rule.FunctionARN = h, arn
+			}
+		}
+		if rule.Bucket == "" || rule.Handler == "" {
+			return actions.Fail("the local runtime plays a receipt rule with an S3 action and a Lambda action")
+		}
+		x.d.ReceiptRules = append(x.d.ReceiptRules, rule)
+	}
+	return nil
 }

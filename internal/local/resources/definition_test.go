@@ -88,6 +88,7 @@ func TestTemplate(t *testing.T) {
 		want := map[string]Queue{
 			"ferry-intake-dlq":      {ID: "IntakeDLQ", Name: "ferry-intake-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-retry-dlq":       {ID: "RetryDLQ", Name: "ferry-retry-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
+			"ferry-email-dlq":       {ID: "EmailDLQ", Name: "ferry-email-dlq", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-stream-failures": {ID: "StreamFailures", Name: "ferry-stream-failures", Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}},
 			"ferry-intake":          {ID: "IntakeQueue", Name: "ferry-intake", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-intake-dlq", MaxReceiveCount: 3},
 			"ferry-retry":           {ID: "RetryQueue", Name: "ferry-retry", Attributes: map[string]string{"VisibilityTimeout": "360", "MessageRetentionPeriod": "1209600"}, DeadLetter: "ferry-retry-dlq", MaxReceiveCount: 3},
@@ -117,6 +118,13 @@ func TestTemplate(t *testing.T) {
 		}
 		if !reflect.DeepEqual(d.Buckets, want) {
 			t.Errorf("buckets\n%+v, want\n%+v", d.Buckets, want)
+		}
+	})
+	t.Run("receipt rules", func(t *testing.T) {
+		want := []ReceiptRule{{ID: "EmailRule", Recipients: []string{"ferry.test"}, TLSRequired: true, ScanEnabled: true, Bucket: "ferry-local", Prefix: "email/",
+			Handler: "email", FunctionARN: "arn:aws:lambda:eu-west-2:123456789012:function:ferry-EmailFunction"}}
+		if !reflect.DeepEqual(d.ReceiptRules, want) {
+			t.Errorf("receipt rules\n%+v, want\n%+v", d.ReceiptRules, want)
 		}
 	})
 	t.Run("bus", func(t *testing.T) {
