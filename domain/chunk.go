@@ -7,6 +7,24 @@ const MiB = 1 << 20
 // MESH client does.
 const DefaultChunkSize int64 = 20 * MiB
 
+// MaxChunks is the most chunks a transfer is cut into: S3's limit of
+// parts in a multipart upload, which an s3 destination makes a part of
+// each chunk (or of several held ones).
+const MaxChunks = 10000
+
+// PlanChunkSize returns the chunk size for a payload of size bytes when
+// the route asks for want: want, unless that makes more than MaxChunks
+// chunks, when it is raised to the least whole number of MiB that makes no
+// more. So any size S3 stores (5 TiB makes 525 MiB chunks) is delivered,
+// whatever the route's chunk size. It panics if want is not positive.
+func PlanChunkSize(size, want int64) int64 {
+	if ChunkCount(size, want) <= MaxChunks {
+		return want
+	}
+	need := 1 + (size-1)/MaxChunks // the least size that makes MaxChunks chunks
+	return (1 + (need-1)/MiB) * MiB
+}
+
 // Chunk is one contiguous byte range of a transfer's payload. Index counts
 // from 1, as S3 part numbers and MESH chunk numbers do.
 type Chunk struct {

@@ -250,6 +250,9 @@ func plan(r Requested) (Requested, error) {
 	case r.ChunkSize <= 0:
 		return r, Errorf(KindInvalid, "chunk size %d is not positive", r.ChunkSize)
 	default:
+		if planned := PlanChunkSize(r.Size, r.ChunkSize); planned != r.ChunkSize {
+			r.ChunkSizeRaisedFrom, r.ChunkSize = r.ChunkSize, planned
+		}
 		r.Chunks = ChunkCount(r.Size, r.ChunkSize)
 	}
 	if err := r.Destination.Validate(); err != nil {

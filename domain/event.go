@@ -74,7 +74,10 @@ type Requested struct {
 	SHA256      string      `json:"sha256,omitempty"`
 	ChunkSize   int64       `json:"chunkSize"`
 	Chunks      int         `json:"chunks"`
-	Retry       RetryPolicy `json:"retry,omitzero"`
+	// ChunkSizeRaisedFrom is the route's chunk size when the plan raised it
+	// (PlanChunkSize) to keep within MaxChunks chunks; 0 when it did not.
+	ChunkSizeRaisedFrom int64       `json:"chunkSizeRaisedFrom,omitempty"`
+	Retry               RetryPolicy `json:"retry,omitzero"`
 	// ExpectAck: after delivery, wait for the far end to acknowledge
 	// receipt (MESH tracking). AckSource: after delivery, acknowledge the
 	// source (a MESH inbox message is acknowledged once the file is safe).

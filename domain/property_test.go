@@ -816,6 +816,41 @@ func TestPropertyChunksCoverLarge(t *testing.T) {
 	})
 }
 
+// TestPropertyChunkPlanKeepsToS3sParts: for any size up to 5 TB and any
+// chunk size a route asks, the plan makes at most MaxChunks chunks; it
+// keeps the route's size when that does, else takes the least whole MiB
+// that does (one MiB less would make too many), and the Requested event
+// records the route's size it raised.
+func TestPropertyChunkPlanKeepsToS3sParts(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		size := rapid.OneOf(rapid.Int64Range(0, 5<<40), rapid.Int64Range(5<<40-1<<30, 5<<40)).Draw(t, "size")
+		want := rapid.OneOf(rapid.Int64Range(1, 64*MiB), rapid.Int64Range(5*MiB, 5<<30)).Draw(t, "want")
+		got := PlanChunkSize(size, want)
+		if n := ChunkCount(size, got); n > MaxChunks {
+			t.Fatalf("PlanChunkSize(%d, %d) = %d: %d chunks", size, want, got, n)
+		}
+		switch {
+		case ChunkCount(size, want) <= MaxChunks:
+			if got != want {
+				t.Fatalf("PlanChunkSize(%d, %d) = %d, want the route's size, which fits", size, want, got)
+			}
+		case got%MiB != 0 || got <= want || (got > MiB && ChunkCount(size, got-MiB) <= MaxChunks):
+			t.Fatalf("PlanChunkSize(%d, %d) = %d, want the least whole MiB above it that fits", size, want, got)
+		}
+		r, err := plan(Requested{Size: size, ChunkSize: want, Destination: Destination{Type: "null"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raised := int64(0)
+		if got != want {
+			raised = want
+		}
+		if r.ChunkSize != got || r.Chunks != ChunkCount(size, got) || r.ChunkSizeRaisedFrom != raised {
+			t.Fatalf("plan: chunk size %d (raised from %d), %d chunks; want %d (from %d), %d", r.ChunkSize, r.ChunkSizeRaisedFrom, r.Chunks, got, raised, ChunkCount(size, got))
+		}
+	})
+}
+
 // TestPropertyBackoff: non-decreasing in the attempt, never above MaxDelay,
 // positive, and exactly BaseDelay×2^(attempt-1) until it reaches MaxDelay.
 func TestPropertyBackoff(t *testing.T) {

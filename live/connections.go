@@ -6,13 +6,15 @@
 // The connections table holds, under string keys pk and sk, with a TTL
 // attribute expires (API Gateway closes a connection after two hours):
 //
-//	C#{connection}  C            the connection: its caller's party and role
-//	C#{connection}  S#{topic}    a subscription, from the connection's side
-//	C#{connection}  Q#{transfer} the last seq of the transfer sent to it
-//	T#{topic}       {connection} a subscription, from the topic's side
+//	C#{connection}               C            the connection: its caller's party and role
+//	C#{connection}               S#{topic}    a subscription, from the connection's side
+//	T#{topic}                    {connection} a subscription, from the topic's side
+//	Q#{connection}#{transfer}    Q            the last seq of the transfer sent to it
 //
 // so that a topic's subscribers are one Query and a connection's items
-// another: nothing is ever scanned.
+// another: nothing is ever scanned. The cursors have partitions of their
+// own, so that a connection watching a busy party does not concentrate a
+// write per event on one key; they are left to the TTL.
 package live
 
 import (
@@ -93,6 +95,8 @@ func (c *Connections) expires() types.AttributeValue {
 
 func connPK(id string) types.AttributeValue { return s("C#" + id) }
 
+func cursorPK(id, transfer string) types.AttributeValue { return s("Q#" + id + "#" + transfer) }
+
 // Connect records a new connection and who holds it.
 func (c *Connections) Connect(ctx context.Context, id string, who Identity) error {
 	_, err := c.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &c.Table, Item: map[string]types.AttributeValue{
@@ -135,7 +139,7 @@ func (c *Connections) Subscribe(ctx context.Context, id string, who Identity, to
 		{attrPK: connPK(id), attrSK: s("S#" + string(topic)), attrExpires: exp},
 	}
 	if cursor != "" {
-		puts = append(puts, map[string]types.AttributeValue{attrPK: connPK(id), attrSK: s("Q#" + cursor),
+		puts = append(puts, map[string]types.AttributeValue{attrPK: cursorPK(id, cursor), attrSK: s("Q"),
 			attrSeq: &types.AttributeValueMemberN{Value: strconv.Itoa(seq)}, attrExpires: exp})
 	}
 	return c.write(ctx, "subscribe", puts, nil)
@@ -198,7 +202,7 @@ func (c *Connections) Subscribers(ctx context.Context, topic Topic) ([]Subscribe
 func (c *Connections) Claim(ctx context.Context, id, transfer string, seq int) (from int, ok bool, err error) {
 	out, err := c.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &c.Table,
-		Key:                       map[string]types.AttributeValue{attrPK: connPK(id), attrSK: s("Q#" + transfer)},
+		Key:                       map[string]types.AttributeValue{attrPK: cursorPK(id, transfer), attrSK: s("Q")},
 		UpdateExpression:          aws.String("SET seq = :seq, expires = :exp"),
 		ConditionExpression:       aws.String("attribute_not_exists(seq) OR seq < :seq"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":seq": &types.AttributeValueMemberN{Value: strconv.Itoa(seq)}, ":exp": c.expires()},
@@ -223,7 +227,7 @@ func (c *Connections) Claim(ctx context.Context, id, transfer string, seq int) (
 func (c *Connections) Rewind(ctx context.Context, id, transfer string, seq, from int) error {
 	_, err := c.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           &c.Table,
-		Key:                 map[string]types.AttributeValue{attrPK: connPK(id), attrSK: s("Q#" + transfer)},
+		Key:                 map[string]types.AttributeValue{attrPK: cursorPK(id, transfer), attrSK: s("Q")},
 		UpdateExpression:    aws.String("SET seq = :from"),
 		ConditionExpression: aws.String("seq = :seq"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{

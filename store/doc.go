@@ -30,17 +30,20 @@
 //	and the keys of the global secondary indexes, the first four projecting
 //	ALL, byRef KEYS_ONLY (FindByRef reads only the id in its sort key):
 //
-//	byStatus    s_pk   "S#<status>#<yyyy-mm-dd of updated>"  s_sk   "<updated>#<id>"
-//	bySender    snd_pk "SND#<sender>#<yyyy-mm of created>"   snd_sk "<created>#<id>"
-//	byRecipient rcp_pk "RCP#<recipient>#<yyyy-mm of created>" rcp_sk "<created>#<id>"
-//	byRoute     rt_pk  "RT#<route>#<yyyy-mm of created>"     rt_sk  "<created>#<id>"
+//	byStatus    s_pk   "S#<status>#<yyyy-mm-dd of updated>#<shard>"  s_sk   "<updated>#<id>"
+//	bySender    snd_pk "SND#<sender>#<yyyy-mm of created>#<shard>"   snd_sk "<created>#<id>"
+//	byRecipient rcp_pk "RCP#<recipient>#<yyyy-mm of created>#<shard>" rcp_sk "<created>#<id>"
+//	byRoute     rt_pk  "RT#<route>#<yyyy-mm of created>#<shard>"     rt_sk  "<created>#<id>"
 //	byRef       ref_pk "REF#<remote reference>"              ref_sk "<id>"
 //
 // The table itself (keys, indexes, stream) is defined once, in
 // infra/template.yaml; CreateTable takes that definition.
 //
 // Status keys are bucketed by day and the others by month so that no index
-// partition grows hot or unbounded. The sender, recipient and route keys are
+// partition grows unbounded, and each bucket is spread over 16 shards
+// (<shard> is 00-15, the FNV-1a hash of the id) so that none grows hot: a
+// history query reads a bucket's shards side by side and merges them in
+// order (docs/scale.md). The sender, recipient and route keys are
 // written only when the value is not empty. Empty string attributes are
 // omitted. Times in sort keys use the fixed-width layout of TimeLayout so
 // that string order is time order.

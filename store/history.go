@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,12 +61,21 @@ type Page struct {
 
 // cursor is the decoded form of Page.Cursor.
 type cursor struct {
-	Index  string            `json:"i"`
-	Filter string            `json:"f"` // fingerprint of the selectors
-	Since  int64             `json:"s"` // unix nanoseconds
-	Until  int64             `json:"u"`
-	Bucket int               `json:"b"` // position in buckets(since, until)
-	Key    map[string]string `json:"k,omitempty"`
+	Index  string `json:"i"`
+	Filter string `json:"f"` // fingerprint of the selectors
+	Since  int64  `json:"s"` // unix nanoseconds
+	Until  int64  `json:"u"`
+	Bucket int    `json:"b"` // position in buckets(since, until)
+	// Shards holds where the reading of each of the bucket's shards
+	// stopped; none before the bucket's first page.
+	Shards []shardPos `json:"h,omitempty"`
+}
+
+// shardPos is where a shard's reading stopped: after the item with Key
+// (none: before its first), or Done.
+type shardPos struct {
+	Key  map[string]string `json:"k,omitempty"`
+	Done bool              `json:"d,omitempty"`
 }
 
 func encodeCursor(c cursor) string {
@@ -84,7 +95,7 @@ func decodeCursor(s string) (cursor, error) {
 	if err != nil {
 		return c, domain.Errorf(domain.KindInvalid, "history: malformed cursor")
 	}
-	if _, ok := indexNamed(c.Index); !ok || c.Bucket < 0 || c.Since > c.Until {
+	if ix, ok := indexNamed(c.Index); !ok || c.Bucket < 0 || c.Since > c.Until || (len(c.Shards) != 0 && len(c.Shards) != ix.shards) {
 		return c, domain.Errorf(domain.KindInvalid, "history: malformed cursor")
 	}
 	return c, nil
@@ -229,58 +240,154 @@ func (s *Store) History(ctx context.Context, q Query) (Page, error) {
 		return Page{}, domain.Errorf(domain.KindInvalid, "history: the cursor belongs to another query")
 	}
 	buckets := p.ix.buckets(p.since, p.until)
-	next := func(b int, key map[string]types.AttributeValue) string {
-		if b >= len(buckets) {
-			return ""
-		}
-		return encodeCursor(cursor{
-			Index: p.ix.name, Filter: p.fingerprint,
-			Since: p.since.UnixNano(), Until: p.until.UnixNano(),
-			Bucket: b, Key: keyStrings(key),
-		})
-	}
-
 	var page Page
-	b, lek := cur.Bucket, keyValues(cur.Key)
+	b := cur.Bucket
+	readers := p.ix.readers(cur.Shards)
 	for b < len(buckets) {
-		remaining := limit - len(page.Items)
-		in := p.query(s.table, buckets[b], remaining)
-		in.ExclusiveStartKey = lek
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return Page{}, wrap("history", err)
+		if err := s.fill(ctx, p, buckets[b], readers, limit-len(page.Items)); err != nil {
+			return Page{}, err
 		}
-		items := out.Items
-		if len(items) > remaining {
-			// A filtered page can hold more than asked: stop at the last
-			// item kept and continue after it next time.
-			items = items[:remaining]
-			lek = p.ix.key(items[len(items)-1])
-		} else {
-			lek = out.LastEvaluatedKey
-		}
-		for _, item := range items {
+		// Take the newest head while every shard that may have more has
+		// one to compare.
+		for len(page.Items) < limit {
+			i := newest(p.ix, readers)
+			if i < 0 {
+				break
+			}
+			r := readers[i]
+			item := r.buf[0]
+			r.buf = r.buf[1:]
+			r.taken = p.ix.key(item)
 			sum, err := summaryOf(item)
 			if err != nil {
 				return Page{}, fmt.Errorf("history: %w", err)
 			}
 			page.Items = append(page.Items, sum)
 		}
-		if len(lek) == 0 {
-			b, lek = b+1, nil
+		if drained(readers) {
+			b, readers = b+1, p.ix.readers(nil)
 		}
 		if len(page.Items) >= limit {
-			page.Cursor = next(b, lek)
+			if b < len(buckets) {
+				page.Cursor = encodeCursor(cursor{
+					Index: p.ix.name, Filter: p.fingerprint,
+					Since: p.since.UnixNano(), Until: p.until.UnixNano(),
+					Bucket: b, Shards: positions(readers),
+				})
+			}
 			return page, nil
 		}
 	}
 	return page, nil
 }
 
-// query returns the Query input reading bucket of p's window.
-func (p plan) query(table string, bucket time.Time, want int) *dynamodb.QueryInput {
+// shardReader reads one shard of a bucket, newest first.
+type shardReader struct {
+	shard int
+	taken map[string]types.AttributeValue // the key of the last item taken
+	next  map[string]types.AttributeValue // where the next Query starts
+	buf   []map[string]types.AttributeValue
+	// exhausted: the shard has no items after buf's.
+	exhausted bool
+}
+
+// readers returns a bucket's shard readers, where a cursor's positions
+// left them (none: from the start).
+func (ix index) readers(pos []shardPos) []*shardReader {
+	rs := make([]*shardReader, ix.shards)
+	for i := range rs {
+		rs[i] = &shardReader{shard: i}
+		if i < len(pos) {
+			rs[i].exhausted = pos[i].Done
+			rs[i].taken = keyValues(pos[i].Key)
+			rs[i].next = rs[i].taken
+		}
+	}
+	return rs
+}
+
+func positions(rs []*shardReader) []shardPos {
+	out := make([]shardPos, len(rs))
+	for i, r := range rs {
+		if r.exhausted && len(r.buf) == 0 {
+			out[i].Done = true
+		} else {
+			out[i].Key = keyStrings(r.taken) // what was read past it is read again
+		}
+	}
+	return out
+}
+
+// drained reports whether every shard of the bucket is read and taken.
+func drained(rs []*shardReader) bool {
+	for _, r := range rs {
+		if !r.exhausted || len(r.buf) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// newest returns the reader whose head is the newest item, or -1 when a
+// shard that may have more has nothing read to compare (fill it first) or
+// every shard is drained.
+func newest(ix index, rs []*shardReader) int {
+	best, bestKey := -1, ""
+	for i, r := range rs {
+		if len(r.buf) == 0 {
+			if !r.exhausted {
+				return -1
+			}
+			continue
+		}
+		k := attrString(r.buf[0], ix.sk)
+		if best < 0 || k > bestKey {
+			best, bestKey = i, k
+		}
+	}
+	return best
+}
+
+// fill reads the next items of every shard that has none read and may
+// have more, side by side: about its share of the want items still to
+// find.
+func (s *Store) fill(ctx context.Context, p plan, bucket time.Time, rs []*shardReader, want int) error {
+	share := min(want, max(8, 2*want/len(rs)+1))
+	var wg sync.WaitGroup
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		if len(r.buf) > 0 || r.exhausted {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := p.query(s.table, bucket, r.shard, share)
+			in.ExclusiveStartKey = r.next
+			out, err := s.db.Query(ctx, in)
+			if err != nil {
+				errs[i] = wrap("history", err)
+				return
+			}
+			r.buf, r.next = out.Items, out.LastEvaluatedKey
+			r.exhausted = len(out.LastEvaluatedKey) == 0
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func attrString(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// query returns the Query input reading shard of bucket of p's window.
+func (p plan) query(table string, bucket time.Time, shard, want int) *dynamodb.QueryInput {
 	values := map[string]types.AttributeValue{
-		":b":  str(p.ix.partition(p.value, bucket)),
+		":b":  str(p.ix.partition(p.value, bucket, shard)),
 		":lo": str(formatTime(p.since)),
 		// "$" sorts just after "#", so every "<until>#<id>" is below it.
 		":hi": str(formatTime(p.until) + "$"),

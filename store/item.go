@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -52,13 +53,27 @@ type index struct {
 	pk, sk string
 	prefix string // of the partition key
 	month  bool   // buckets by month of created (else by day of updated)
+	// shards is how many partition keys a bucket's writes are spread over
+	// (the transfer id's hash picks one), so that no key takes more than
+	// DynamoDB's 1,000 writes a second per partition key when every
+	// transfer of a day shares a status or a busy sender; a query reads
+	// every shard and merges them in order. docs/scale.md has the sums.
+	shards int
 }
 
+// historyShards is how many shards each history index has. Every view
+// update of a transfer writes its byStatus item (two writes when the
+// status changes) and its bySender, byRecipient and byRoute items (ALL
+// projection): a ten-chunk transfer about twelve each, so one key of a
+// busy sender takes 1,000 writes a second at about 83 transfers a second;
+// 16 shards take it past 1,300 (docs/scale.md).
+const historyShards = 16
+
 var (
-	byStatus    = index{name: "byStatus", pk: "s_pk", sk: "s_sk", prefix: "S#"}
-	bySender    = index{name: "bySender", pk: "snd_pk", sk: "snd_sk", prefix: "SND#", month: true}
-	byRecipient = index{name: "byRecipient", pk: "rcp_pk", sk: "rcp_sk", prefix: "RCP#", month: true}
-	byRoute     = index{name: "byRoute", pk: "rt_pk", sk: "rt_sk", prefix: "RT#", month: true}
+	byStatus    = index{name: "byStatus", pk: "s_pk", sk: "s_sk", prefix: "S#", shards: historyShards}
+	bySender    = index{name: "bySender", pk: "snd_pk", sk: "snd_sk", prefix: "SND#", month: true, shards: historyShards}
+	byRecipient = index{name: "byRecipient", pk: "rcp_pk", sk: "rcp_sk", prefix: "RCP#", month: true, shards: historyShards}
+	byRoute     = index{name: "byRoute", pk: "rt_pk", sk: "rt_sk", prefix: "RT#", month: true, shards: historyShards}
 	// byRef finds a transfer by its remote reference (a MESH message id),
 	// e.g. when a non-delivery report names the message it is about.
 	byRef   = index{name: "byRef", pk: "ref_pk", sk: "ref_sk", prefix: "REF#"}
@@ -83,9 +98,16 @@ func (ix index) bucketLayout() string {
 }
 
 // partition returns the index partition key for value (a status, sender,
-// recipient or route) in the bucket holding t.
-func (ix index) partition(value string, t time.Time) string {
-	return ix.prefix + value + "#" + t.UTC().Format(ix.bucketLayout())
+// recipient or route) in the bucket holding t, in shard (0 to ix.shards-1).
+func (ix index) partition(value string, t time.Time, shard int) string {
+	return fmt.Sprintf("%s%s#%s#%02d", ix.prefix, value, t.UTC().Format(ix.bucketLayout()), shard)
+}
+
+// shardOf returns the shard of ix that transfer id's items go to.
+func (ix index) shardOf(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(ix.shards))
 }
 
 // sortKey returns the index sort key of a view item.
@@ -226,7 +248,7 @@ func viewItem(st domain.State) map[string]types.AttributeValue {
 		attrChunksSent: num(int64(st.ChunksSent)),
 		attrCreated:    str(formatTime(st.Created)),
 		attrUpdated:    str(formatTime(st.Updated)),
-		byStatus.pk:    str(byStatus.partition(string(st.Status), st.Updated)),
+		byStatus.pk:    str(byStatus.partition(string(st.Status), st.Updated, byStatus.shardOf(st.ID))),
 		byStatus.sk:    str(sortKey(st.Updated, st.ID)),
 	}
 	put := func(name, v string) {
@@ -251,7 +273,7 @@ func viewItem(st domain.State) map[string]types.AttributeValue {
 		value string
 	}{{bySender, r.Sender}, {byRecipient, r.Recipient}, {byRoute, r.Route}} {
 		if k.value != "" {
-			item[k.ix.pk] = str(k.ix.partition(k.value, st.Created))
+			item[k.ix.pk] = str(k.ix.partition(k.value, st.Created, k.ix.shardOf(st.ID)))
 			item[k.ix.sk] = str(sortKey(st.Created, st.ID))
 		}
 	}

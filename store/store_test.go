@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+	"github.com/oklog/ulid/v2"
 	"pgregory.net/rapid"
 
 	"github.com/ferryhq/ferry/domain"
@@ -33,10 +34,10 @@ func TestKeys(t *testing.T) {
 		{"event", eventKey(42), "E#0000000042"},
 		{"event max", eventKey(9999999999), "E#9999999999"},
 		{"time is UTC and fixed width", formatTime(at), "2024-03-05T06:08:09.500000000Z"},
-		{"status bucket is the UTC day", byStatus.partition("DELIVERED", day("2024-03-06T00:30:00+02:00")), "S#DELIVERED#2024-03-05"},
-		{"sender bucket is the month", bySender.partition("X26", at), "SND#X26#2024-03"},
-		{"recipient bucket", byRecipient.partition("Y1", at), "RCP#Y1#2024-03"},
-		{"route bucket", byRoute.partition("r", at), "RT#r#2024-03"},
+		{"status bucket is the UTC day", byStatus.partition("DELIVERED", day("2024-03-06T00:30:00+02:00"), 0), "S#DELIVERED#2024-03-05#00"},
+		{"sender bucket is the month", bySender.partition("X26", at, 7), "SND#X26#2024-03#07"},
+		{"recipient bucket", byRecipient.partition("Y1", at, 12), "RCP#Y1#2024-03#12"},
+		{"route bucket", byRoute.partition("r", at, 3), "RT#r#2024-03#03"},
 		{"sort key", sortKey(at, "01ABC"), "2024-03-05T06:08:09.500000000Z#01ABC"},
 	}
 	for _, tt := range tests {
@@ -144,8 +145,9 @@ func TestPlanQuery(t *testing.T) {
 
 func TestCursor(t *testing.T) {
 	t.Run("round trip", func(t *testing.T) {
-		c := cursor{Index: "byStatus", Filter: "ab12", Since: 1, Until: 2e18, Bucket: 3,
-			Key: map[string]string{"pk": "T#x", "sk": "VIEW", "s_pk": "S#FAILED#2024-01-01", "s_sk": "t#x"}}
+		c := cursor{Index: "byStatus", Filter: "ab12", Since: 1, Until: 2e18, Bucket: 3, Shards: make([]shardPos, historyShards)}
+		c.Shards[0] = shardPos{Done: true}
+		c.Shards[5] = shardPos{Key: map[string]string{"pk": "T#x", "sk": "VIEW", "s_pk": "S#FAILED#2024-01-01#05", "s_sk": "t#x"}}
 		s := encodeCursor(c)
 		if strings.ContainsAny(s, "+/=") {
 			t.Errorf("cursor %q is not unpadded base64url", s)
@@ -158,7 +160,7 @@ func TestCursor(t *testing.T) {
 			t.Errorf("got %+v, want %+v", got, c)
 		}
 	})
-	for _, bad := range []string{"!!", "bm90IGpzb24", encodeCursor(cursor{Index: "nope"}), encodeCursor(cursor{Index: "byStatus", Bucket: -1})} {
+	for _, bad := range []string{"!!", "bm90IGpzb24", encodeCursor(cursor{Index: "nope"}), encodeCursor(cursor{Index: "byStatus", Bucket: -1}), encodeCursor(cursor{Index: "byStatus", Shards: make([]shardPos, 3)})} {
 		t.Run("malformed "+bad, func(t *testing.T) {
 			if _, err := decodeCursor(bad); domain.KindOf(err) != domain.KindInvalid {
 				t.Errorf("err = %v, want kind invalid", err)
@@ -293,10 +295,12 @@ func TestViewItem(t *testing.T) {
 	sort.Strings(keys)
 	for k, want := range map[string]string{
 		"pk": "T#01HX", "sk": "VIEW",
-		"s_pk":   "S#RETRYING#2024-03-05",
+		// The shard is the id's FNV-1a hash, mod 16: pinned, as a stored
+		// table depends on it.
+		"s_pk":   "S#RETRYING#2024-03-05#10",
 		"s_sk":   "2024-03-05T07:08:10.123456789Z#01HX",
-		"snd_pk": "SND#S1#2024-03", "snd_sk": "2024-03-05T07:08:09.123456789Z#01HX",
-		"rcp_pk": "RCP#R1#2024-03", "rt_pk": "RT#r1#2024-03",
+		"snd_pk": "SND#S1#2024-03#10", "snd_sk": "2024-03-05T07:08:09.123456789Z#01HX",
+		"rcp_pk": "RCP#R1#2024-03#10", "rt_pk": "RT#r1#2024-03#10",
 		"lastError": "peer down",
 	} {
 		if got := recordOf(item)[k]; got != want {
@@ -390,5 +394,22 @@ func TestErrorsHaveKinds(t *testing.T) {
 	err := wrap("op", &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")})
 	if domain.KindOf(err) != domain.KindUnavailable || domain.CodeOf(err) != "ProvisionedThroughputExceededException" {
 		t.Errorf("err = %v, want unavailable with code", err)
+	}
+}
+
+// TestShardsSpread: transfer ids spread over every shard of each history
+// index, none taking much more than its share.
+func TestShardsSpread(t *testing.T) {
+	for _, ix := range []index{byStatus, bySender, byRecipient, byRoute} {
+		counts := make([]int, ix.shards)
+		const n = 4000
+		for range n {
+			counts[ix.shardOf(ulid.Make().String())]++
+		}
+		for shard, c := range counts {
+			if share := n / ix.shards; c < share/2 || c > share*3/2 {
+				t.Errorf("%s: shard %d has %d of %d ids, want about %d", ix.name, shard, c, n, share)
+			}
+		}
 	}
 }

@@ -48,6 +48,7 @@ func RunDynamoDB(t *testing.T, h DynamoDBHarness) {
 		{"an older view never overwrites a newer one", testViewOrder},
 		{"history by status over days, paged", testHistoryByStatus},
 		{"history by sender, recipient and route", testHistoryByParty},
+		{"history merges its index shards in order", testHistoryAcrossShards},
 		{"stream images decode to the appended events", testStream},
 		{"a transfer of N chunks costs N+5 writes", testWriteCount},
 	}
@@ -308,6 +309,65 @@ func testHistoryByStatus(t *testing.T, h DynamoDBHarness) {
 			t.Errorf("err = %v, want kind invalid", err)
 		}
 	})
+}
+
+// testHistoryAcrossShards: a busy day's transfers of one status and one
+// sender, whose index items are spread over the indexes' shards, come back
+// newest first, each once, whatever the page size, with filters too.
+func testHistoryAcrossShards(t *testing.T, h DynamoDBHarness) {
+	s := h.NewStore(t)
+	s.Now = func() time.Time { return base } // 2024-06-03T18:00Z
+	start := time.Date(2024, 6, 2, 6, 0, 0, 0, time.UTC)
+	type made struct {
+		id    string
+		at    time.Time
+		route string
+	}
+	var all []made
+	for i := range 60 {
+		at := start.Add(time.Duration(i*29) * time.Minute) // over two days' buckets, before now
+		route := []string{"x", "y", "z"}[i%3]
+		id := project(t, s, view{sender: "BUSY", recipient: "R", route: route, created: at, updated: at, status: domain.StatusInProgress})
+		all = append(all, made{id, at, route})
+	}
+	newestFirst := func(keep func(made) bool) []string {
+		var out []string
+		for i := len(all) - 1; i >= 0; i-- {
+			if keep(all[i]) {
+				out = append(out, all[i].id)
+			}
+		}
+		return out
+	}
+	every := func(made) bool { return true }
+	since := start.Add(-time.Hour)
+	for _, tt := range []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"status, pages of 7", store.Query{Status: domain.StatusInProgress, Since: since, Limit: 7}, newestFirst(every)},
+		{"status, pages of 1", store.Query{Status: domain.StatusInProgress, Since: since, Limit: 1}, newestFirst(every)},
+		{"status, one page", store.Query{Status: domain.StatusInProgress, Since: since, Limit: 1000}, newestFirst(every)},
+		{"sender, pages of 4", store.Query{Sender: "BUSY", Since: since, Limit: 4}, newestFirst(every)},
+		{"sender with a route filter, pages of 5", store.Query{Sender: "BUSY", Route: "y", Since: since, Limit: 5},
+			newestFirst(func(m made) bool { return m.route == "y" })},
+		{"route with a status filter", store.Query{Route: "z", Status: domain.StatusInProgress, Since: since, Limit: 6},
+			newestFirst(func(m made) bool { return m.route == "z" })},
+		{"a window inside the day", store.Query{Status: domain.StatusInProgress, Since: all[10].at, Until: all[40].at, Limit: 9},
+			newestFirst(func(m made) bool { return !m.at.Before(all[10].at) && !m.at.After(all[40].at) })},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, pages := collect(t, s, tt.q)
+			if !reflect.DeepEqual(got, tt.want) {
+				sameSet(t, got, tt.want)
+				t.Errorf("got %v, want newest first %v", got, tt.want)
+			}
+			if tt.q.Limit < len(tt.want) && pages < len(tt.want)/tt.q.Limit {
+				t.Errorf("%d pages of %d for %d items", pages, tt.q.Limit, len(tt.want))
+			}
+		})
+	}
 }
 
 func testHistoryByParty(t *testing.T, h DynamoDBHarness) {
