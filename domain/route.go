@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,24 +134,31 @@ type Upload struct {
 	EmailTo string
 }
 
-func (m Match) matches(u Upload) bool {
-	return (m.Bucket == "" || m.Bucket == u.Bucket) &&
-		strings.HasPrefix(u.Key, m.Prefix) &&
-		(m.Sender == "" || strings.EqualFold(m.Sender, u.Sender)) &&
-		(m.Recipient == "" || strings.EqualFold(m.Recipient, u.Recipient)) &&
-		(m.Workflow == "" || m.Workflow == u.Workflow) &&
-		(m.EmailTo == "" || matchAddress(m.EmailTo, u.EmailTo)) &&
-		u.has(m.Has)
-}
-
-// has reports whether u carries a non-empty value for every key.
-func (u Upload) has(keys []string) bool {
-	for _, k := range keys {
+// Mismatch returns why u does not match m — the first criterion it fails,
+// in words — or "" when it matches. It is the matching rule itself, so
+// that what explains a route choice (ferry routes which) cannot drift
+// from what makes it.
+func (m Match) Mismatch(u Upload) string {
+	switch {
+	case m.Bucket != "" && m.Bucket != u.Bucket:
+		return fmt.Sprintf("bucket is %q, not %q", u.Bucket, m.Bucket)
+	case !strings.HasPrefix(u.Key, m.Prefix):
+		return fmt.Sprintf("key %q does not start with %q", u.Key, m.Prefix)
+	case m.Sender != "" && !strings.EqualFold(m.Sender, u.Sender):
+		return fmt.Sprintf("sender is %q, not %q", u.Sender, m.Sender)
+	case m.Recipient != "" && !strings.EqualFold(m.Recipient, u.Recipient):
+		return fmt.Sprintf("recipient is %q, not %q", u.Recipient, m.Recipient)
+	case m.Workflow != "" && m.Workflow != u.Workflow:
+		return fmt.Sprintf("workflow is %q, not %q", u.Workflow, m.Workflow)
+	case m.EmailTo != "" && !matchAddress(m.EmailTo, u.EmailTo):
+		return fmt.Sprintf("email recipient is %q, not %q", u.EmailTo, m.EmailTo)
+	}
+	for _, k := range m.Has {
 		if strings.TrimSpace(u.Metadata[strings.ToLower(k)]) == "" {
-			return false
+			return fmt.Sprintf("no %q metadata", k)
 		}
 	}
-	return true
+	return ""
 }
 
 // Routes is an ordered routing table: the first matching route wins.
@@ -190,12 +198,22 @@ func (rs Routes) Endpoints(typ string) map[string]json.RawMessage {
 
 // Find returns the first route matching u.
 func (rs Routes) Find(u Upload) (Route, bool) {
-	for _, r := range rs.Routes {
-		if r.Match.matches(u) {
-			return r.withDefaults(), true
+	r, _, ok := rs.Explain(u)
+	return r, ok
+}
+
+// Explain is Find, with why: the routes before the one that matches (all
+// of them when none does), each with its Mismatch, "route N (name): why".
+func (rs Routes) Explain(u Upload) (Route, []string, bool) {
+	var skipped []string
+	for i, r := range rs.Routes {
+		why := r.Match.Mismatch(u)
+		if why == "" {
+			return r.withDefaults(), skipped, true
 		}
+		skipped = append(skipped, fmt.Sprintf("route %d (%s): %s", i+1, r.Name, why))
 	}
-	return Route{}, false
+	return Route{}, skipped, false
 }
 
 func (r Route) withDefaults() Route {
@@ -269,7 +287,7 @@ func ParseRoutes(data []byte) (Routes, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rs); err != nil {
-		return Routes{}, fmt.Errorf("routes: %w", err)
+		return Routes{}, fmt.Errorf("routes: %s%w", where(data, err), err)
 	}
 	if len(rs.Routes) == 0 {
 		return Routes{}, errors.New("routes: no routes defined")
@@ -278,6 +296,27 @@ func ParseRoutes(data []byte) (Routes, error) {
 		return Routes{}, fmt.Errorf("routes: %w", err)
 	}
 	return rs, nil
+}
+
+// where returns "line L, column C: " for a JSON error that knows its
+// offset in data, else "".
+func where(data []byte, err error) string {
+	var off int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	}
+	if off < 0 || off > int64(len(data)) {
+		return ""
+	}
+	before := data[:off]
+	line := 1 + bytes.Count(before, []byte("\n"))
+	col := int(off) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("line %d, column %d: ", line, col)
 }
 
 // RetryPolicy bounds how often and how fast a failing transfer is retried.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -526,4 +527,33 @@ func TestDurationJSON(t *testing.T) {
 			t.Errorf("Duration(90s) marshals as %s, want \"1m30s\"", data)
 		}
 	})
+}
+
+func TestExplain(t *testing.T) {
+	rs := Routes{Routes: []Route{
+		{Name: "lab", Match: Match{Bucket: "in", Prefix: "outbound/lab/", Sender: "LAB"}, Destination: Destination{Type: "null"}},
+		{Name: "daily", Match: Match{Prefix: "outbound/", Workflow: "DAILY", Has: []string{"localid"}}, Destination: Destination{Type: "null"}},
+		{Name: "rest", Match: Match{Prefix: "outbound/"}, Destination: Destination{Type: "null"}},
+	}}
+	for _, c := range []struct {
+		u       Upload
+		route   string
+		skipped []string
+	}{
+		{Upload{Bucket: "in", Key: "outbound/lab/a", Sender: "lab"}, "lab", nil},
+		{Upload{Bucket: "other", Key: "outbound/lab/a", Workflow: "DAILY", Metadata: map[string]string{"localid": "7"}}, "daily",
+			[]string{`route 1 (lab): bucket is "other", not "in"`}},
+		{Upload{Bucket: "in", Key: "outbound/x", Workflow: "DAILY"}, "rest",
+			[]string{`route 1 (lab): key "outbound/x" does not start with "outbound/lab/"`, `route 2 (daily): no "localid" metadata`}},
+		{Upload{Bucket: "in", Key: "inbound/x"}, "",
+			[]string{`route 1 (lab): key "inbound/x" does not start with "outbound/lab/"`, `route 2 (daily): key "inbound/x" does not start with "outbound/"`, `route 3 (rest): key "inbound/x" does not start with "outbound/"`}},
+	} {
+		r, skipped, ok := rs.Explain(c.u)
+		if r.Name != c.route || ok != (c.route != "") || !slices.Equal(skipped, c.skipped) {
+			t.Errorf("Explain(%+v) = %s %v %t, want %s %v", c.u, r.Name, skipped, ok, c.route, c.skipped)
+		}
+		if f, ok := rs.Find(c.u); f.Name != r.Name || ok != (c.route != "") {
+			t.Errorf("Find disagrees with Explain on %+v", c.u)
+		}
+	}
 }

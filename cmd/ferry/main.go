@@ -8,6 +8,8 @@
 //	ferry replay ID... --reason R
 //	ferry replay --status FAILED [--route R] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R
 //	ferry cancel ID... --reason R
+//	ferry routes check [FILE]
+//	ferry routes which --key outbound/NAME [--meta k=v]... [--size N]
 //	ferry local
 //
 // Configuration comes from the environment: the usual AWS variables
@@ -51,7 +53,8 @@ var commands = []command{
 	{"replay", "replay ID... --reason R | replay --status FAILED [--route R] [--recipient M] [--since D] [--until D] [--code C] [--dry-run] [--max N] [--rate N/s] --reason R", runReplay},
 	{"cancel", "cancel ID... --reason R", runCancel},
 	{"keys", "keys create --party P [--role partner|operator] [--label L] | keys list | keys revoke ID", runKeys},
-	{"local", "local [--routes FILE] [--state-dir DIR] [--seed FILE] [--api HOST:PORT] [--smtp HOST:PORT]", runLocal},
+	{"routes", "routes check [FILE] | routes which --key K [--bucket B] [--meta k=v]... [--size N] [--routes FILE] [--json]", runRoutes},
+	{"local", "local [--routes FILE] [--state-dir DIR] [--seed FILE] [--api HOST:PORT] [--live HOST:PORT] [--smtp HOST:PORT]", runLocal},
 }
 
 // usageError is an error in how the command was called (exit 2).

@@ -285,6 +285,14 @@ type Object struct {
 // policy: a sender not allowed is rejected with code SENDER_NOT_ALLOWED, a
 // verdict that breaks its rules with VERDICT_FAILED.
 func (h *Handler) Command(o Object) domain.Command {
+	cmd, _ := h.Explain(o)
+	return cmd
+}
+
+// Explain is Command with why it chose the route it did: the routes
+// before it, each with the criterion it failed (domain.Routes.Explain);
+// all of them when none matched. ferry routes which shows it.
+func (h *Handler) Explain(o Object) (domain.Command, []string) {
 	bucket, key := o.Bucket, o.Key
 	md, problems := parseMetadata(o.Metadata)
 	_, email := domain.ParseEmailKey(key)
@@ -313,15 +321,15 @@ func (h *Handler) Command(o Object) domain.Command {
 		req.Sender = o.Sender
 	}
 	if len(problems) > 0 {
-		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}
+		return domain.Reject{Requested: req, Reason: reasonf("invalid upload: %s", strings.Join(problems, "; ")).WithCode("INVALID_METADATA")}, nil
 	}
 	upload := domain.Upload{Bucket: bucket, Key: key, Sender: req.Sender, Recipient: req.Recipient, Workflow: req.Workflow, Metadata: md}
 	if email {
 		upload.EmailTo = req.Recipient
 	}
-	route, ok := h.Routes.Find(upload)
+	route, skipped, ok := h.Routes.Explain(upload)
 	if !ok {
-		return domain.Reject{Requested: req, Reason: reasonf("no route matches s3://%s/%s (sender %q, recipient %q, workflow %q)", bucket, key, req.Sender, req.Recipient, req.Workflow).WithCode("NO_ROUTE")}
+		return domain.Reject{Requested: req, Reason: reasonf("no route matches s3://%s/%s (sender %q, recipient %q, workflow %q)", bucket, key, req.Sender, req.Recipient, req.Workflow).WithCode("NO_ROUTE")}, skipped
 	}
 	req.Route = route.Name
 	req.Destination = route.Destination
@@ -332,21 +340,21 @@ func (h *Handler) Command(o Object) domain.Command {
 	}
 	if email {
 		if reason := emailReason(route, md); reason != nil {
-			return domain.Reject{Requested: req, Reason: reason}
+			return domain.Reject{Requested: req, Reason: reason}, skipped
 		}
 	}
 	if miss := md.missing(route.Require); len(miss) > 0 {
-		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}
+		return domain.Reject{Requested: req, Reason: reasonf("missing metadata: %s (route %s requires it)", strings.Join(miss, ", "), route.Name).WithCode("MISSING_METADATA")}, skipped
 	}
 	if route.Destination.Type == "mesh" {
 		if h.MESH == nil {
-			return domain.Reject{Requested: req, Reason: reasonf("route %s sends to MESH, but no MESH environment is configured", route.Name).WithCode("NO_MESH")}
+			return domain.Reject{Requested: req, Reason: reasonf("route %s sends to MESH, but no MESH environment is configured", route.Name).WithCode("NO_MESH")}, skipped
 		}
 		if reason := h.MESH.Address(&req, route, o.Metadata, o.ContentEncoding); reason != nil {
-			return domain.Reject{Requested: req, Reason: reason}
+			return domain.Reject{Requested: req, Reason: reason}, skipped
 		}
 	}
-	return domain.Request{Requested: req}
+	return domain.Request{Requested: req}, skipped
 }
 
 // emailReason returns why the route's email policy refuses an attachment

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/functions/advance"
+	"github.com/ferryhq/ferry/transport/mesh"
 )
 
 // maxRoutesSize bounds a routing table; a larger one is surely a mistake.
@@ -50,4 +53,18 @@ func LoadRoutes(ctx context.Context, awsCfg aws.Config, s3c *s3.Client, src stri
 		return domain.Routes{}, fmt.Errorf("load routes from %s: %w", src, err)
 	}
 	return domain.ParseRoutes(data)
+}
+
+// CheckRoutes reports, all at once, what New would refuse in a routing
+// table that parses: endpoint settings of each transport, routes whose
+// destination has no transport, a malformed mesh section. It needs no AWS:
+// secrets are not read.
+func CheckRoutes(routes domain.Routes) error {
+	transports := map[string]advance.Transport{"s3": nil, "null": nil}
+	endpoints := endpointTransports(transports, routes, nil, nil, nil)
+	var meshErr error
+	if routes.MESH != nil {
+		_, meshErr = mesh.ParseConfig(routes.MESH)
+	}
+	return errors.Join(endpoints, checkTransports(routes, transports), meshErr)
 }
