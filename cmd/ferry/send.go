@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	watch := fs.Bool("watch", false, "print the transfer's timeline until it finishes")
 	observe := fs.String("observe-queue", "", "with --watch: also wait for the Transfer Delivered event on this SQS queue (an EventBridge rule target)")
 	until := fs.String("until", "delivered", "with --watch: stop at delivered or acknowledged")
+	asJSON := fs.Bool("json", false, "print JSON lines: the upload, then (with --watch) one object per event")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -65,10 +67,11 @@ func runSend(ctx context.Context, e *env, args []string) error {
 	}
 	// PutObject streams the file from disk (it is seekable), so nothing is
 	// held in memory; S3 takes up to 5 GB in one PutObject.
+	p := newProgress(e.stdout, *asJSON)
 	put, err := s3c.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        bucket,
 		Key:           key,
-		Body:          f,
+		Body:          p.upload(f, info.Size()),
 		ContentLength: aws.Int64(info.Size()),
 		Metadata:      meta,
 	})
@@ -84,9 +87,15 @@ func runSend(ctx context.Context, e *env, args []string) error {
 		version = ""
 	}
 	id := domain.ObjectTransferID(*bucket, *key, version, aws.ToString(head.ETag), aws.ToTime(head.LastModified))
-	fmt.Fprintf(e.stdout, "uploaded s3://%s/%s (%d bytes) → transfer %s\n", *bucket, *key, info.Size(), id)
+	p.done()
+	if *asJSON {
+		b, _ := json.Marshal(map[string]any{"uploaded": "s3://" + *bucket + "/" + *key, "bytes": info.Size(), "transferId": id})
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	} else {
+		p.line(fmt.Sprintf("uploaded s3://%s/%s (%d bytes) → transfer %s", *bucket, *key, info.Size(), id))
+	}
 	if !*watch {
 		return nil
 	}
-	return watchTransfer(ctx, e, id, *observe, 0, *until == "acknowledged")
+	return watchTransfer(ctx, e, p, id, *observe, 0, *until == "acknowledged")
 }

@@ -20,6 +20,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	observe := fs.String("observe-queue", "", "also wait for the Transfer Delivered event on this SQS queue (an EventBridge rule target)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	until := fs.String("until", "delivered", "stop at delivered or acknowledged")
+	asJSON := fs.Bool("json", false, "print one JSON object per event (the EventBridge detail)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -30,14 +31,16 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	if *until != "delivered" && *until != "acknowledged" {
 		return usagef("--until must be delivered or acknowledged")
 	}
-	return watchTransfer(ctx, e, pos[0], *observe, *timeout, *until == "acknowledged")
+	return watchTransfer(ctx, e, newProgress(e.stdout, *asJSON), pos[0], *observe, *timeout, *until == "acknowledged")
 }
 
-// watchTransfer prints a transfer's timeline as it grows until it is
-// delivered (or, with untilAck, acknowledged) or has ended, and (with a
-// queue) until its Transfer Delivered event has arrived there. A transfer
-// that ends failed or cancelled is an error.
-func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.Duration, untilAck bool) error {
+// watchTransfer prints a transfer's timeline as it grows (on a terminal,
+// under it, its chunks as a bar; see progress) until it is delivered (or,
+// with untilAck, acknowledged) or has ended, and (with a queue) until its
+// Transfer Delivered event has arrived there. A transfer that ends failed
+// or cancelled is an error.
+func watchTransfer(ctx context.Context, e *env, p *progress, id, queue string, timeout time.Duration, untilAck bool) error {
+	defer p.done()
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
 	}
@@ -58,12 +61,12 @@ func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.D
 	seen, published := 0, queue == ""
 	var last domain.Event
 	for {
-		evs, err := allEvents(ctx, st, id, seen)
+		evs, states, err := st.EventStates(ctx, id, seen, 500)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+			return fmt.Errorf("events of %s: %w", id, err)
 		}
-		for _, ev := range evs {
-			printEvent(e.stdout, ev)
+		for i, ev := range evs {
+			p.event(ev, states[i])
 			seen, last = ev.Seq, ev
 		}
 		if !published && sqsc != nil {
@@ -71,7 +74,7 @@ func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.D
 				return err
 			}
 			if published {
-				fmt.Fprintf(e.stdout, "EventBridge: Transfer Delivered for %s received on %s\n", id, queue)
+				p.line(fmt.Sprintf("EventBridge: Transfer Delivered for %s received on %s", id, queue))
 			}
 		}
 		if seen > 0 {
@@ -91,6 +94,9 @@ func watchTransfer(ctx context.Context, e *env, id, queue string, timeout time.D
 					return nil
 				}
 			}
+		}
+		if len(evs) == 500 {
+			continue // more to read now
 		}
 		select {
 		case <-ctx.Done():
