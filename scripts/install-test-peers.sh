@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers only the integration tests and benchmarks use, beyond
-# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite and Ory Hydra.
+# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite, Ory Hydra and
+# Chromium (the console's browser test).
 # Idempotent; `make run` does not need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -50,4 +51,17 @@ if [ ! -x "$hydra" ]; then
     -ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$hydra_version" \
     -o "$hydra.tmp" github.com/ory/hydra/v2)
   mv "$hydra.tmp" "$hydra"
+fi
+
+# Chromium, the browser the console's test drives (chromedp, over the
+# DevTools protocol), Debian's package at a pinned version.
+chromium_version=156.0.8078.114-1~deb12u1
+if ! dpkg-query -W -f '${Version}' chromium 2>/dev/null | grep -qxF "$chromium_version"; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "installing chromium $chromium_version (the console's browser test)…" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "chromium=$chromium_version" >/dev/null
+  else
+    echo "note: chromium $chromium_version is missing; the console's browser test needs it: apt-get install chromium=$chromium_version as root" >&2
+  fi
 fi
