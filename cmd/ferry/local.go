@@ -18,6 +18,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	seedFile := fs.String("seed", "infra/local/seed.json", "parameters and secrets to put in the emulator first (${VAR} expands, @PATH reads a file); empty for none")
 	apiAddr := fs.String("api", "127.0.0.1:4572", "where the HTTP API listens (loopback; port 0 picks a free one)")
 	liveAddr := fs.String("live", "127.0.0.1:4573", "where the WebSocket API and its @connections API listen (loopback; port 0 picks a free one)")
+	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -50,6 +51,8 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		Calls:    calls,
 		APIAddr:  *apiAddr,
 		LiveAddr: *liveAddr,
+
+		ConsoleAddr: *consoleAddr,
 	})
 }
 
