@@ -69,6 +69,6 @@ func CSP(connect ...string) string {
 			src = append(src, u)
 		}
 	}
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src " + strings.Join(src, " ") +
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src " + strings.Join(src, " ") +
 		"; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 }

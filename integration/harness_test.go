@@ -109,9 +109,9 @@ type localProc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
-	// api is the HTTP API's URL, live the WebSocket API's, from the ready
-	// line.
-	api, live string
+	// api is the HTTP API's URL, live the WebSocket API's, console the web
+	// console's, from the ready line.
+	api, live, console string
 }
 
 // startLocal starts `ferry local` and waits until it says it is ready.
@@ -127,7 +127,7 @@ func (e *env) startLocal() (*localProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--live", "127.0.0.1:0")
+	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--live", "127.0.0.1:0", "--console", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
@@ -154,9 +154,9 @@ func (e *env) startLocal() (*localProc, error) {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if line, ok := strings.CutPrefix(sc.Text(), "ferry local: ready "); ok {
-				var r struct{ API, Live string }
+				var r struct{ API, Live, Console string }
 				_ = json.Unmarshal([]byte(line), &r)
-				p.api, p.live = r.API, r.Live
+				p.api, p.live, p.console = r.API, r.Live, r.Console
 				ready <- true
 				_, _ = io.Copy(io.Discard, pr)
 				return
