@@ -203,10 +203,8 @@ function historyRow(t) {
   link.textContent = t.id;
   const first = document.createElement("td");
   first.append(link);
-  const status = cell(t.status, `status status-${t.status}`);
-  if (t.lastError) status.title = t.lastError;
-  tr.append(first, status, cell(t.sender), cell(t.recipient), cell(t.route), cell(t.filename),
-    cell(t.chunks ? `${t.chunksSent ?? 0}/${t.chunks}` : ""), cell(when(t.updated)));
+  tr.append(first, cell(t.status, `status status-${t.status}`), cell(t.sender), cell(t.recipient), cell(t.route),
+    cell(t.filename), cell(t.chunks ? `${t.chunksSent ?? 0}/${t.chunks}` : ""), cell(t.lastError), cell(when(t.updated)));
   return tr;
 }
 
@@ -329,8 +327,13 @@ function timelineItem(ev, arrivedLive) {
 
 function eventText(ev) {
   switch (ev.type) {
-    case "Requested":
-      return ` — ${ev.filename ?? "a file"} (${ev.bytes ?? 0} bytes) from ${ev.sender ?? "?"} to ${ev.recipient ?? "?"} by route ${ev.route ?? "?"}`;
+    case "Requested": {
+      const parts = [` — ${ev.filename ?? "a file"} (${ev.bytes ?? 0} bytes)`];
+      if (ev.sender) parts.push(`from ${ev.sender}`);
+      if (ev.recipient) parts.push(`to ${ev.recipient}`);
+      if (ev.route) parts.push(`by route ${ev.route}`);
+      return parts.join(" ");
+    }
     case "ChunkSent":
       return ` — chunk ${ev.chunk} of ${ev.chunks}`;
     case "Delivered":

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,34 @@ func TestConsole(t *testing.T) {
 	key := apiKey(t, opsParty, "operator")
 	ctx := browser(t)
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+	// The console is of another origin than the API: API Gateway (here
+	// emulated, with the template's CorsConfiguration) answers its
+	// preflight without the authorizer, and no other origin's.
+	t.Run("CORS", func(t *testing.T) {
+		stack.mu.Lock()
+		api := stack.local.api
+		stack.mu.Unlock()
+		preflight := func(origin string) *http.Response {
+			req, _ := http.NewRequest("OPTIONS", api+"/transfers/01JDXYZ0000000000000000000/replay", nil)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		if r := preflight(consoleURL); r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != consoleURL ||
+			!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "authorization") {
+			t.Errorf("preflight from the console %s: %d %v", consoleURL, r.StatusCode, r.Header)
+		}
+		if r := preflight("https://elsewhere.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from another origin allowed: %v", r.Header)
+		}
+	})
 
 	t.Run("sign in", func(t *testing.T) {
 		do(t, ctx, "open the console", 30*time.Second,
