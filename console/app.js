@@ -240,9 +240,9 @@ async function openTransfer(id) {
     } catch (err) {
       if (current !== mine) return;
       // A file just uploaded becomes a transfer a moment later.
-      if (err.status === 404 && tries < 60) {
+      if (err.status === 404 && tries < 150) {
         $("t-live").textContent = "Waiting for the transfer to appear…";
-        await sleep(500);
+        await sleep(200);
         continue;
       }
       $("t-live").textContent = describe(err);
