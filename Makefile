@@ -33,6 +33,9 @@ check-infra: ## cfn-lint, checkov, sam validate --lint and an offline sam build 
 deploy: ## sam build, then sam deploy --guided with your AWS credentials (README: Deploying)
 	scripts/deploy.sh $(ARGS)
 
+deploy-console: ## upload the web console and its config.json to the deployed stack's bucket (README: Console)
+	scripts/deploy-console.sh $(ARGS)
+
 lint: ## gofmt, go vet, staticcheck, and go.mod tidy
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
@@ -44,4 +47,4 @@ lint: ## gofmt, go vet, staticcheck, and go.mod tidy
 clean: ## stop nothing, delete build output and the local state
 	rm -rf bin .ferry
 
-.PHONY: help run test test-unit test-integration test-demo bench build lint check-infra deploy clean
+.PHONY: help run test test-unit test-integration test-demo bench build lint check-infra deploy deploy-console clean

@@ -109,10 +109,10 @@ type localProc struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
-	// api is the HTTP API's URL, live the WebSocket API's, smtp the SMTP
-	// listener's address and smtpCert its STARTTLS certificate's file, from
-	// the ready line.
-	api, live, smtp, smtpCert string
+	// api is the HTTP API's URL, live the WebSocket API's, console the web
+	// console's, smtp the SMTP listener's address and smtpCert its STARTTLS
+	// certificate's file, from the ready line.
+	api, live, console, smtp, smtpCert string
 }
 
 // startLocal starts `ferry local` and waits until it says it is ready.
@@ -128,7 +128,7 @@ func (e *env) startLocal() (*localProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--live", "127.0.0.1:0", "--smtp", "127.0.0.1:0")
+	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--live", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--console", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
@@ -155,9 +155,9 @@ func (e *env) startLocal() (*localProc, error) {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if line, ok := strings.CutPrefix(sc.Text(), "ferry local: ready "); ok {
-				var r struct{ API, Live, SMTP, SMTPCert string }
+				var r struct{ API, Live, Console, SMTP, SMTPCert string }
 				_ = json.Unmarshal([]byte(line), &r)
-				p.api, p.live, p.smtp, p.smtpCert = r.API, r.Live, r.SMTP, r.SMTPCert
+				p.api, p.live, p.console, p.smtp, p.smtpCert = r.API, r.Live, r.Console, r.SMTP, r.SMTPCert
 				ready <- true
 				_, _ = io.Copy(io.Discard, pr)
 				return

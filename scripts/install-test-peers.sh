@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers only the integration tests and benchmarks use, beyond
-# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite, Ory Hydra and Mailpit.
+# the local stack (scripts/install.sh): OpenSSH's sshd, Azurite, Ory Hydra, Mailpit and
+# Chromium (the console's browser test).
 # Idempotent; `make run` does not need them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -61,4 +62,17 @@ if [ ! -f "$mailpit_stamp" ]; then
   mkdir -p "$cache/mailpit"
   GOBIN="$cache/mailpit" go install "github.com/axllent/mailpit@$mailpit_version" >&2
   touch "$mailpit_stamp"
+fi
+
+# Chromium, the browser the console's test drives (chromedp, over the
+# DevTools protocol), Debian's package at a pinned version.
+chromium_version=156.0.8078.114-1~deb12u1
+if ! dpkg-query -W -f '${Version}' chromium 2>/dev/null | grep -qxF "$chromium_version"; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "installing chromium $chromium_version (the console's browser test)…" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "chromium=$chromium_version" >/dev/null
+  else
+    echo "note: chromium $chromium_version is missing; the console's browser test needs it: apt-get install chromium=$chromium_version as root" >&2
+  fi
 fi

@@ -8,7 +8,7 @@
 #
 # Settings (environment): FERRY_MOTO_PORT (4570), FERRY_MESH_PORT (4571),
 # FERRY_API_PORT (4572, the HTTP API), FERRY_LIVE_PORT (4573, the WebSocket API),
-# FERRY_SMTP_PORT (4575, email in);
+# FERRY_CONSOLE_PORT (4574, the web console), FERRY_SMTP_PORT (4575, email in);
 # FERRY_STATE_DIR (.ferry) for checkpoints, logs and the sample files;
 # FERRY_RUN_ONCE=1 runs the demo to its end and exits (0 when every sample
 # was delivered) instead of staying up — `make test` runs it that way, on
@@ -22,6 +22,7 @@ mesh_port=${FERRY_MESH_PORT:-4571}
 api_port=${FERRY_API_PORT:-4572}
 live_port=${FERRY_LIVE_PORT:-4573}
 smtp_port=${FERRY_SMTP_PORT:-4575}
+console_port=${FERRY_CONSOLE_PORT:-4574}
 state=${FERRY_STATE_DIR:-.ferry}
 once=${FERRY_RUN_ONCE:-}
 "$root/scripts/install.sh"
@@ -66,7 +67,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bin/ferry local --state-dir "$state" --api "127.0.0.1:$api_port" --live "127.0.0.1:$live_port" --smtp "127.0.0.1:$smtp_port" >"$log" 2>&1 &
+bin/ferry local --state-dir "$state" --api "127.0.0.1:$api_port" --live "127.0.0.1:$live_port" \
+  --console "127.0.0.1:$console_port" --smtp "127.0.0.1:$smtp_port" >"$log" 2>&1 &
 local_pid=$!
 deadline=$((SECONDS + 60))
 until grep -q "ferry local: ready" "$log" 2>/dev/null; do
@@ -79,6 +81,7 @@ until grep -q "ferry local: ready" "$log" 2>/dev/null; do
 done
 observer=$(grep -o '"observerQueue":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
 api=$(grep -o '"api":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
+console=$(grep -o '"console":"[^"]*"' "$log" | head -1 | cut -d'"' -f4)
 
 sample=$state/sample-report.csv
 if [ ! -f "$sample" ]; then
@@ -87,6 +90,7 @@ if [ ! -f "$sample" ]; then
   mv "$sample.tmp" "$sample"
 fi
 echo "== ferry is running on the local stack ($endpoint); logs: $log"
+echo "== the web console: $console (sign in with a key: bin/ferry keys create --party ops --role operator)"
 echo "== sending $sample (40 MiB, 3 chunks) from org-a to org-b"
 bin/ferry send "$sample" --key outbound/sample-report.csv \
   --meta sender=org-a --meta recipient=org-b --meta subject=weekly+figures \
@@ -172,6 +176,9 @@ cat <<TXT
   bin/ferry history --status DELIVERED --since 1h
   bin/ferry history --status FAILED --since 1h
   bin/ferry show TRANSFER_ID
+
+  # the web console: open $console and sign in with a key, e.g. an operator's
+  bin/ferry keys create --party ops --role operator
 
 Ctrl-C stops ferry local, the emulator and the MESH sandbox.
 TXT

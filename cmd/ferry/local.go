@@ -19,6 +19,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	apiAddr := fs.String("api", "127.0.0.1:4572", "where the HTTP API listens (loopback; port 0 picks a free one)")
 	liveAddr := fs.String("live", "127.0.0.1:4573", "where the WebSocket API and its @connections API listen (loopback; port 0 picks a free one)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:4575", "where the SMTP listener that stands in for SES's email receiving listens (loopback; port 0 picks a free one)")
+	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -41,17 +42,18 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	cfg := e.cfg
 	cfg.Routes = *routes
 	return local.Run(ctx, local.Options{
-		AWS:      awsCfg,
-		App:      cfg,
-		StateDir: *stateDir,
-		Seed:     *seedFile,
-		Getenv:   e.getenv,
-		Log:      slog.New(slog.NewJSONHandler(e.stderr, nil)),
-		Ready:    e.stdout,
-		Calls:    calls,
-		APIAddr:  *apiAddr,
-		LiveAddr: *liveAddr,
-		SMTPAddr: *smtpAddr,
+		AWS:         awsCfg,
+		App:         cfg,
+		StateDir:    *stateDir,
+		Seed:        *seedFile,
+		Getenv:      e.getenv,
+		Log:         slog.New(slog.NewJSONHandler(e.stderr, nil)),
+		Ready:       e.stdout,
+		Calls:       calls,
+		APIAddr:     *apiAddr,
+		LiveAddr:    *liveAddr,
+		SMTPAddr:    *smtpAddr,
+		ConsoleAddr: *consoleAddr,
 	})
 }
 

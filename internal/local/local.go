@@ -35,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ferryhq/ferry/console"
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/app"
 	"github.com/ferryhq/ferry/internal/local/apigw"
@@ -77,6 +78,8 @@ type Options struct {
 	// receipt rule listens (host:port on loopback; port 0 picks a free
 	// one, named in the ready line).
 	SMTPAddr string
+	// ConsoleAddr is where the web console is served, likewise.
+	ConsoleAddr string
 	// Calls, if not nil, records the AWS calls each function makes, its
 	// handler's and its event source mapping's apart (see callrec).
 	Calls *callrec.Recorder
@@ -146,11 +149,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	apiURL, serveAPI, err := httpAPI(o, stack.Definition, apps["api"], apps["authorizer"])
+	consoleL, err := listen(o.ConsoleAddr, "console")
+	if err != nil {
+		return err
+	}
+	defer consoleL.Close()
+	consoleURL := "http://" + consoleL.Addr().String()
+	apiURL, serveAPI, err := httpAPI(o, stack.Definition, apps["api"], apps["authorizer"], consoleURL)
 	if err != nil {
 		return err
 	}
 	runners = append(runners, serveAPI)
+	runners = append(runners, consoleServer(consoleL, console.Config{API: apiURL, Live: "ws" + strings.TrimPrefix(liveURL, "http")}))
 	serveLive, err := webSocketAPI(o, stack, liveL, apps)
 	if err != nil {
 		return err
@@ -181,6 +191,7 @@ func Run(ctx context.Context, o Options) error {
 		"live":           "ws" + strings.TrimPrefix(liveURL, "http"),
 		"smtp":           smtpAddr,
 		"smtpCert":       smtpCert,
+		"console":        consoleURL,
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
 	_ = writeStats(statsPath, &writes)
@@ -218,8 +229,8 @@ func setup(ctx context.Context, awsCfg aws.Config, o Options) (*resources.Stack,
 // httpAPI listens on o.APIAddr and returns the API's URL and the runner
 // that serves it: API Gateway emulated (local/apigw) in front of the api
 // function, with the authorizer, its identity source and cache TTL the
-// template's.
-func httpAPI(o Options, def resources.Definition, apiApp, authApp *app.App) (string, func(context.Context) error, error) {
+// template's, and its CORS configuration, allowing consoleOrigin too.
+func httpAPI(o Options, def resources.Definition, apiApp, authApp *app.App, consoleOrigin string) (string, func(context.Context) error, error) {
 	if len(def.HTTPAPIs) != 1 || len(def.HTTPAPIs[0].IdentityHeaders) != 1 {
 		return "", nil, fmt.Errorf("api: the template has %d HTTP APIs; ferry local serves one, with one identity header", len(def.HTTPAPIs))
 	}
@@ -230,7 +241,7 @@ func httpAPI(o Options, def resources.Definition, apiApp, authApp *app.App) (str
 	}
 	g := &apigw.Gateway{
 		Authorizer: authApp.Authorizer.Handle, IdentityHeader: spec.IdentityHeaders[0], CacheTTL: spec.AuthorizerTTL,
-		Handler: apiApp.API.Handle, Log: o.Log.With("mapping", "api"),
+		Handler: apiApp.API.Handle, CORS: corsOf(spec.CORS, consoleOrigin), Log: o.Log.With("mapping", "api"),
 	}
 	return "http://" + l.Addr().String(), func(ctx context.Context) error { return apigw.Serve(ctx, l, g) }, nil
 }

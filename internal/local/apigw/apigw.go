@@ -10,7 +10,9 @@
 // one that fails is 500; authorizer answers are cached per identity value
 // for the TTL; bodies over 10 MiB are 413 and binary bodies reach the
 // Lambda base64-encoded; header names are lowercased and repeated values
-// joined with commas.
+// joined with commas. With a CORS configuration it answers preflight
+// requests itself, before the authorizer, and adds the Access-Control-*
+// headers to the responses (see CORS).
 package apigw
 
 import (
@@ -56,8 +58,10 @@ type Gateway struct {
 	// turns the cache off.
 	CacheTTL time.Duration
 	Handler  Handler
-	Log      *slog.Logger
-	Now      func() time.Time
+	// CORS is the API's CORS configuration; nil for none.
+	CORS *CORS
+	Log  *slog.Logger
+	Now  func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -77,6 +81,11 @@ func (g *Gateway) now() time.Time {
 
 // ServeHTTP answers one request as API Gateway would.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.CORS != nil && preflight(r) {
+		g.CORS.answerPreflight(w, r)
+		return
+	}
+	g.CORS.decorate(w, r)
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
 		gatewayError(w, http.StatusBadRequest, "Bad Request")

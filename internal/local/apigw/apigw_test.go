@@ -101,3 +101,81 @@ func TestGateway(t *testing.T) {
 		t.Errorf("5 MiB binary body (about 6.7 MB base64, over Lambda's 6 MB): %d, want 413", r.StatusCode)
 	}
 }
+
+func TestGatewayCORS(t *testing.T) {
+	var authCalls, handlerCalls int
+	g := &Gateway{
+		IdentityHeader: "Authorization",
+		Log:            slog.New(slog.DiscardHandler),
+		CORS: &CORS{
+			AllowOrigins: []string{"http://127.0.0.1:4574"}, AllowHeaders: []string{"authorization", "content-type"},
+			AllowMethods: []string{"GET", "POST"}, MaxAge: 10 * time.Minute,
+		},
+		Authorizer: func(context.Context, events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
+			authCalls++
+			return events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: true}, nil
+		},
+		Handler: func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			handlerCalls++
+			return events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: "{}"}, nil
+		},
+	}
+	do := func(method, origin string, headers ...string) *http.Response {
+		req := httptest.NewRequest(method, "/transfers?status=FAILED", nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	t.Run("preflight from the console is answered without the authorizer", func(t *testing.T) {
+		r := do("OPTIONS", "http://127.0.0.1:4574", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type")
+		if r.StatusCode != 204 || authCalls != 0 || handlerCalls != 0 {
+			t.Fatalf("preflight: %d, authorizer %d, handler %d; want 204 from the gateway alone", r.StatusCode, authCalls, handlerCalls)
+		}
+		for k, want := range map[string]string{
+			"Access-Control-Allow-Origin": "http://127.0.0.1:4574", "Access-Control-Allow-Methods": "GET,POST",
+			"Access-Control-Allow-Headers": "authorization,content-type", "Access-Control-Max-Age": "600",
+		} {
+			if got := r.Header.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+	})
+	t.Run("preflight from another origin gets no CORS headers", func(t *testing.T) {
+		r := do("OPTIONS", "https://evil.example", "Access-Control-Request-Method", "GET")
+		if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("got %d, Allow-Origin %q; want 204 without it", r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+	t.Run("preflight of a method not allowed gets no CORS headers", func(t *testing.T) {
+		r := do("OPTIONS", "http://127.0.0.1:4574", "Access-Control-Request-Method", "PUT")
+		if r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("Allow-Origin %q for PUT", r.Header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+	t.Run("actual requests carry the allowed origin, errors too", func(t *testing.T) {
+		r := do("GET", "http://127.0.0.1:4574", "Authorization", "Bearer k")
+		if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:4574" || handlerCalls != 1 {
+			t.Errorf("GET: %d, Allow-Origin %q, handler %d", r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"), handlerCalls)
+		}
+		r = do("GET", "http://127.0.0.1:4574")
+		if r.StatusCode != 401 || r.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:4574" {
+			t.Errorf("GET without a key: %d, Allow-Origin %q; want a 401 the console can read", r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"))
+		}
+		r = do("GET", "https://evil.example", "Authorization", "Bearer k")
+		if r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("another origin got Allow-Origin %q", r.Header.Get("Access-Control-Allow-Origin"))
+		}
+	})
+	t.Run("an OPTIONS that is not a preflight goes to the API", func(t *testing.T) {
+		before := handlerCalls
+		if r := do("OPTIONS", "", "Authorization", "Bearer k"); r.StatusCode != 200 || handlerCalls != before+1 {
+			t.Errorf("got %d, handler called %d times", r.StatusCode, handlerCalls-before)
+		}
+	})
+}

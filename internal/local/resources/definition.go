@@ -112,6 +112,15 @@ type HTTPAPI struct {
 	IdentityHeaders []string
 	// AuthorizerTTL is how long an answer is cached (ReauthorizeEvery).
 	AuthorizerTTL time.Duration
+	// CORS is its CorsConfiguration; nil when it has none.
+	CORS *CORS
+}
+
+// CORS is an HTTP API's CorsConfiguration.
+type CORS struct {
+	AllowOrigins, AllowHeaders, AllowMethods, ExposeHeaders []string
+	MaxAge                                                  time.Duration
+	AllowCredentials                                        bool
 }
 
 // WebSocketAPI is a WebSocket API with a REQUEST authorizer on $connect
@@ -688,9 +697,43 @@ func (x extractor) httpAPIs() error {
 			return err
 		}
 		api.AuthorizerTTL = time.Duration(ttl) * time.Second
+		if api.CORS, err = corsOf(x.r.Property(id, "CorsConfiguration")); err != nil {
+			return err
+		}
 		x.d.HTTPAPIs = append(x.d.HTTPAPIs, api)
 	}
 	return nil
+}
+
+// corsOf reads an HttpApi's CorsConfiguration (the object form), nil when
+// it has none.
+func corsOf(v cfn.Value) (*CORS, error) {
+	if !v.Exists() {
+		return nil, nil
+	}
+	c := &CORS{}
+	for _, f := range []struct {
+		name string
+		to   *[]string
+	}{{"AllowOrigins", &c.AllowOrigins}, {"AllowHeaders", &c.AllowHeaders}, {"AllowMethods", &c.AllowMethods}, {"ExposeHeaders", &c.ExposeHeaders}} {
+		if p := v.Get(f.name); p.Exists() {
+			var err error
+			if *f.to, err = p.Strings(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	age, err := intOr(v.Get("MaxAge"), 0)
+	if err != nil {
+		return nil, err
+	}
+	c.MaxAge = time.Duration(age) * time.Second
+	if p := v.Get("AllowCredentials"); p.Exists() {
+		if c.AllowCredentials, err = p.Bool(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (x extractor) webSocketAPIs() error {

@@ -44,7 +44,12 @@ func TestTemplate(t *testing.T) {
 		}
 	})
 	t.Run("http api", func(t *testing.T) {
-		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"Authorization"}, AuthorizerTTL: 5 * time.Minute}}
+		want := []HTTPAPI{{ID: "Api", IdentityHeaders: []string{"Authorization"}, AuthorizerTTL: 5 * time.Minute,
+			// ConsoleOrigin of infra/local/stack.json: ferry local's console
+			CORS: &CORS{
+				AllowOrigins: []string{"http://127.0.0.1:4574"}, AllowHeaders: []string{"authorization", "content-type", "idempotency-key"},
+				AllowMethods: []string{"GET", "POST", "DELETE"}, MaxAge: 10 * time.Minute,
+			}}}
 		if !reflect.DeepEqual(d.HTTPAPIs, want) {
 			t.Errorf("HTTPAPIs = %+v, want %+v", d.HTTPAPIs, want)
 		}
