@@ -19,6 +19,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	apiAddr := fs.String("api", "127.0.0.1:4572", "where the HTTP API listens (loopback; port 0 picks a free one)")
 	liveAddr := fs.String("live", "127.0.0.1:4573", "where the WebSocket API and its @connections API listen (loopback; port 0 picks a free one)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:4575", "where the SMTP listener that stands in for SES's email receiving listens (loopback; port 0 picks a free one)")
+	healthEvery := fs.Duration("health-every", local.DefaultHealthEvery, "how often the scheduled partner check (ferry doctor's checks) runs")
 	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -54,6 +55,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		LiveAddr:    *liveAddr,
 		SMTPAddr:    *smtpAddr,
 		ConsoleAddr: *consoleAddr,
+		HealthEvery: *healthEvery,
 	})
 }
 

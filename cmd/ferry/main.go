@@ -10,6 +10,7 @@
 //	ferry cancel ID... --reason R
 //	ferry routes check [FILE]
 //	ferry routes which --key outbound/NAME [--meta k=v]... [--size N]
+//	ferry doctor [--route R] [--json]
 //	ferry local
 //
 // Configuration comes from the environment: the usual AWS variables
@@ -54,6 +55,7 @@ var commands = []command{
 	{"cancel", "cancel ID... --reason R", runCancel},
 	{"keys", "keys create --party P [--role partner|operator] [--label L] | keys list | keys revoke ID", runKeys},
 	{"routes", "routes check [FILE] | routes which --key K [--bucket B] [--meta k=v]... [--size N] [--routes FILE] [--json]", runRoutes},
+	{"doctor", "doctor [--route R] [--routes FILE] [--timeout D] [--json]", runDoctor},
 	{"local", "local [--routes FILE] [--state-dir DIR] [--seed FILE] [--api HOST:PORT] [--live HOST:PORT] [--smtp HOST:PORT]", runLocal},
 }
 

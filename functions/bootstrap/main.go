@@ -59,13 +59,15 @@ func run(log *slog.Logger) error {
 		lambda.Start(a.Notify.Handle)
 	case "email":
 		lambda.Start(a.Email.Handle)
+	case "health":
+		lambda.Start(a.Health.Handle)
 	case "meshpoll":
 		if a.MESHPoll == nil {
 			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
 		}
 		lambda.Start(a.MESHPoll.Handle)
 	default:
-		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, api, authorizer, live, notify or email", h)
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, health, api, authorizer, live, notify or email", h)
 	}
 	return nil
 }

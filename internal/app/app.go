@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/functions/api"
 	"github.com/ferryhq/ferry/functions/authorizer"
 	"github.com/ferryhq/ferry/functions/email"
+	"github.com/ferryhq/ferry/functions/health"
 	"github.com/ferryhq/ferry/functions/intake"
 	"github.com/ferryhq/ferry/functions/live"
 	"github.com/ferryhq/ferry/functions/meshpoll"
@@ -153,7 +154,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports every missing setting at once.
+// Validate reports every missing setting at once. The health check (and
+// ferry doctor, which runs it) schedules no retries, so it needs no retry
+// queue.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Table == "" {
@@ -162,7 +165,7 @@ func (c Config) Validate() error {
 	if c.EventBus == "" {
 		errs = append(errs, errors.New("FERRY_EVENT_BUS is not set"))
 	}
-	if c.RetryQueueURL == "" {
+	if c.RetryQueueURL == "" && c.Handler != "health" {
 		errs = append(errs, errors.New("FERRY_RETRY_QUEUE_URL is not set"))
 	}
 	if c.Routes == "" {
@@ -198,6 +201,40 @@ type App struct {
 	Notify *notify.Handler
 	// Email makes transfers of the attachments of received email.
 	Email *email.Handler
+	// Health is the scheduled partner check; HealthTargets gives ferry
+	// doctor the same checks.
+	Health *health.Handler
+}
+
+// HealthTargets returns the partner checks of the routing table, or of the
+// route named only when it is not "" (health.Targets).
+func (a *App) HealthTargets(only string) ([]health.Target, error) {
+	checkers := map[string]transport.Checker{}
+	for typ, t := range a.Advance.Transports {
+		if c, ok := t.(transport.Checker); ok {
+			checkers[typ] = c
+		}
+	}
+	mailboxes := map[string]health.Mailbox{}
+	if a.MESH != nil {
+		for id, c := range a.MESH.Clients {
+			mailboxes[id] = c
+		}
+	}
+	return health.Targets(a.Routes, checkers, mailboxes, only)
+}
+
+// withHealth builds a.Health from the handlers built so far.
+func (a *App) withHealth(awsCfg aws.Config, cfg Config, log *slog.Logger) (*App, error) {
+	targets, err := a.HealthTargets("")
+	if err != nil {
+		return nil, err
+	}
+	a.Health = &health.Handler{
+		Targets: targets, Store: a.Store, Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource,
+		MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "health"),
+	}
+	return a, nil
 }
 
 // New builds the handlers. It loads the routing table, so a bad table
@@ -268,13 +305,13 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		return nil, err
 	}
 	if routes.MESH == nil {
-		return a, nil
+		return a.withHealth(awsCfg, cfg, log)
 	}
 	mc, err := mesh.ParseConfig(routes.MESH)
 	if err != nil {
 		return nil, err
 	}
-	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll"
+	clients := cfg.Handler == "" || cfg.Handler == "advance" || cfg.Handler == "retry" || cfg.Handler == "meshpoll" || cfg.Handler == "health"
 	m, err := newMESH(ctx, mc, secrets, clients, st, log.With("fn", "mesh"))
 	if err != nil {
 		return nil, err
@@ -303,7 +340,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Now:       now,
 		Log:       log.With("fn", "meshpoll"),
 	}
-	return a, nil
+	return a.withHealth(awsCfg, cfg, log)
 }
 
 // endpointTransports adds a transport for each destination type whose

@@ -83,10 +83,17 @@ type Options struct {
 	// Calls, if not nil, records the AWS calls each function makes, its
 	// handler's and its event source mapping's apart (see callrec).
 	Calls *callrec.Recorder
+	// HealthEvery is how often the scheduled partner check runs (the
+	// template's schedule is every 15 minutes); zero means DefaultHealthEvery.
+	HealthEvery time.Duration
 }
 
+// DefaultHealthEvery is how often ferry local checks the partners: once at
+// start, then every five minutes.
+const DefaultHealthEvery = 5 * time.Minute
+
 // handlers are the functions of infra/template.yaml, by Handler name.
-var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "api", "authorizer", "live", "notify", "email"}
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "health", "api", "authorizer", "live", "notify", "email"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -142,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	a := &app.App{
 		Intake: apps["intake"].Intake, Advance: apps["advance"].Advance, Publish: apps["publish"].Publish,
 		Retry: apps["retry"].Retry, MESH: apps["meshpoll"].MESH, MESHPoll: apps["meshpoll"].MESHPoll,
-		Notify: apps["notify"].Notify,
+		Notify: apps["notify"].Notify, Health: apps["health"].Health,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
 	runners, err := mappings(a, awsCfg, stack, o)
@@ -396,6 +403,13 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) 
 				return nil, err
 			}
 			runners = append(runners, qm.Run)
+		}
+		if len(f.Schedules) > 0 && f.Handler == "health" && a.Health != nil {
+			every := o.HealthEvery
+			if every <= 0 {
+				every = DefaultHealthEvery
+			}
+			runners = append(runners, esm.Ticker{Name: "health", Interval: every, Immediate: true, Logger: o.Log, Func: a.Health.Handle}.Run)
 		}
 		if len(f.Schedules) > 0 && f.Handler == "meshpoll" && a.MESHPoll != nil {
 			every := time.Duration(a.MESH.Config.Inbound.PollInterval)

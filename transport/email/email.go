@@ -121,34 +121,11 @@ func (tr *Transport) send(ctx context.Context, e Endpoint, t domain.State) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tlsCfg, err := tr.tlsConfig(ctx, e)
+	c, err := tr.dial(ctx, e)
 	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return domain.Errorf(domain.KindUnavailable, "email: connect to %s: %v", addr, err)
-	}
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	var c *smtp.Client
-	if e.TLS == TLSImplicit {
-		c = smtp.NewClient(tls.Client(conn, tlsCfg))
-	} else if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
-		conn.Close()
-		return classify("STARTTLS with "+addr, err)
-	}
 	defer c.Close()
-	if e.Username != "" {
-		password, err := tr.secrets.Resolve(ctx, e.Password)
-		if err != nil {
-			return err
-		}
-		if err := c.Auth(sasl.NewPlainClient("", e.Username, string(password))); err != nil {
-			return classify("authenticate as "+e.Username, err)
-		}
-	}
 	from, _ := mail.ParseAddress(e.From)
 	if err := c.Mail(from.Address, nil); err != nil {
 		return classify("MAIL FROM", err)
@@ -177,6 +154,42 @@ func (tr *Transport) send(ctx context.Context, e Endpoint, t domain.State) error
 	}
 	_ = c.Quit() // the message is taken; a failed QUIT does not undo that
 	return nil
+}
+
+// dial connects to e's relay within ctx, over TLS (implicit or STARTTLS,
+// verified against e's CA bundle or the system roots), and authenticates
+// when e has a username. The caller closes the client.
+func (tr *Transport) dial(ctx context.Context, e Endpoint) (*smtp.Client, error) {
+	tlsCfg, err := tr.tlsConfig(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, domain.Errorf(domain.KindUnavailable, "email: connect to %s: %v", addr, err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	var c *smtp.Client
+	if e.TLS == TLSImplicit {
+		c = smtp.NewClient(tls.Client(conn, tlsCfg))
+	} else if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
+		conn.Close()
+		return nil, classify("STARTTLS with "+addr, err)
+	}
+	if e.Username != "" {
+		password, err := tr.secrets.Resolve(ctx, e.Password)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := c.Auth(sasl.NewPlainClient("", e.Username, string(password))); err != nil {
+			c.Close()
+			return nil, classify("authenticate as "+e.Username, err)
+		}
+	}
+	return c, nil
 }
 
 // write writes the message: its text, then the file as a base64 attachment

@@ -85,7 +85,25 @@ type Endpoint struct {
 	// MaxErrorBody is how many bytes of a refusing response's body a
 	// failure's message keeps (DefaultMaxErrorBody, at most MaxMaxErrorBody).
 	MaxErrorBody domain.ByteSize `json:"maxErrorBody,omitempty"`
+	// Probe is the request `ferry doctor` and the health check make to
+	// see that the endpoint takes ferry's credentials, without sending a
+	// file. Without one they check the TLS connection and, for token
+	// auth, fetch a token.
+	Probe *Probe `json:"probe,omitempty"`
 }
+
+// Probe is a request that tests an endpoint without delivering anything.
+// It carries the endpoint's headers and credentials and no body; any 2xx
+// or 3xx answer passes.
+type Probe struct {
+	// Method is HEAD (DefaultProbeMethod), GET or OPTIONS.
+	Method string `json:"method,omitempty"`
+	// URL is the probe's https URL, by default the endpoint's.
+	URL string `json:"url,omitempty"`
+}
+
+// DefaultProbeMethod is a probe's method when it names none.
+const DefaultProbeMethod = http.MethodHead
 
 // Auth is an endpoint's authentication. Type selects which fields apply;
 // a field that does not apply to the type is refused.
@@ -170,6 +188,17 @@ func (ep Endpoint) WithDefaults() Endpoint {
 	if ep.MaxErrorBody == 0 {
 		ep.MaxErrorBody = DefaultMaxErrorBody
 	}
+	if ep.Probe != nil {
+		p := *ep.Probe
+		if p.Method == "" {
+			p.Method = DefaultProbeMethod
+		}
+		p.Method = strings.ToUpper(p.Method)
+		if p.URL == "" {
+			p.URL = ep.URL
+		}
+		ep.Probe = &p
+	}
 	if ep.SOAP != nil && ep.SOAP.Version == "" {
 		s := *ep.SOAP
 		s.Version = DefaultSOAPVersion
@@ -239,6 +268,14 @@ func (ep Endpoint) Validate() error {
 	}
 	if ep.MaxErrorBody < 0 || ep.MaxErrorBody > MaxMaxErrorBody {
 		bad("maxErrorBody: must be between 0 and %d bytes", MaxMaxErrorBody)
+	}
+	if p := ep.Probe; p != nil {
+		if !slices.Contains([]string{http.MethodHead, http.MethodGet, http.MethodOptions}, p.Method) {
+			bad("probe.method: %q is not HEAD, GET or OPTIONS", p.Method)
+		}
+		if err := checkHTTPSURL(p.URL); err != nil {
+			bad("probe.url: %v", err)
+		}
 	}
 	if s := ep.SOAP; s != nil {
 		if s.Version != "1.1" && s.Version != "1.2" {

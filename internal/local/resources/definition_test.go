@@ -61,7 +61,7 @@ func TestTemplate(t *testing.T) {
 		}
 	})
 	t.Run("rules", func(t *testing.T) {
-		want := []Rule{{ID: "NotifyRule", Name: "ferry-notify", Bus: "ferry", Pattern: `{"source":["ferry"]}`, Enabled: true, Queues: []string{"ferry-notify"}}}
+		want := []Rule{{ID: "NotifyRule", Name: "ferry-notify", Bus: "ferry", Pattern: `{"detail":{"transferId":[{"exists":true}]},"source":["ferry"]}`, Enabled: true, Queues: []string{"ferry-notify"}}}
 		if !reflect.DeepEqual(d.Rules, want) {
 			t.Errorf("Rules = %+v, want %+v", d.Rules, want)
 		}
