@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/crypto/ssh"
 
@@ -87,7 +88,8 @@ func TestDoctor(t *testing.T) {
 
 	t.Run("a stopped MESH, a wrong SFTP key, an expired certificate, one expiring", func(t *testing.T) {
 		now := time.Now()
-		wrongKey := secret(t, "sftp-wrong-key", string(ed25519Key(t)))
+		// A key whose secret says it expires in 20 days (the ferry:expires tag).
+		wrongKey := secret(t, "sftp-wrong-key", string(ed25519Key(t)), app.ExpiresTag, now.Add(20*24*time.Hour).Format(time.RFC3339))
 		expiredCert, expiredKey := certAndKey(t, "doctor-expired", now.Add(-24*time.Hour))
 		clientCert := secret(t, "https-expired-cert", expiredCert)
 		clientKey := secret(t, "https-expired-key", expiredKey)
@@ -123,6 +125,9 @@ func TestDoctor(t *testing.T) {
 		}
 		if r := rs["sftp partner"]; r.Healthy || r.Kind != "unauthorized" {
 			t.Errorf("sftp partner with a wrong key: %+v, want unauthorized", r)
+		}
+		if r := rs["sftp partner"]; len(r.Expiring) != 1 || r.Expiring[0].Name != "privateKey "+wrongKey || r.Expiring[0].Expires.Before(now.Add(19*24*time.Hour)) {
+			t.Errorf("sftp partner's key tagged to expire in 20 days: expiring %+v", r.Expiring)
 		}
 		if r := rs["https peer"]; r.Healthy || r.Code != "CERTIFICATE_EXPIRED" || !strings.Contains(r.Reason, "CN=doctor-expired") {
 			t.Errorf("https peer with an expired client certificate: %+v, want CERTIFICATE_EXPIRED naming it", r)
@@ -188,13 +193,18 @@ func expiringPeer(t *testing.T, peer map[string]any, cn string) (map[string]any,
 	return out, bundle
 }
 
-// secret stores value as a new secret in the emulator and returns its
-// reference; it goes when the test ends.
-func secret(t *testing.T, name, value string) string {
+// secret stores value as a new secret in the emulator, tagged with
+// tags (key, value pairs), and returns its reference; it goes when the
+// test ends.
+func secret(t *testing.T, name, value string, tags ...string) string {
 	t.Helper()
 	sm := secretsmanager.NewFromConfig(stack.awsCfg)
 	id := "ferry/local/transports/test/" + uniq(name)
-	if _, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: &id, SecretString: &value}); err != nil {
+	in := &secretsmanager.CreateSecretInput{Name: &id, SecretString: &value}
+	for i := 0; i+1 < len(tags); i += 2 {
+		in.Tags = append(in.Tags, smtypes.Tag{Key: &tags[i], Value: &tags[i+1]})
+	}
+	if _, err := sm.CreateSecret(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

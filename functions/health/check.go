@@ -36,8 +36,9 @@ const DefaultTimeout = 30 * time.Second
 type Target struct {
 	// Partner names it: "sftp partner", "s3 bucket-name", "mesh X26ABC1".
 	Partner string
-	// Type is the destination type.
-	Type string
+	// Type is the destination type, and Name the bucket, endpoint or
+	// mailbox of that type.
+	Type, Name string
 	// Routes are the routes that deliver to it, in table order.
 	Routes []string
 	// Check checks it once (a transport's Check).
@@ -59,7 +60,7 @@ type Mailbox interface {
 func Targets(routes domain.Routes, checkers map[string]transport.Checker, mailboxes map[string]Mailbox, only string) ([]Target, error) {
 	var out []Target
 	index := map[string]int{}
-	add := func(partner, typ, route string, check func(context.Context) ([]transport.Credential, error)) {
+	add := func(partner, typ, name, route string, check func(context.Context) ([]transport.Credential, error)) {
 		if i, ok := index[partner]; ok {
 			if !slices.Contains(out[i].Routes, route) {
 				out[i].Routes = append(out[i].Routes, route)
@@ -67,7 +68,7 @@ func Targets(routes domain.Routes, checkers map[string]transport.Checker, mailbo
 			return
 		}
 		index[partner] = len(out)
-		out = append(out, Target{Partner: partner, Type: typ, Routes: []string{route}, Check: check})
+		out = append(out, Target{Partner: partner, Type: typ, Name: name, Routes: []string{route}, Check: check})
 	}
 	found := false
 	for _, r := range routes.Routes {
@@ -84,7 +85,7 @@ func Targets(routes domain.Routes, checkers map[string]transport.Checker, mailbo
 			}
 			slices.Sort(ids)
 			for _, id := range ids {
-				add("mesh "+id, "mesh", r.Name, mailboxes[id].Check)
+				add("mesh "+id, "mesh", id, r.Name, mailboxes[id].Check)
 			}
 		default:
 			c, ok := checkers[d.Type]
@@ -95,7 +96,7 @@ func Targets(routes domain.Routes, checkers map[string]transport.Checker, mailbo
 			if d.Type == "s3" {
 				name = d.Bucket
 			}
-			add(d.Type+" "+name, d.Type, r.Name, func(ctx context.Context) ([]transport.Credential, error) { return c.Check(ctx, d) })
+			add(d.Type+" "+name, d.Type, name, r.Name, func(ctx context.Context) ([]transport.Credential, error) { return c.Check(ctx, d) })
 		}
 	}
 	if only != "" && !found {

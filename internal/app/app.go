@@ -204,10 +204,15 @@ type App struct {
 	// Health is the scheduled partner check; HealthTargets gives ferry
 	// doctor the same checks.
 	Health *health.Handler
+
+	secrets *Secrets
+	log     *slog.Logger
 }
 
 // HealthTargets returns the partner checks of the routing table, or of the
-// route named only when it is not "" (health.Targets).
+// route named only when it is not "" (health.Targets). Each check also
+// reports the secrets its partner's settings use that carry an expiry date
+// (ExpiresTag).
 func (a *App) HealthTargets(only string) ([]health.Target, error) {
 	checkers := map[string]transport.Checker{}
 	for typ, t := range a.Advance.Transports {
@@ -221,7 +226,21 @@ func (a *App) HealthTargets(only string) ([]health.Target, error) {
 			mailboxes[id] = c
 		}
 	}
-	return health.Targets(a.Routes, checkers, mailboxes, only)
+	ts, err := health.Targets(a.Routes, checkers, mailboxes, only)
+	if err != nil || a.secrets == nil {
+		return ts, err
+	}
+	for i, t := range ts {
+		refs, check := refsOf(a.Routes, t), t.Check
+		if len(refs) == 0 {
+			continue
+		}
+		ts[i].Check = func(ctx context.Context) ([]transport.Credential, error) {
+			creds, err := check(ctx)
+			return append(creds, taggedExpiry(ctx, a.secrets.SecretsManager, refs, a.log)...), err
+		}
+	}
+	return ts, nil
 }
 
 // withHealth builds a.Health from the handlers built so far.
@@ -297,6 +316,7 @@ func New(ctx context.Context, awsCfg aws.Config, cfg Config, log *slog.Logger) (
 		Now: now, Log: log.With("fn", "email"),
 	}
 	secrets := NewSecrets(awsCfg)
+	a.secrets, a.log = secrets, log.With("fn", "health")
 	links := s3transport.Links{Presigner: s3.NewPresignClient(s3c)}
 	if err := endpointTransports(a.Advance.Transports, routes, secrets, s3transport.NewReader(s3c), links); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/functions/advance"
 	"github.com/ferryhq/ferry/functions/authorizer"
+	"github.com/ferryhq/ferry/functions/health"
 )
 
 func TestWithDefaultsBudget(t *testing.T) {
@@ -107,5 +109,37 @@ func TestEndpointTransportsReportEveryProblem(t *testing.T) {
 	}
 	if len(transports) != 0 {
 		t.Errorf("transports %v built from bad settings", transports)
+	}
+}
+
+func TestRefsOfNamesEachSecretOfAPartnersSettings(t *testing.T) {
+	routes, err := domain.ParseRoutes([]byte(`{
+	  "routes": [{"name": "r", "match": {"prefix": "outbound/"}, "destination": {"type": "sftp", "endpoint": "p"}}],
+	  "sftp": {"p": {"host": "h", "user": "u", "directory": "/in", "privateKey": "secret:ferry/p/key", "password": "ssm:/ferry/p/pw", "knownHosts": ["h ssh-ed25519 AAAA"]}},
+	  "mesh": {"url": "ssm:/ferry/mesh/url", "sharedKey": "secret:ferry/mesh/shared", "mailboxes": [
+	    {"id": "X26ABC1", "password": "secret:ferry/mesh/one"}, {"id": "X26ABC2", "password": "secret:ferry/mesh/two"}]}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(refsOf(routes, health.Target{Type: "sftp", Name: "p"}))
+	if want := "[{privateKey secret:ferry/p/key}]"; got != want {
+		t.Errorf("sftp p: %s, want %s (ssm parameters carry no tags ferry reads)", got, want)
+	}
+	got = fmt.Sprint(refsOf(routes, health.Target{Type: "mesh", Name: "X26ABC2"}))
+	if want := "[{mailbox X26ABC2.password secret:ferry/mesh/two} {sharedKey secret:ferry/mesh/shared}]"; got != want {
+		t.Errorf("mesh X26ABC2: %s, want %s", got, want)
+	}
+}
+
+func TestParseExpiryTakesATimeOrADate(t *testing.T) {
+	for in, want := range map[string]string{"2027-03-31": "2027-03-31T00:00:00Z", " 2027-03-31T12:00:00+01:00 ": "2027-03-31T11:00:00Z"} {
+		got, err := parseExpiry(in)
+		if err != nil || got.Format(time.RFC3339) != want {
+			t.Errorf("parseExpiry(%q) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := parseExpiry("next March"); err == nil {
+		t.Error("parseExpiry took \"next March\"")
 	}
 }
