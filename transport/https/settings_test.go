@@ -64,6 +64,8 @@ func TestParseEndpointsReportsEveryProblem(t *testing.T) {
 		{"limits", `{"url": "https://a.example", "timeout": "-1s", "maxErrorBody": "1MiB"}`, []string{"timeout: must be positive", "maxErrorBody: must be between"}},
 		{"soap", `{"url": "https://a.example", "mode": "ranged", "soap": {"version": "2.0", "namespace": "", "operation": "a b", "action": "x\"y"}}`,
 			[]string{`soap.version: "2.0"`, `soap.operation: "a b"`, "soap.namespace: want an absolute URI", "soap.action: must not hold quotes", `soap: needs mode "whole"`}},
+		{"probe", `{"url": "https://a.example", "probe": {"method": "POST", "url": "http://a.example/health"}}`,
+			[]string{`probe.method: "POST" is not HEAD, GET or OPTIONS`, `probe.url: scheme "http": want https`}},
 		{"soap headers", `{"url": "https://a.example", "soap": {"namespace": "urn:x", "operation": "Op"}, "headers": {"SOAPAction": "x"}}`,
 			[]string{"headers: SOAPAction is set by soap"}},
 	} {
