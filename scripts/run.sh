@@ -148,6 +148,13 @@ if [ "$status" != DELIVERED ]; then
   exit 1
 fi
 
+echo
+echo "== ferry doctor: each partner checked, and logged in to, without sending anything"
+if ! bin/ferry doctor; then
+  echo "== a partner is unhealthy (above)" >&2
+  exit 1
+fi
+
 if [ -n "$once" ]; then
   echo
   echo "== demo complete: every sample delivered (FERRY_RUN_ONCE is set, so stopping)"
@@ -176,6 +183,7 @@ cat <<TXT
   bin/ferry history --status DELIVERED --since 1h
   bin/ferry history --status FAILED --since 1h
   bin/ferry show TRANSFER_ID
+  bin/ferry doctor            # every partner checked without sending anything
 
   # the web console: open $console and sign in with a key, e.g. an operator's
   bin/ferry keys create --party ops --role operator
