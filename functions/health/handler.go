@@ -107,6 +107,7 @@ func (h *Handler) Handle(ctx context.Context) error {
 	now := h.now()
 	var todo []Target
 	var errs []error
+	bad := 0 // partners unhealthy after the run
 	prev := make(map[string]store.PartnerHealth, len(h.Targets))
 	known := map[string]bool{}
 	for _, t := range h.Targets {
@@ -122,6 +123,7 @@ func (h *Handler) Handle(ctx context.Context) error {
 			if !p.Announced {
 				errs = append(errs, h.announce(ctx, t, p))
 			}
+			bad++ // its credentials were refused: still unhealthy
 			continue
 		}
 		todo = append(todo, t)
@@ -134,31 +136,14 @@ func (h *Handler) Handle(ctx context.Context) error {
 	for i, r := range results {
 		errs = append(errs, h.record(ctx, todo[i], r, prev[r.Partner], known[r.Partner], now))
 		errs = append(errs, h.expiring(ctx, todo[i], r, now))
+		if !r.Healthy {
+			bad++
+		}
 	}
 	if h.MetricsNamespace != "" {
-		bad := 0
-		for _, t := range h.Targets {
-			if p := prev[t.Partner]; !p.Healthy && known[t.Partner] && !checked(results, t.Partner) {
-				bad++ // backed off: still unhealthy
-			}
-		}
-		for _, r := range results {
-			if !r.Healthy {
-				bad++
-			}
-		}
 		metrics.Count(ctx, h.Log, h.MetricsNamespace, "UnhealthyPartners", bad, "partners", len(h.Targets))
 	}
 	return errors.Join(errs...)
-}
-
-func checked(results []Result, partner string) bool {
-	for _, r := range results {
-		if r.Partner == partner {
-			return true
-		}
-	}
-	return false
 }
 
 // backoff is the pause after n refused logins in a row (n ≥

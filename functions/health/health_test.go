@@ -232,6 +232,7 @@ func TestHandlerAnnouncesChangesOnceAndLosesNone(t *testing.T) {
 func TestHandlerBacksOffRefusedCredentials(t *testing.T) {
 	now := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
 	calls := 0
+	var logs strings.Builder
 	st := &memState{states: map[string]store.PartnerHealth{}, notices: map[string]bool{}}
 	b := &bus{}
 	h := &Handler{
@@ -239,7 +240,7 @@ func TestHandlerBacksOffRefusedCredentials(t *testing.T) {
 			calls++
 			return nil, &domain.Error{Kind: domain.KindUnauthorized, Message: "mailbox password refused"}
 		}}},
-		Store: st, Bus: b, Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store: st, Bus: b, Now: func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(&logs, nil)), MetricsNamespace: "ferry/test",
 	}
 	for range 6 {
 		_ = h.Handle(context.Background())
@@ -250,6 +251,9 @@ func TestHandlerBacksOffRefusedCredentials(t *testing.T) {
 	}
 	if len(b.events) != 1 || b.events[0] != "Partner Unhealthy mesh X26ABC2" {
 		t.Fatalf("events %q, want one Partner Unhealthy", b.events)
+	}
+	if n := strings.Count(logs.String(), `"UnhealthyPartners":1`); n != 6 {
+		t.Errorf("%d of 6 runs counted the partner unhealthy (backing off included), want 6", n)
 	}
 	now = now.Add(AuthBackoffFirst)
 	_ = h.Handle(context.Background())
