@@ -112,6 +112,9 @@ type Route struct {
 	// verdicts, a message without attachments); nil is the zero
 	// EmailPolicy. It applies to email only.
 	Email *EmailPolicy `json:"email,omitempty"`
+	// Expect lists the deliveries the route expects by deadlines or on a
+	// cadence, which the overdue check watches (Expectation).
+	Expect []Expectation `json:"expect,omitempty"`
 }
 
 // EmailPolicy returns the route's email policy, the zero one if it sets
@@ -267,6 +270,19 @@ func (rs Routes) Validate() error {
 		}
 		if err := r.EmailPolicy().Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+		expects := map[string]bool{}
+		for j, e := range r.Expect {
+			at := fmt.Sprintf("%s: expect %d (%s)", where, j+1, e.Name)
+			if err := e.Validate(); err != nil {
+				for _, p := range unjoin(err) {
+					errs = append(errs, fmt.Errorf("%s: %w", at, p))
+				}
+			}
+			if e.Name != "" && expects[e.Name] {
+				errs = append(errs, fmt.Errorf("%s: name is used twice in the route", at))
+			}
+			expects[e.Name] = true
 		}
 	}
 	return errors.Join(errs...)
@@ -449,4 +465,12 @@ func (s *ByteSize) UnmarshalJSON(b []byte) error {
 	}
 	*s = ByteSize(v * mult)
 	return nil
+}
+
+// unjoin returns the errors err joins, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

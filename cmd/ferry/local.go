@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/ferryhq/ferry/functions/overdue"
 	"github.com/ferryhq/ferry/internal/local"
 	"github.com/ferryhq/ferry/internal/local/callrec"
 )
@@ -20,6 +21,8 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	liveAddr := fs.String("live", "127.0.0.1:4573", "where the WebSocket API and its @connections API listen (loopback; port 0 picks a free one)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:4575", "where the SMTP listener that stands in for SES's email receiving listens (loopback; port 0 picks a free one)")
 	healthEvery := fs.Duration("health-every", local.DefaultHealthEvery, "how often the scheduled partner check (ferry doctor's checks) runs")
+	overdueEvery := fs.Duration("overdue-every", local.DefaultOverdueEvery, "how often the routes' expectations are checked for missed windows")
+	overdueSettle := fs.Duration("overdue-settle", overdue.DefaultSettle, "how long after a window ends it is judged (the read model's lag)")
 	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -43,19 +46,20 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	cfg := e.cfg
 	cfg.Routes = *routes
 	return local.Run(ctx, local.Options{
-		AWS:         awsCfg,
-		App:         cfg,
-		StateDir:    *stateDir,
-		Seed:        *seedFile,
-		Getenv:      e.getenv,
-		Log:         slog.New(slog.NewJSONHandler(e.stderr, nil)),
-		Ready:       e.stdout,
-		Calls:       calls,
-		APIAddr:     *apiAddr,
-		LiveAddr:    *liveAddr,
-		SMTPAddr:    *smtpAddr,
-		ConsoleAddr: *consoleAddr,
-		HealthEvery: *healthEvery,
+		AWS:          awsCfg,
+		App:          cfg,
+		StateDir:     *stateDir,
+		Seed:         *seedFile,
+		Getenv:       e.getenv,
+		Log:          slog.New(slog.NewJSONHandler(e.stderr, nil)),
+		Ready:        e.stdout,
+		Calls:        calls,
+		APIAddr:      *apiAddr,
+		LiveAddr:     *liveAddr,
+		SMTPAddr:     *smtpAddr,
+		ConsoleAddr:  *consoleAddr,
+		HealthEvery:  *healthEvery,
+		OverdueEvery: *overdueEvery, OverdueSettle: *overdueSettle,
 	})
 }
 

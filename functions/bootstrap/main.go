@@ -61,13 +61,15 @@ func run(log *slog.Logger) error {
 		lambda.Start(a.Email.Handle)
 	case "health":
 		lambda.Start(a.Health.Handle)
+	case "overdue":
+		lambda.Start(a.Overdue.Handle)
 	case "meshpoll":
 		if a.MESHPoll == nil {
 			return fmt.Errorf("handler meshpoll needs a mesh section in the routing file")
 		}
 		lambda.Start(a.MESHPoll.Handle)
 	default:
-		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, health, api, authorizer, live, notify or email", h)
+		return fmt.Errorf("unknown handler %q: want intake, advance, publish, retry, meshpoll, health, overdue, api, authorizer, live, notify or email", h)
 	}
 	return nil
 }

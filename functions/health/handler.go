@@ -2,17 +2,13 @@ package health
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/bus"
 	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/store"
 )
@@ -46,11 +42,6 @@ type Store interface {
 	MarkNotice(ctx context.Context, partner, key string) error
 }
 
-// Bus is where events go (EventBridge).
-type Bus interface {
-	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, opts ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
-}
-
 // Handler is the scheduled health Lambda: each invocation checks every
 // partner once (Runner), records each one's state, and publishes Partner
 // Unhealthy or Partner Healthy when the state changes and Credential
@@ -65,10 +56,8 @@ type Handler struct {
 	Targets []Target
 	Runner  Runner
 	Store   Store
-	Bus     Bus
-	BusName string
-	// Source is the events' source ("ferry" when empty).
-	Source string
+	// Bus is where the events go.
+	Bus bus.Bus
 	// MetricsNamespace, when set, receives UnhealthyPartners (the
 	// number of partners unhealthy after the run) each run, which the
 	// template's alarm watches.
@@ -245,25 +234,7 @@ func Notice(left time.Duration) int {
 }
 
 func (h *Handler) publish(ctx context.Context, detailType, resource string, detail any) error {
-	b, err := json.Marshal(detail)
-	if err != nil {
-		return err
-	}
-	source := h.Source
-	if source == "" {
-		source = "ferry"
-	}
-	out, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-		EventBusName: aws.String(h.BusName), Source: aws.String(source), DetailType: aws.String(detailType),
-		Detail: aws.String(string(b)), Resources: []string{resource}, Time: aws.Time(h.now()),
-	}}})
-	if err != nil {
-		return fmt.Errorf("publish %s about %s: %w", detailType, resource, err)
-	}
-	if out.FailedEntryCount > 0 && len(out.Entries) > 0 {
-		return fmt.Errorf("publish %s about %s: %s %s", detailType, resource, aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
-	}
-	return nil
+	return h.Bus.Put(ctx, detailType, resource, detail, h.now())
 }
 
 func (h *Handler) now() time.Time {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/ferryhq/ferry/domain"
+	"github.com/ferryhq/ferry/internal/bus"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
 )
@@ -165,12 +166,12 @@ func (m *memState) MarkNotice(_ context.Context, p, key string) error {
 	return nil
 }
 
-type bus struct {
+type memBus struct {
 	fail   bool
 	events []string // "detail-type partner"
 }
 
-func (b *bus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+func (b *memBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
 	if b.fail {
 		return nil, errors.New("bus down")
 	}
@@ -194,13 +195,13 @@ func TestHandlerAnnouncesChangesOnceAndLosesNone(t *testing.T) {
 	var failing error
 	creds := []transport.Credential{{Name: "caBundle", Subject: "CN=soon", Expires: now.Add(10 * 24 * time.Hour)}}
 	st := &memState{states: map[string]store.PartnerHealth{}, notices: map[string]bool{}}
-	b := &bus{}
+	b := &memBus{}
 	h := &Handler{
 		Targets: []Target{
 			{Partner: "https peer", Type: "https", Routes: []string{"r"}, Check: func(context.Context) ([]transport.Credential, error) { return creds, failing }},
 			{Partner: "s3 lake", Type: "s3", Routes: []string{"s"}, Check: func(context.Context) ([]transport.Credential, error) { return nil, nil }},
 		},
-		Store: st, Bus: b, Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Store: st, Bus: bus.Bus{Client: b}, Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	run := func(step string, want ...string) {
 		t.Helper()
@@ -234,13 +235,13 @@ func TestHandlerBacksOffRefusedCredentials(t *testing.T) {
 	calls := 0
 	var logs strings.Builder
 	st := &memState{states: map[string]store.PartnerHealth{}, notices: map[string]bool{}}
-	b := &bus{}
+	b := &memBus{}
 	h := &Handler{
 		Targets: []Target{{Partner: "mesh X26ABC2", Type: "mesh", Check: func(context.Context) ([]transport.Credential, error) {
 			calls++
 			return nil, &domain.Error{Kind: domain.KindUnauthorized, Message: "mailbox password refused"}
 		}}},
-		Store: st, Bus: b, Now: func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(&logs, nil)), MetricsNamespace: "ferry/test",
+		Store: st, Bus: bus.Bus{Client: b}, Now: func() time.Time { return now }, Log: slog.New(slog.NewJSONHandler(&logs, nil)), MetricsNamespace: "ferry/test",
 	}
 	for range 6 {
 		_ = h.Handle(context.Background())

@@ -28,8 +28,10 @@ import (
 	"github.com/ferryhq/ferry/functions/live"
 	"github.com/ferryhq/ferry/functions/meshpoll"
 	"github.com/ferryhq/ferry/functions/notify"
+	"github.com/ferryhq/ferry/functions/overdue"
 	"github.com/ferryhq/ferry/functions/publish"
 	"github.com/ferryhq/ferry/functions/retry"
+	"github.com/ferryhq/ferry/internal/bus"
 	ferrylive "github.com/ferryhq/ferry/live"
 	"github.com/ferryhq/ferry/store"
 	"github.com/ferryhq/ferry/transport"
@@ -155,8 +157,8 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate reports every missing setting at once. The health check (and
-// ferry doctor, which runs it) schedules no retries, so it needs no retry
-// queue.
+// ferry doctor, which runs it) and the overdue check schedule no retries,
+// so they need no retry queue.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Table == "" {
@@ -165,7 +167,7 @@ func (c Config) Validate() error {
 	if c.EventBus == "" {
 		errs = append(errs, errors.New("FERRY_EVENT_BUS is not set"))
 	}
-	if c.RetryQueueURL == "" && c.Handler != "health" {
+	if c.RetryQueueURL == "" && c.Handler != "health" && c.Handler != "overdue" {
 		errs = append(errs, errors.New("FERRY_RETRY_QUEUE_URL is not set"))
 	}
 	if c.Routes == "" {
@@ -204,6 +206,8 @@ type App struct {
 	// Health is the scheduled partner check; HealthTargets gives ferry
 	// doctor the same checks.
 	Health *health.Handler
+	// Overdue is the scheduled check of the routes' expectations.
+	Overdue *overdue.Handler
 
 	secrets *Secrets
 	log     *slog.Logger
@@ -243,15 +247,19 @@ func (a *App) HealthTargets(only string) ([]health.Target, error) {
 	return ts, nil
 }
 
-// withHealth builds a.Health from the handlers built so far.
+// withHealth builds the scheduled checks, a.Health and a.Overdue, from the
+// handlers built so far.
 func (a *App) withHealth(awsCfg aws.Config, cfg Config, log *slog.Logger) (*App, error) {
 	targets, err := a.HealthTargets("")
 	if err != nil {
 		return nil, err
 	}
 	a.Health = &health.Handler{
-		Targets: targets, Store: a.Store, Bus: eventbridge.NewFromConfig(awsCfg), BusName: cfg.EventBus, Source: cfg.EventSource,
+		Targets: targets, Store: a.Store, Bus: bus.Bus{Client: eventbridge.NewFromConfig(awsCfg), Name: cfg.EventBus, Source: cfg.EventSource},
 		MetricsNamespace: cfg.MetricsNamespace, Log: log.With("fn", "health"),
+	}
+	a.Overdue = &overdue.Handler{
+		Targets: overdue.Targets(a.Routes), Store: a.Store, Bus: a.Health.Bus, Log: log.With("fn", "overdue"),
 	}
 	return a, nil
 }

@@ -86,14 +86,22 @@ type Options struct {
 	// HealthEvery is how often the scheduled partner check runs (the
 	// template's schedule is every 15 minutes); zero means DefaultHealthEvery.
 	HealthEvery time.Duration
+	// OverdueEvery is how often the routes' expectations are checked (the
+	// template's schedule is every 5 minutes); zero means
+	// DefaultOverdueEvery. OverdueSettle is how long after a window's end
+	// it is judged; zero means overdue.DefaultSettle.
+	OverdueEvery, OverdueSettle time.Duration
 }
 
 // DefaultHealthEvery is how often ferry local checks the partners: once at
 // start, then every five minutes.
 const DefaultHealthEvery = 5 * time.Minute
 
+// DefaultOverdueEvery is how often ferry local checks the expectations.
+const DefaultOverdueEvery = time.Minute
+
 // handlers are the functions of infra/template.yaml, by Handler name.
-var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "health", "api", "authorizer", "live", "notify", "email"}
+var handlers = []string{"intake", "advance", "publish", "retry", "meshpoll", "health", "overdue", "api", "authorizer", "live", "notify", "email"}
 
 // Run creates the local resources, builds the handlers and runs them until
 // ctx is done, then finishes the batches in flight. It returns the errors
@@ -149,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 	a := &app.App{
 		Intake: apps["intake"].Intake, Advance: apps["advance"].Advance, Publish: apps["publish"].Publish,
 		Retry: apps["retry"].Retry, MESH: apps["meshpoll"].MESH, MESHPoll: apps["meshpoll"].MESHPoll,
-		Notify: apps["notify"].Notify, Health: apps["health"].Health,
+		Notify: apps["notify"].Notify, Health: apps["health"].Health, Overdue: apps["overdue"].Overdue,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
 	runners, err := mappings(a, awsCfg, stack, o)
@@ -410,6 +418,14 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) 
 				every = DefaultHealthEvery
 			}
 			runners = append(runners, esm.Ticker{Name: "health", Interval: every, Immediate: true, Logger: o.Log, Func: a.Health.Handle}.Run)
+		}
+		if len(f.Schedules) > 0 && f.Handler == "overdue" && a.Overdue != nil {
+			every := o.OverdueEvery
+			if every <= 0 {
+				every = DefaultOverdueEvery
+			}
+			a.Overdue.Settle = o.OverdueSettle
+			runners = append(runners, esm.Ticker{Name: "overdue", Interval: every, Immediate: true, Logger: o.Log, Func: a.Overdue.Handle}.Run)
 		}
 		if len(f.Schedules) > 0 && f.Handler == "meshpoll" && a.MESHPoll != nil {
 			every := time.Duration(a.MESH.Config.Inbound.PollInterval)
