@@ -84,6 +84,7 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	}
 
 	id := ulid.Make().String()
+	repeat := false // a retry of an earlier request, whose transfer id it takes
 	if key := authorizer.HeaderValue(req.Headers, "Idempotency-Key"); key != "" {
 		held, err := h.Store.ClaimIdempotencyKey(ctx, who.Party, key, id, h.Now())
 		if err != nil {
@@ -96,7 +97,7 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 			} else if !errors.Is(err, store.ErrNotFound) {
 				return events.APIGatewayV2HTTPResponse{}, err
 			}
-			id = held
+			id, repeat = held, true
 		}
 	}
 	filename := transport.SafeFilename(q["filename"], "upload")
@@ -129,12 +130,18 @@ func (h *Handler) post(ctx context.Context, who Identity, req events.APIGatewayV
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	if d.Lost { // the request this one repeats made it meanwhile
+	if d.Lost {
+		// Intake, woken by the object just stored, made the transfer first,
+		// or the request this one repeats did meanwhile. Only a repeat is
+		// answered as one; the first request's transfer is still new.
 		st, err := h.Store.Load(ctx, id)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
 		}
-		return reply(http.StatusOK, accepted(st)), nil
+		if repeat {
+			return reply(http.StatusOK, accepted(st)), nil
+		}
+		d.State = st
 	}
 	h.Log.InfoContext(ctx, "file posted", "transfer", id, "party", who.Party, "keyId", who.KeyID, "bytes", obj.Size, "route", d.State.Request.Route)
 	resp := reply(http.StatusAccepted, accepted(d.State))
