@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 
 	"github.com/ferryhq/ferry/internal/local"
 	"github.com/ferryhq/ferry/internal/local/callrec"
 )
 
 // runLocal runs every ferry function in this process against the local
-// emulator (see internal/local), until interrupted. With FERRY_CALL_LOG_DIR
+// emulator (see internal/local), until interrupted. --cpuprofile profiles the run
+// (for benchmarks: go tool pprof -top ferry FILE). With FERRY_CALL_LOG_DIR
 // set it records each function's AWS calls there (see callrec).
 func runLocal(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("local", e.stderr)
@@ -20,6 +23,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	liveAddr := fs.String("live", "127.0.0.1:4573", "where the WebSocket API and its @connections API listen (loopback; port 0 picks a free one)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:4575", "where the SMTP listener that stands in for SES's email receiving listens (loopback; port 0 picks a free one)")
 	healthEvery := fs.Duration("health-every", local.DefaultHealthEvery, "how often the scheduled partner check (ferry doctor's checks) runs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file, stopped on shutdown")
 	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -40,6 +44,17 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer calls.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := e.cfg
 	cfg.Routes = *routes
 	return local.Run(ctx, local.Options{
