@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -23,6 +24,11 @@ type SQSConfig struct {
 
 	// BatchSize is the most messages per invocation, 1..10 (default 10).
 	BatchSize int
+	// Pollers is how many receive loops run side by side, each invoking
+	// the handler with the batches it receives (default 1). Lambda polls a
+	// queue with at least five at once, and scales them up to the
+	// mapping's MaximumConcurrency.
+	Pollers int
 	// WaitTime is the long-poll wait of each receive, whole seconds up to
 	// 20s (default 1s, so that a quiet mapping still reacts to shutdown
 	// promptly and leaves at most that long a receive in flight).
@@ -45,6 +51,9 @@ type SQSConfig struct {
 func (c SQSConfig) WithDefaults() SQSConfig {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultSQSBatchSize
+	}
+	if c.Pollers == 0 {
+		c.Pollers = 1
 	}
 	if c.WaitTime == 0 {
 		c.WaitTime = DefaultWaitTime
@@ -79,6 +88,9 @@ func (c SQSConfig) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10 {
 		errs = append(errs, fmt.Errorf("batch size %d is not in 1..10", c.BatchSize))
+	}
+	if c.Pollers < 1 {
+		errs = append(errs, fmt.Errorf("pollers %d is not positive", c.Pollers))
 	}
 	if c.WaitTime < 0 || c.WaitTime > 20*time.Second {
 		errs = append(errs, fmt.Errorf("wait time %s is not in 0..20s", c.WaitTime))
@@ -141,8 +153,29 @@ func (m *SQSMapping) Run(ctx context.Context) error {
 	if m.cfg.VisibilityTimeout > 0 {
 		in.VisibilityTimeout = seconds(m.cfg.VisibilityTimeout)
 	}
+	errs := make([]error, m.cfg.Pollers)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = m.poll(ctx, arn, in); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// poll receives batches and handles them, one after another, until ctx is
+// cancelled (nil) or the queue turns out not to exist.
+func (m *SQSMapping) poll(ctx context.Context, arn string, template *sqs.ReceiveMessageInput) error {
+	in := *template // each poller its own request
 	for failures := 0; ; {
-		out, err := m.cfg.SQS.ReceiveMessage(ctx, in)
+		out, err := m.cfg.SQS.ReceiveMessage(ctx, &in)
 		var missing *sqstypes.QueueDoesNotExist
 		switch {
 		case ctx.Err() != nil:
