@@ -342,12 +342,12 @@ const (
 	// sqsRetryDelay is how soon a failed SQS message is received again; in
 	// AWS it stays hidden for the rest of its queue's VisibilityTimeout.
 	sqsRetryDelay = esm.DefaultRetryDelay
-	// sqsPollers is how many batches each queue mapping handles at once:
-	// Lambda polls a queue with five pollers to begin with (and scales up
-	// to the mapping's MaximumConcurrency, QueueMaxConcurrency: at least 2,
-	// 10 by default); one would hand intake 1,000 uploads ten at a time,
+	// sqsConcurrency is how many batches each queue mapping handles at
+	// once: Lambda polls a queue with five pollers to begin with (and scales
+	// up to the mapping's MaximumConcurrency, QueueMaxConcurrency: at least
+	// 2, 10 by default); one would hand intake 1,000 uploads ten at a time,
 	// one batch after another.
-	sqsPollers = 5
+	sqsConcurrency = 5
 )
 
 // mappings builds, as AWS would, an event source mapping per stream and
@@ -411,7 +411,7 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options, 
 			qm, err := esm.NewSQSMapping(esm.SQSConfig{
 				Name: name, SQS: sqs.NewFromConfig(esmCfg(f.Handler)), QueueURL: stack.QueueURLs[q.Queue], Handler: h,
 				BatchSize: q.BatchSize, ReportBatchItemFailures: aws.Bool(q.ReportBatchItemFailures),
-				RetryDelay: sqsRetryDelay, Pollers: sqsPollers, Logger: o.Log.With("mapping", name),
+				RetryDelay: sqsRetryDelay, Concurrency: sqsConcurrency, Logger: o.Log.With("mapping", name),
 			})
 			if err != nil {
 				return nil, err

@@ -671,11 +671,11 @@ func TestSQSMappingRedrivesPoisonMessage(t *testing.T) {
 	}
 }
 
-func TestSQSMappingPollersHandleBatchesSideBySide(t *testing.T) {
+func TestSQSMappingHandlesBatchesSideBySide(t *testing.T) {
 	t.Parallel()
 	c := newClients(t)
 	queueURL, _ := createQueue(t, c, map[string]string{"VisibilityTimeout": "30"})
-	const pollers, messages = 3, 9
+	const concurrency, messages = 3, 9
 	for i := range messages {
 		if _, err := c.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{
 			QueueUrl: aws.String(queueURL), MessageBody: aws.String(fmt.Sprintf("m%d", i)),
@@ -683,8 +683,8 @@ func TestSQSMappingPollersHandleBatchesSideBySide(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Each batch waits until pollers batches are in flight at once: with
-	// one poller it would wait for ever, so a timer lets them go and the
+	// Each batch waits until concurrency batches are in flight at once:
+	// one after another it would wait for ever, so a timer lets them go and the
 	// test fails rather than hangs.
 	var (
 		mu       sync.Mutex
@@ -697,12 +697,12 @@ func TestSQSMappingPollersHandleBatchesSideBySide(t *testing.T) {
 	defer timer.Stop()
 	var once sync.Once
 	m, err := esm.NewSQSMapping(esm.SQSConfig{
-		Name: "pollers", SQS: c.sqs, QueueURL: queueURL, Logger: testLogger(t), BatchSize: 1, Pollers: pollers,
+		Name: "concurrent", SQS: c.sqs, QueueURL: queueURL, Logger: testLogger(t), BatchSize: 1, Concurrency: concurrency,
 		Handler: func(_ context.Context, e events.SQSEvent) (events.SQSEventResponse, error) {
 			mu.Lock()
 			inFlight++
 			most = max(most, inFlight)
-			if inFlight == pollers {
+			if inFlight == concurrency {
 				once.Do(func() { close(all) })
 			}
 			mu.Unlock()
@@ -731,8 +731,8 @@ func TestSQSMappingPollersHandleBatchesSideBySide(t *testing.T) {
 	stop()
 	mu.Lock()
 	defer mu.Unlock()
-	if most != pollers {
-		t.Errorf("%d batches in flight at most, want %d (one per poller)", most, pollers)
+	if most != concurrency {
+		t.Errorf("%d batches in flight at most, want %d (Concurrency)", most, concurrency)
 	}
 	for body, n := range handled {
 		if n != 1 {
