@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -126,29 +127,40 @@ func loadRun(b *testing.B, prefix, name string, n int, size int64, chunks int) *
 
 	start := time.Now()
 	b.StartTimer()
+	ids := make([]string, n)
 	parallel(b, n, func(i int) error {
 		body := slices.Clone(payload)
 		copy(body, strconv.Itoa(i)) // a distinct object each
-		_, err := stack.s3.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: aws.String(stack.res.UploadBucket), Key: &keys[i], Body: bytes.NewReader(body),
+		bucket := aws.String(stack.res.UploadBucket)
+		put, err := stack.s3.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: bucket, Key: &keys[i], Body: bytes.NewReader(body),
 			Metadata: map[string]string{"sender": sender, "recipient": "load"},
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		// The transfer's id, as `ferry send` learns it.
+		head, err := stack.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: &keys[i], VersionId: put.VersionId})
+		if err != nil {
+			return err
+		}
+		ids[i] = domain.ObjectTransferID(*bucket, keys[i], aws.ToString(head.VersionId), aws.ToString(head.ETag), aws.ToTime(head.LastModified))
+		return nil
 	})
 	uploaded := time.Since(start)
-	views := waitDelivered(b, sender, start, n, chunks)
+	states := waitDelivered(b, ids, chunks)
 	b.StopTimer()
 	var last time.Time
 	lat := make([]time.Duration, 0, n)
-	for _, v := range views {
-		lat = append(lat, v.Updated.Sub(v.Created))
-		if v.Updated.After(last) {
-			last = v.Updated
+	for _, st := range states {
+		lat = append(lat, st.Updated.Sub(st.Created))
+		if st.Updated.After(last) {
+			last = st.Updated
 		}
 	}
 	elapsed := last.Sub(start)
 	slices.Sort(lat)
-	after := settledStats(b)
+	after, settled := settledStats(b)
 	cpu := stack.localCPUSeconds(b) - cpu0
 	rss := stack.localPeakRSS(b)
 	ops := loadStats{DynamodbReads: after.DynamodbReads - before.DynamodbReads, DynamodbWrites: after.DynamodbWrites - before.DynamodbWrites,
@@ -184,6 +196,7 @@ func loadRun(b *testing.B, prefix, name string, n int, size int64, chunks int) *
 	fmt.Fprintf(&out, "\n%d transfers of %d KiB in %d chunk(s), uploaded from %d goroutines in %s\n", n, size/kib, chunks, loadClients, uploaded.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ferry: first upload → last Delivered\t%s\t%.2f transfers/s\n", elapsed.Round(time.Millisecond), rate)
+	fmt.Fprintf(tw, "publish caught up (counts settled)\t%s after\tthe last transfer was seen Delivered\n", settled.Round(time.Second))
 	fmt.Fprintf(tw, "SDK CopyObject of the same objects\t%s\t%.2f copies/s (ratio %.1f)\n", direct.Round(time.Millisecond), directRate, directRate/rate)
 	fmt.Fprintf(tw, "Requested → Delivered\tp50 %s\tp99 %s, max %s\n", quantile(lat, 0.5).Round(time.Millisecond), quantile(lat, 0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 	fmt.Fprintf(tw, "ferry local\tpeak RSS %d MiB\t%.1f CPU seconds (%.1f ms a transfer)\n", rss/mib, cpu, 1000*cpu/float64(n))
@@ -209,69 +222,71 @@ func loadRun(b *testing.B, prefix, name string, n int, size int64, chunks int) *
 }
 
 // settledStats waits until ferry local has caught up (publish projects
-// and announces the events after Delivered is stored, notify follows):
-// until its counts stay the same for two of stats.json's writes in a row,
-// for at most two minutes.
-func settledStats(b *testing.B) loadStats {
+// and announces the events after Delivered is stored): until its item
+// writes and EventBridge entries stay the same for two of stats.json's
+// writes in a row, for at most ten minutes. It returns the counts and how
+// long that took.
+func settledStats(b *testing.B) (loadStats, time.Duration) {
 	b.Helper()
+	start := time.Now()
 	last := stack.loadStats(b)
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+	for time.Since(start) < 10*time.Minute {
 		time.Sleep(2500 * time.Millisecond)
 		s := stack.loadStats(b)
 		if s.DynamodbWrites == last.DynamodbWrites && s.EventBridgeEntries == last.EventBridgeEntries {
-			return s
+			return s, time.Since(start)
 		}
 		last = s
 	}
-	return last
+	return last, time.Since(start)
 }
 
-// waitDelivered waits until the history of sender holds n Delivered
-// transfers of chunks chunks, reading the read model (one history query,
-// sixteen shard Queries, every few seconds: moto is slow, and a poll per
-// transfer would load it more than ferry does), and returns their views.
-// It fails at the first failed transfer, or when nothing moves for five
-// minutes.
-func waitDelivered(b *testing.B, sender string, since time.Time, n, chunks int) []store.Summary {
+// waitDelivered waits until every transfer of ids is Delivered in chunks
+// chunks, and returns their states. It reads the event store by key, each
+// round the pending transfers oldest first until five are not done, then
+// sleeps two seconds: history queries (GSIs, which moto answers by reading
+// every item) or a poll of every transfer would load moto more than ferry
+// does. It fails at the first failed transfer, or when none is done for
+// five minutes.
+func waitDelivered(b *testing.B, ids []string, chunks int) []domain.State {
 	b.Helper()
 	ctx := context.Background()
-	progress, progressAt := -1, time.Now()
-	for {
-		var views []store.Summary
-		q := store.Query{Sender: sender, Since: since.Add(-time.Minute), Until: time.Now().Add(time.Hour), Limit: store.MaxLimit}
-		for {
-			page, err := stack.store.History(ctx, q)
-			if err != nil {
-				b.Fatalf("history of %s: %v", sender, err)
-			}
-			views = append(views, page.Items...)
-			if page.Cursor == "" {
+	pending := slices.Clone(ids)
+	var done []domain.State
+	progressAt := time.Now()
+	for len(pending) > 0 {
+		var still []string
+		for i, id := range pending {
+			if len(still) >= 5 {
+				still = append(still, pending[i:]...)
 				break
 			}
-			q.Cursor = page.Cursor
-		}
-		done := 0
-		for _, v := range views {
-			switch v.Status {
-			case domain.StatusDelivered:
-				if v.Chunks != chunks {
-					b.Fatalf("transfer %s delivered in %d chunks, want %d", v.ID, v.Chunks, chunks)
+			st, err := stack.store.Load(ctx, id)
+			switch {
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				b.Fatalf("load %s: %v", id, err)
+			case err == nil && st.Status == domain.StatusDelivered:
+				if st.Request.Chunks != chunks {
+					b.Fatalf("transfer %s delivered in %d chunks, want %d", id, st.Request.Chunks, chunks)
 				}
-				done++
-			case domain.StatusFailed, domain.StatusCancelled:
-				b.Fatalf("transfer %s is %s: %s\n%s", v.ID, v.Status, v.LastError, stack.timeline(v.ID))
+				done = append(done, st)
+				progressAt = time.Now()
+			case err == nil && (st.Status == domain.StatusFailed || st.Status == domain.StatusCancelled):
+				b.Fatalf("transfer %s is %s: %+v\n%s", id, st.Status, st.LastFailure, stack.timeline(id))
+			default:
+				still = append(still, id)
 			}
 		}
-		if done == n {
-			return views
+		pending = still
+		if len(pending) == 0 {
+			break
 		}
-		if done+len(views) > progress {
-			progress, progressAt = done+len(views), time.Now()
-		} else if time.Since(progressAt) > 5*time.Minute {
-			b.Fatalf("%d of %d transfers of %s delivered (%d seen), none more for 5 minutes", done, n, sender, len(views))
+		if time.Since(progressAt) > 5*time.Minute {
+			b.Fatalf("%d of %d transfers delivered, none more for 5 minutes; the oldest pending is %s\n%s", len(done), len(ids), pending[0], stack.timeline(pending[0]))
 		}
-		time.Sleep(3 * time.Second)
+		time.Sleep(2 * time.Second)
 	}
+	return done
 }
 
 // parallel runs do(0) … do(n-1) from loadClients goroutines, failing the
