@@ -223,20 +223,23 @@ func loadRun(b *testing.B, prefix, name string, n int, size int64, chunks int) *
 
 // settledStats waits until ferry local has caught up (publish projects
 // and announces the events after Delivered is stored): until its item
-// writes and EventBridge entries stay the same for two of stats.json's
-// writes in a row, for at most ten minutes. It returns the counts and how
-// long that took.
+// writes and EventBridge entries have stayed the same for 20 seconds (a
+// publish batch against a busy moto can take that long between writes),
+// for at most ten minutes. It returns the counts and how long that took.
 func settledStats(b *testing.B) (loadStats, time.Duration) {
 	b.Helper()
-	start := time.Now()
+	start, still := time.Now(), time.Now()
 	last := stack.loadStats(b)
 	for time.Since(start) < 10*time.Minute {
 		time.Sleep(2500 * time.Millisecond)
 		s := stack.loadStats(b)
-		if s.DynamodbWrites == last.DynamodbWrites && s.EventBridgeEntries == last.EventBridgeEntries {
-			return s, time.Since(start)
+		if s.DynamodbWrites != last.DynamodbWrites || s.EventBridgeEntries != last.EventBridgeEntries {
+			last, still = s, time.Now()
+			continue
 		}
-		last = s
+		if time.Since(still) >= 20*time.Second {
+			return s, still.Sub(start)
+		}
 	}
 	return last, time.Since(start)
 }
