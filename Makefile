@@ -20,7 +20,7 @@ test-integration: ## tests against the local stack (started on free ports)
 test-demo: ## `make run`'s demo to its end, as a newcomer's first run: free ports, a fresh state dir
 	scripts/test-demo.sh
 
-bench: ## benchmarks: S3→S3 through ferry local vs the SDK; MESH sends vs NHS mesh-client (args: make bench ARGS='-bench MESHSend/100MiB')
+bench: ## benchmarks: load (1,000 transfers, with the cost table) and S3→S3 through ferry local vs the SDK; MESH sends vs NHS mesh-client (args: make bench ARGS='-bench Load')
 	scripts/bench.sh $(ARGS)
 
 build: ## build bin/ferry and bin/bootstrap (the Lambda binary)

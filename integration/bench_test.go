@@ -61,6 +61,45 @@ func BenchmarkS3ToS3(b *testing.B) {
 	}
 }
 
+// BenchmarkS3ToS3Large moves a large file S3 → S3 in 64 MiB chunks through
+// ferry local (the bench-large route): 1 GiB, or 4 GiB with
+// FERRY_BENCH_LARGE=1. As BenchmarkS3ToS3 does, it makes the same
+// server-side copy directly with the SDK (one UploadPartCopy a chunk) as
+// the reference in the same run, and reports both times, their ratio and
+// ferry local's peak RSS, which should not grow with the file: ferry never
+// holds the bytes, S3 copies them.
+func BenchmarkS3ToS3Large(b *testing.B) {
+	size := int64(1024 * mib)
+	if os.Getenv("FERRY_BENCH_LARGE") == "1" {
+		size = 4096 * mib
+	}
+	const chunk = 64 * mib
+	chunks := int((size + chunk - 1) / chunk)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		restartLocal(b) // a fresh process, so its peak RSS is this transfer's
+		sender := uniq("bench")
+		key := "outbound/" + sender + "/large.bin"
+		id, _ := stack.upload(b, key, size, map[string]string{"sender": sender, "recipient": "bench-large"})
+		uploaded := time.Now()
+		b.StartTimer()
+		st := stack.waitFor(b, id, 30*time.Minute, "delivered", delivered)
+		b.StopTimer()
+		ferry := time.Since(uploaded)
+		if st.ChunksSent != chunks || st.Request.Route != "bench-large" {
+			b.Fatalf("route %s, chunks sent = %d, want bench-large and %d", st.Request.Route, st.ChunksSent, chunks)
+		}
+		rss := stack.localPeakRSS(b)
+		direct := directCopy(b, key, "bench-direct/"+sender+"/large.bin", size, chunk)
+		b.ReportMetric(ferry.Seconds(), "ferry-s")
+		b.ReportMetric(direct.Seconds(), "direct-s")
+		b.ReportMetric(ferry.Seconds()/direct.Seconds(), "ratio")
+		b.ReportMetric(float64(rss)/mib, "peak-RSS-MiB")
+		b.Logf("%d MiB in %d chunks of 64 MiB: ferry %s (upload → Delivered); direct SDK copy %s; ratio %.2f; ferry local peak RSS %d MiB",
+			size/mib, chunks, ferry.Round(time.Millisecond), direct.Round(time.Millisecond), ferry.Seconds()/direct.Seconds(), rss/mib)
+	}
+}
+
 // directCopy copies the uploaded object the way the s3 transport does, with
 // no ferry in between, and returns how long it took.
 func directCopy(b *testing.B, srcKey, dstKey string, size, chunk int64) time.Duration {

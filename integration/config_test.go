@@ -38,7 +38,7 @@ func TestRoutesLoadFromSSMAndS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rs.Routes) != 16 || rs.SFTP["partner"] == nil || rs.HTTPS["peer"] == nil || rs.Azblob["lake"] == nil || rs.Email["mailpit"] == nil || rs.Routes[8].Name != "to-partner-a" || rs.Routes[8].Destination.Bucket != "ferry-local-delivered" || rs.Routes[6].Match.Bucket != "ferry-local-mesh" || rs.Routes[2].Match.EmailTo != "lab@ferry.test" || rs.MESH == nil {
+			if len(rs.Routes) != 19 || rs.SFTP["partner"] == nil || rs.HTTPS["peer"] == nil || rs.Azblob["lake"] == nil || rs.Email["mailpit"] == nil || rs.Routes[8].Name != "to-partner-a" || rs.Routes[8].Destination.Bucket != "ferry-local-delivered" || rs.Routes[6].Match.Bucket != "ferry-local-mesh" || rs.Routes[2].Match.EmailTo != "lab@ferry.test" || rs.MESH == nil {
 				t.Fatalf("routes = %+v", rs.Routes)
 			}
 		})

@@ -52,6 +52,9 @@ type env struct {
 
 	mu    sync.Mutex
 	local *localProc
+	// localArgs are more arguments for the next startLocal (e.g. a
+	// benchmark's --cpuprofile).
+	localArgs []string
 }
 
 var stack *env
@@ -129,6 +132,7 @@ func (e *env) startLocal() (*localProc, error) {
 		return nil, err
 	}
 	cmd := exec.Command(e.bin, "local", "--routes", e.routes, "--seed", seed, "--state-dir", e.stateDir, "--api", "127.0.0.1:0", "--live", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--console", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, e.localArgs...)
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL="+e.endpoint,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",

@@ -19,6 +19,9 @@ start_stack "$(free_port)" "$(free_port)"
 start_azurite "$(free_port)"
 
 export FERRY_BIN="$root/bin/ferry"
+# Ory Hydra, the OIDC issuer the integration harness starts (TestMain needs it).
+export FERRY_HYDRA
+FERRY_HYDRA=$(hydra_bin)
 export FERRY_MAILPIT="$cache/mailpit/mailpit"
 cd "$root"
-go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 30m "$@" ./integration/
+go test -tags integration -run '^$' -bench . -benchtime 1x -timeout 60m "$@" ./integration/

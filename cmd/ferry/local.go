@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 
 	"github.com/ferryhq/ferry/functions/overdue"
 	"github.com/ferryhq/ferry/internal/local"
@@ -10,7 +12,8 @@ import (
 )
 
 // runLocal runs every ferry function in this process against the local
-// emulator (see internal/local), until interrupted. With FERRY_CALL_LOG_DIR
+// emulator (see internal/local), until interrupted. --cpuprofile profiles the run
+// (for benchmarks: go tool pprof -top ferry FILE). With FERRY_CALL_LOG_DIR
 // set it records each function's AWS calls there (see callrec).
 func runLocal(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("local", e.stderr)
@@ -23,6 +26,7 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 	healthEvery := fs.Duration("health-every", local.DefaultHealthEvery, "how often the scheduled partner check (ferry doctor's checks) runs")
 	overdueEvery := fs.Duration("overdue-every", local.DefaultOverdueEvery, "how often the routes' expectations are checked for missed windows")
 	overdueSettle := fs.Duration("overdue-settle", overdue.DefaultSettle, "how long after a window ends it is judged (the read model's lag)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file, stopped on shutdown")
 	consoleAddr := fs.String("console", "127.0.0.1:4574", "where the web console is served (loopback; port 0 picks a free one; the HTTP API allows its origin)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -43,6 +47,17 @@ func runLocal(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer calls.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := e.cfg
 	cfg.Routes = *routes
 	return local.Run(ctx, local.Options{

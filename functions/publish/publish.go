@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -49,6 +50,10 @@ type Handler struct {
 	// Attempts bounds the PutEvents calls made for one batch of entries
 	// (default 3).
 	Attempts int
+	// Projections is how many transfers' views are projected at once
+	// (DefaultProjections when not positive); a transfer's own events are
+	// always projected one after another, in their order.
+	Projections int
 	// MetricsNamespace, when set, is where each published event that fails
 	// a transfer for good counts one TransfersFailed (see internal/metrics),
 	// the metric the failing-for-good alarm watches.
@@ -101,14 +106,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	}
 
 	// Project first: a subscriber reacting to an event may query history.
+	projected := h.project(ctx, todo)
 	var published []pending
-	for _, p := range todo {
-		if changesView(p.event) {
-			if _, err := h.Projector.Project(ctx, p.state); err != nil {
-				h.Log.ErrorContext(ctx, "projection failed", "transfer", p.event.TransferID, "version", p.event.Seq, "error", err)
-				failed(p.seqNo)
-				continue
-			}
+	for i, p := range todo {
+		if !projected[i] {
+			failed(p.seqNo)
+			continue
 		}
 		published = append(published, p)
 	}
@@ -126,6 +129,56 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 	return resp, nil
+}
+
+// DefaultProjections is how many transfers' views publish projects at once
+// by default.
+const DefaultProjections = 16
+
+// project stores the views of todo's events that change a view, up to
+// Projections transfers at once and each transfer's events in their
+// order, and reports which events are done (projected, or needing no
+// projection). A stream batch holds many transfers' events (up to the
+// mapping's batch size), each projection is a DynamoDB round trip, and
+// one after another they made a batch as slow as their sum.
+func (h *Handler) project(ctx context.Context, todo []pending) []bool {
+	done := make([]bool, len(todo))
+	var order []string
+	byTransfer := map[string][]int{}
+	for i, p := range todo {
+		if !changesView(p.event) {
+			done[i] = true
+			continue
+		}
+		id := p.event.TransferID
+		if byTransfer[id] == nil {
+			order = append(order, id)
+		}
+		byTransfer[id] = append(byTransfer[id], i)
+	}
+	limit := h.Projections
+	if limit <= 0 {
+		limit = DefaultProjections
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for _, id := range order {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(idx []int) {
+			defer func() { <-sem; wg.Done() }()
+			for _, i := range idx {
+				p := todo[i]
+				if _, err := h.Projector.Project(ctx, p.state); err != nil {
+					h.Log.ErrorContext(ctx, "projection failed", "transfer", p.event.TransferID, "version", p.event.Seq, "error", err)
+					continue
+				}
+				done[i] = true
+			}
+		}(byTransfer[id])
+	}
+	wg.Wait()
+	return done
 }
 
 // count publishes the metrics of an event that was put on the bus: a

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,9 +451,18 @@ func TestProjection(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("projected %d states, want %d (every event but Started and ChunkSent)", len(got), len(want))
 	}
-	for i := range want {
-		if !reflect.DeepEqual(got[i], want[i]) {
-			t.Errorf("projection %d:\n got %+v\nwant %+v", i, got[i], want[i])
+	// Transfers are projected side by side: each one's states in order.
+	gotBy, wantBy := byTransfer(got), byTransfer(want)
+	for id, w := range wantBy {
+		g := gotBy[id]
+		if len(g) != len(w) {
+			t.Errorf("%s: projected %d states, want %d", id, len(g), len(w))
+			continue
+		}
+		for i := range w {
+			if !reflect.DeepEqual(g[i], w[i]) {
+				t.Errorf("%s projection %d:\n got %+v\nwant %+v", id, i, g[i], w[i])
+			}
 		}
 	}
 
@@ -559,5 +569,151 @@ func TestFailedForGoodCounted(t *testing.T) {
 	f.handle(t, records(rs)...)
 	if got := counted(f, buf); !slices.Equal(got, []string{idB}) {
 		t.Errorf("with idC's Failed not put, counted %v, want [%s]", got, idB)
+	}
+}
+
+// byTransfer groups states by transfer, keeping their order.
+func byTransfer(sts []domain.State) map[string][]domain.State {
+	out := map[string][]domain.State{}
+	for _, st := range sts {
+		out[st.ID] = append(out[st.ID], st)
+	}
+	return out
+}
+
+// manyTransfers returns the stream records of n transfers that are each
+// requested, started, sent in three chunks and delivered: three events
+// each that change the view (Requested, Delivered) among six.
+func manyTransfers(t *testing.T, n int) []recorded {
+	t.Helper()
+	var all []recorded
+	for i := range n {
+		id := fmt.Sprintf("01JNZ0D%019d", i)
+		all = append(all, decide(t, id, 1000*(i+1),
+			domain.Request{Requested: request(false)},
+			domain.Start{},
+			domain.RecordChunk{Index: 1, Bytes: 10, Ref: "e1"},
+			domain.RecordChunk{Index: 2, Bytes: 10, Ref: "e2"},
+			domain.RecordChunk{Index: 3, Bytes: 5, Ref: "e3"},
+			domain.Complete{Ref: "final", Location: "null://a.csv"},
+		)...)
+	}
+	return all
+}
+
+// gatedProjector projects into a memstore, first calling before (outside
+// the memstore's lock, which would otherwise put the projections in a row)
+// and counting the projections in flight.
+type gatedProjector struct {
+	*memstore.Store
+	before   func(st domain.State)
+	mu       sync.Mutex
+	inFlight map[string]int
+	most     int // the most transfers with a projection in flight at once
+}
+
+func (g *gatedProjector) Project(ctx context.Context, st domain.State) (bool, error) {
+	g.mu.Lock()
+	g.inFlight[st.ID]++
+	g.most = max(g.most, len(g.inFlight))
+	g.mu.Unlock()
+	g.before(st)
+	g.mu.Lock()
+	if g.inFlight[st.ID]--; g.inFlight[st.ID] == 0 {
+		delete(g.inFlight, st.ID)
+	}
+	g.mu.Unlock()
+	return g.Store.Project(ctx, st)
+}
+
+func (g *gatedProjector) inFlightNow() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.inFlight)
+}
+
+func TestTransfersProjectedSideBySide(t *testing.T) {
+	rs := manyTransfers(t, 5)
+	f := newFixture()
+	// Every projection waits until all five transfers have one in flight:
+	// one transfer after another would wait for ever, so a timer lets them
+	// go and the test fails rather than hangs.
+	all, release := make(chan struct{}), make(chan struct{})
+	timer := time.AfterFunc(10*time.Second, func() { close(release) })
+	defer timer.Stop()
+	var once sync.Once
+	g := &gatedProjector{Store: f.proj, inFlight: map[string]int{}}
+	g.before = func(domain.State) {
+		if g.inFlightNow() == 5 {
+			once.Do(func() { close(all) })
+		}
+		select {
+		case <-all:
+		case <-release:
+		}
+	}
+	f.h.Projector, f.h.Projections = g, 5
+	if got := f.handle(t, records(rs)...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	if g.most != 5 {
+		t.Errorf("%d transfers projected at once, want 5", g.most)
+	}
+	for id, sts := range byTransfer(f.proj.Projected()) {
+		var versions []int
+		for _, st := range sts {
+			versions = append(versions, st.Version)
+		}
+		if !slices.Equal(versions, []int{1, 6}) {
+			t.Errorf("%s projected versions %v, want [1 6] (Requested, then Delivered)", id, versions)
+		}
+	}
+	if n := len(flatten(f.bus.details(t))); n != len(rs) {
+		t.Errorf("published %d events, want %d", n, len(rs))
+	}
+}
+
+func TestProjectionsBounded(t *testing.T) {
+	rs := manyTransfers(t, 40)
+	f := newFixture()
+	g := &gatedProjector{Store: f.proj, inFlight: map[string]int{}, before: func(domain.State) { time.Sleep(time.Millisecond) }}
+	f.h.Projector, f.h.Projections = g, 3
+	if got := f.handle(t, records(rs)...); len(got) != 0 {
+		t.Fatalf("failures: %v", got)
+	}
+	if g.most > 3 || g.most < 2 {
+		t.Errorf("%d transfers projected at once, want 2 or 3 (Projections is 3)", g.most)
+	}
+	if got := len(f.proj.Projected()); got != 80 {
+		t.Errorf("projected %d states, want 80", got)
+	}
+}
+
+func TestProjectionFailureAmongManyFailsOnlyItsRecord(t *testing.T) {
+	rs := manyTransfers(t, 20)
+	doomed := rs[6*7+5] // the eighth transfer's Delivered
+	f := newFixture()
+	f.proj.ProjectErr = func(st domain.State) error {
+		if st.ID == doomed.state.ID && st.Version == doomed.state.Version {
+			return domain.Errorf(domain.KindUnavailable, "throttled")
+		}
+		return nil
+	}
+	if got := f.handle(t, records(rs)...); !slices.Equal(got, []string{doomed.rec.Change.SequenceNumber}) {
+		t.Errorf("failures = %v, want [%s]", got, doomed.rec.Change.SequenceNumber)
+	}
+	ids := eventIDs(flatten(f.bus.details(t)))
+	if slices.Contains(ids, doomed.state.ID+"/6") || len(ids) != len(rs)-1 {
+		t.Errorf("published %d events (want %d), the doomed one among them: %t", len(ids), len(rs)-1, slices.Contains(ids, doomed.state.ID+"/6"))
+	}
+	// The entries go out in the stream's order.
+	var want []string
+	for _, r := range rs {
+		if r.rec.Change.SequenceNumber != doomed.rec.Change.SequenceNumber {
+			want = append(want, fmt.Sprintf("%s/%d", r.event.TransferID, r.event.Seq))
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("published in the order %v, want the stream's %v", ids, want)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
@@ -41,6 +42,7 @@ import (
 	"github.com/ferryhq/ferry/internal/local/apigw"
 	"github.com/ferryhq/ferry/internal/local/callrec"
 	"github.com/ferryhq/ferry/internal/local/esm"
+	"github.com/ferryhq/ferry/internal/local/opcount"
 	"github.com/ferryhq/ferry/internal/local/resources"
 	"github.com/ferryhq/ferry/internal/local/smtpgw"
 	"github.com/ferryhq/ferry/internal/local/wsgw"
@@ -117,7 +119,10 @@ func Run(ctx context.Context, o Options) error {
 	// Count DynamoDB writes across every client (the handlers' included),
 	// for benchmarks; the counter ignores requests to other services.
 	var writes store.WriteCounter
-	awsCfg.APIOptions = append(awsCfg.APIOptions, writes.Middleware())
+	// And every AWS call by service and operation, with the functions'
+	// invocations, for the load benchmark and the cost model.
+	var ops opcount.Counter
+	awsCfg.APIOptions = append(awsCfg.APIOptions, writes.Middleware(), ops.Middleware())
 
 	stack, err := setup(ctx, awsCfg, o)
 	if err != nil {
@@ -160,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 		Notify: apps["notify"].Notify, Health: apps["health"].Health, Overdue: apps["overdue"].Overdue,
 	}
 	statsPath := filepath.Join(o.StateDir, "stats.json")
-	runners, err := mappings(a, awsCfg, stack, o)
+	runners, err := mappings(a, awsCfg, stack, o, &ops)
 	if err != nil {
 		return err
 	}
@@ -189,7 +194,7 @@ func Run(ctx context.Context, o Options) error {
 		runners = append(runners, serveSMTP)
 	}
 	runners = append(runners, esm.Ticker{Name: "stats", Interval: time.Second, Immediate: true, Logger: o.Log, Func: func(context.Context) error {
-		return writeStats(statsPath, &writes)
+		return writeStats(statsPath, &writes, &ops)
 	}}.Run)
 
 	ready, _ := json.Marshal(map[string]string{
@@ -209,7 +214,7 @@ func Run(ctx context.Context, o Options) error {
 		"console":        consoleURL,
 	})
 	err = runAll(ctx, runners, func() { fmt.Fprintf(o.Ready, "ferry local: ready %s\n", ready) }, o.Log)
-	_ = writeStats(statsPath, &writes)
+	_ = writeStats(statsPath, &writes, &ops)
 	return err
 }
 
@@ -345,6 +350,12 @@ const (
 	// sqsRetryDelay is how soon a failed SQS message is received again; in
 	// AWS it stays hidden for the rest of its queue's VisibilityTimeout.
 	sqsRetryDelay = esm.DefaultRetryDelay
+	// sqsConcurrency is how many batches each queue mapping handles at
+	// once: Lambda polls a queue with five pollers to begin with (and scales
+	// up to the mapping's MaximumConcurrency, QueueMaxConcurrency: at least
+	// 2, 10 by default); one would hand intake 1,000 uploads ten at a time,
+	// one batch after another.
+	sqsConcurrency = 5
 )
 
 // mappings builds, as AWS would, an event source mapping per stream and
@@ -353,7 +364,8 @@ const (
 // routing file's inbound.pollInterval rather than the template's rate, a
 // local setting). Events of handlers ferry local does not run are logged and
 // skipped.
-func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) ([]func(context.Context) error, error) {
+// Each handler's invocations are counted in ops.
+func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options, ops *opcount.Counter) ([]func(context.Context) error, error) {
 	// Each mapping's clients call AWS for its function, as the Lambda
 	// service does with the function's role.
 	esmCfg := func(handler string) aws.Config { return o.Calls.Config(awsCfg, handler, callrec.EventSource) }
@@ -379,6 +391,7 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) 
 			if maxRetries == 0 {
 				maxRetries = esm.NoRetries
 			}
+			h = opcount.Handler(ops, f.Handler, func(e events.DynamoDBEvent) int { return len(e.Records) }, h)
 			cfg := esm.StreamConfig{
 				Name: name, Streams: dynamodbstreams.NewFromConfig(esmCfg(f.Handler)), StreamARN: stack.StreamARN, Handler: h,
 				StartingPosition: s.StartingPosition, BatchSize: s.BatchSize, MaxRetries: maxRetries,
@@ -402,10 +415,11 @@ func mappings(a *app.App, awsCfg aws.Config, stack *resources.Stack, o Options) 
 				continue
 			}
 			name := mappingName(f.Handler, q.Event, i)
+			h = opcount.Handler(ops, f.Handler, func(e events.SQSEvent) int { return len(e.Records) }, h)
 			qm, err := esm.NewSQSMapping(esm.SQSConfig{
 				Name: name, SQS: sqs.NewFromConfig(esmCfg(f.Handler)), QueueURL: stack.QueueURLs[q.Queue], Handler: h,
 				BatchSize: q.BatchSize, ReportBatchItemFailures: aws.Bool(q.ReportBatchItemFailures),
-				RetryDelay: sqsRetryDelay, Logger: o.Log.With("mapping", name),
+				RetryDelay: sqsRetryDelay, Concurrency: sqsConcurrency, Logger: o.Log.With("mapping", name),
 			})
 			if err != nil {
 				return nil, err
@@ -481,10 +495,16 @@ func runAll(ctx context.Context, runners []func(context.Context) error, ready fu
 }
 
 // writeStats records counters for benchmarks, atomically: DynamoDB item
-// writes, and read calls (Query, GetItem, BatchGetItem, Scan).
-func writeStats(path string, c *store.WriteCounter) error {
+// writes, and read calls (Query, GetItem, BatchGetItem, Scan), and
+// opcount's Stats (every AWS call by service and operation, EventBridge
+// entries, the functions' invocations).
+func writeStats(path string, c *store.WriteCounter, ops *opcount.Counter) error {
 	reads := c.Calls("Query") + c.Calls("GetItem") + c.Calls("BatchGetItem") + c.Calls("Scan")
-	b, _ := json.Marshal(map[string]int64{"dynamodbWrites": c.Count(), "dynamodbReads": reads})
+	b, _ := json.Marshal(struct {
+		DynamoDBWrites int64 `json:"dynamodbWrites"`
+		DynamoDBReads  int64 `json:"dynamodbReads"`
+		opcount.Stats
+	}{c.Count(), reads, ops.Snapshot()})
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err

@@ -670,3 +670,73 @@ func TestSQSMappingRedrivesPoisonMessage(t *testing.T) {
 		t.Errorf("handled %v, want the 5 good messages", got)
 	}
 }
+
+func TestSQSMappingHandlesBatchesSideBySide(t *testing.T) {
+	t.Parallel()
+	c := newClients(t)
+	queueURL, _ := createQueue(t, c, map[string]string{"VisibilityTimeout": "30"})
+	const concurrency, messages = 3, 9
+	for i := range messages {
+		if _, err := c.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{
+			QueueUrl: aws.String(queueURL), MessageBody: aws.String(fmt.Sprintf("m%d", i)),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each batch waits until concurrency batches are in flight at once:
+	// one after another it would wait for ever, so a timer lets them go and the
+	// test fails rather than hangs.
+	var (
+		mu       sync.Mutex
+		inFlight int
+		most     int
+		handled  = map[string]int{}
+	)
+	all, release := make(chan struct{}), make(chan struct{})
+	timer := time.AfterFunc(20*time.Second, func() { close(release) })
+	defer timer.Stop()
+	var once sync.Once
+	m, err := esm.NewSQSMapping(esm.SQSConfig{
+		Name: "concurrent", SQS: c.sqs, QueueURL: queueURL, Logger: testLogger(t), BatchSize: 1, Concurrency: concurrency,
+		Handler: func(_ context.Context, e events.SQSEvent) (events.SQSEventResponse, error) {
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			if inFlight == concurrency {
+				once.Do(func() { close(all) })
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+			case <-release:
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			inFlight--
+			for _, msg := range e.Records {
+				handled[msg.Body]++
+			}
+			return events.SQSEventResponse{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, m.Run)
+	waitFor(t, 30*time.Second, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == messages
+	})
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if most != concurrency {
+		t.Errorf("%d batches in flight at most, want %d (Concurrency)", most, concurrency)
+	}
+	for body, n := range handled {
+		if n != 1 {
+			t.Errorf("%s handled %d times, want once", body, n)
+		}
+	}
+}

@@ -121,11 +121,11 @@ func TestStreamConfig(t *testing.T) {
 
 func TestSQSConfig(t *testing.T) {
 	c := SQSConfig{}.WithDefaults()
-	if c.BatchSize != 10 || c.WaitTime != time.Second || c.RetryDelay != time.Second {
+	if c.BatchSize != 10 || c.WaitTime != time.Second || c.RetryDelay != time.Second || c.Concurrency != 1 {
 		t.Errorf("defaults = %+v", c)
 	}
-	err := SQSConfig{BatchSize: 11, WaitTime: 21 * time.Second, VisibilityTimeout: -1}.Validate()
-	for _, want := range []string{"name", "SQS client", "queue URL", "handler", "batch size", "wait time", "visibility"} {
+	err := SQSConfig{BatchSize: 11, WaitTime: 21 * time.Second, VisibilityTimeout: -1, Concurrency: -1}.Validate()
+	for _, want := range []string{"name", "SQS client", "queue URL", "handler", "batch size", "wait time", "visibility", "concurrency"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -23,6 +24,13 @@ type SQSConfig struct {
 
 	// BatchSize is the most messages per invocation, 1..10 (default 10).
 	BatchSize int
+	// Concurrency is how many batches are handled at once (default 1), as
+	// Lambda's pollers invoke a function with several batches at once, up to
+	// the mapping's MaximumConcurrency. The mapping still receives one batch
+	// at a time, and only when a handler is free: moto's ReceiveMessage is
+	// not safe to call side by side on one queue (concurrent receives lost
+	// messages until their visibility timeout).
+	Concurrency int
 	// WaitTime is the long-poll wait of each receive, whole seconds up to
 	// 20s (default 1s, so that a quiet mapping still reacts to shutdown
 	// promptly and leaves at most that long a receive in flight).
@@ -45,6 +53,9 @@ type SQSConfig struct {
 func (c SQSConfig) WithDefaults() SQSConfig {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultSQSBatchSize
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
 	}
 	if c.WaitTime == 0 {
 		c.WaitTime = DefaultWaitTime
@@ -79,6 +90,9 @@ func (c SQSConfig) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10 {
 		errs = append(errs, fmt.Errorf("batch size %d is not in 1..10", c.BatchSize))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d is not positive", c.Concurrency))
 	}
 	if c.WaitTime < 0 || c.WaitTime > 20*time.Second {
 		errs = append(errs, fmt.Errorf("wait time %s is not in 0..20s", c.WaitTime))
@@ -141,7 +155,17 @@ func (m *SQSMapping) Run(ctx context.Context) error {
 	if m.cfg.VisibilityTimeout > 0 {
 		in.VisibilityTimeout = seconds(m.cfg.VisibilityTimeout)
 	}
+	// A slot is taken before each receive, so that received messages never
+	// wait for a handler while their visibility timeout runs.
+	slots := make(chan struct{}, m.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for failures := 0; ; {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		out, err := m.cfg.SQS.ReceiveMessage(ctx, in)
 		var missing *sqstypes.QueueDoesNotExist
 		switch {
@@ -150,6 +174,7 @@ func (m *SQSMapping) Run(ctx context.Context) error {
 		case errors.As(err, &missing):
 			return fmt.Errorf("SQS mapping %q: receive: %w", m.cfg.Name, err)
 		case err != nil:
+			<-slots
 			m.log.Warn("receive failed", "err", err)
 			if !sleep(ctx, backoff(failures)) {
 				return nil
@@ -158,9 +183,15 @@ func (m *SQSMapping) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if len(out.Messages) > 0 {
-			m.handle(ctx, arn, out.Messages)
+		if len(out.Messages) == 0 {
+			<-slots
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			m.handle(ctx, arn, out.Messages)
+		}()
 	}
 }
 
