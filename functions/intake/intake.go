@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -67,43 +66,15 @@ type Handler struct {
 	MESH Addresser
 	Now  func() time.Time
 	Log  *slog.Logger
-	// Concurrency is how many of a batch's messages are handled at once
-	// (DefaultConcurrency when not positive). Each message is its own
-	// upload (or S3's test event), so their order does not matter.
-	Concurrency int
 }
 
-// DefaultConcurrency is how many messages of a batch intake handles at
-// once by default: the template's batch of ten, all together, so that a
-// batch takes about as long as its slowest message rather than the sum of
-// their S3 and DynamoDB round trips.
-const DefaultConcurrency = 10
-
 // Handle processes a batch of SQS messages, each holding an S3 event
-// notification, up to Concurrency at once. Messages whose processing
-// failed are returned as batch item failures, in the batch's order; the
-// others are done.
+// notification. Messages whose processing failed are returned as batch item
+// failures; the others are done.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	errs := make([]error, len(ev.Records))
-	limit := h.Concurrency
-	if limit <= 0 {
-		limit = DefaultConcurrency
-	}
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i, msg := range ev.Records {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = h.message(ctx, msg)
-		}()
-	}
-	wg.Wait()
 	var resp events.SQSEventResponse
-	for i, err := range errs {
-		if err != nil {
-			msg := ev.Records[i]
+	for _, msg := range ev.Records {
+		if err := h.message(ctx, msg); err != nil {
 			h.Log.ErrorContext(ctx, "intake message failed", "messageId", msg.MessageId, "error", err)
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 		}

@@ -8,13 +8,11 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/domain"
 	"github.com/ferryhq/ferry/internal/testkit/memstore"
@@ -757,105 +755,4 @@ func TestEmailAttachmentCommand(t *testing.T) {
 			t.Errorf("transfer %s on %q (%d events), want %s requested on lab-mail", got, r.Route, len(evs), id)
 		}
 	})
-}
-
-// gatedObjects holds every HeadObject until want of them are in flight at
-// once, or until release is closed, recording the most in flight.
-type gatedObjects struct {
-	*fakeObjects
-	want    int
-	mu      sync.Mutex
-	now     int
-	most    int
-	all     chan struct{}
-	release chan struct{}
-}
-
-func (g *gatedObjects) HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	g.mu.Lock()
-	g.now++
-	g.most = max(g.most, g.now)
-	if g.now == g.want {
-		close(g.all)
-	}
-	g.mu.Unlock()
-	select {
-	case <-g.all:
-	case <-g.release:
-	}
-	g.mu.Lock()
-	g.now--
-	g.mu.Unlock()
-	return g.fakeObjects.HeadObject(ctx, in, opts...)
-}
-
-func TestBatchMessagesAreHandledTogether(t *testing.T) {
-	f := newFixture(goodMetadata())
-	var msgs []events.SQSMessage
-	for i := range DefaultConcurrency {
-		k := fmt.Sprintf("outbound/f%d.csv", i)
-		f.put(k, object{versionID: fmt.Sprintf("v%d", i), etag: `"e"`, lastModified: lastModified, size: 10, metadata: goodMetadata()})
-		msgs = append(msgs, message(fmt.Sprintf("m%d", i), notification(t, k, fmt.Sprintf("v%d", i))))
-	}
-	g := &gatedObjects{fakeObjects: f.objects, want: len(msgs), all: make(chan struct{}), release: make(chan struct{})}
-	f.h.Objects = g
-	// If the messages were handled one at a time, the first HeadObject
-	// would wait for the others for ever: let them go after a while, so
-	// that the test fails rather than hangs.
-	timer := time.AfterFunc(10*time.Second, func() { close(g.release) })
-	defer timer.Stop()
-	resp := handle(t, f.h, msgs...)
-	if len(resp.BatchItemFailures) != 0 {
-		t.Errorf("failures = %v, want none", failures(resp))
-	}
-	if g.most != len(msgs) {
-		t.Errorf("at most %d HeadObject calls in flight, want %d (the whole batch at once)", g.most, len(msgs))
-	}
-	if n := len(f.store.IDs()); n != len(msgs) {
-		t.Errorf("%d transfers created, want %d", n, len(msgs))
-	}
-}
-
-func TestConcurrencyBoundsMessagesInFlight(t *testing.T) {
-	f := newFixture(goodMetadata())
-	var msgs []events.SQSMessage
-	for i := range 6 {
-		k := fmt.Sprintf("outbound/f%d.csv", i)
-		f.put(k, object{versionID: fmt.Sprintf("v%d", i), etag: `"e"`, lastModified: lastModified, size: 10, metadata: goodMetadata()})
-		msgs = append(msgs, message(fmt.Sprintf("m%d", i), notification(t, k, fmt.Sprintf("v%d", i))))
-	}
-	f.h.Concurrency = 2
-	g := &gatedObjects{fakeObjects: f.objects, want: 2, all: make(chan struct{}), release: make(chan struct{})}
-	close(g.release) // no waiting: only count
-	f.h.Objects = g
-	resp := handle(t, f.h, msgs...)
-	if len(resp.BatchItemFailures) != 0 {
-		t.Errorf("failures = %v, want none", failures(resp))
-	}
-	if g.most > 2 {
-		t.Errorf("%d HeadObject calls in flight, want at most Concurrency (2)", g.most)
-	}
-	if n := len(f.store.IDs()); n != len(msgs) {
-		t.Errorf("%d transfers created, want %d", n, len(msgs))
-	}
-}
-
-func TestBatchItemFailuresKeepTheBatchOrder(t *testing.T) {
-	f := newFixture(goodMetadata())
-	var msgs []events.SQSMessage
-	var want []string
-	for i := range 10 {
-		id := fmt.Sprintf("m%d", i)
-		if i%3 == 0 {
-			msgs = append(msgs, message(id, "not JSON"))
-			want = append(want, id)
-		} else {
-			msgs = append(msgs, message(id, `{"Event":"s3:TestEvent"}`))
-		}
-	}
-	for range 20 { // whatever order the goroutines finish in
-		if got := failures(handle(t, f.h, msgs...)); !slices.Equal(got, want) {
-			t.Fatalf("failures = %v, want %v in the batch's order", got, want)
-		}
-	}
 }
