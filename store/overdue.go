@@ -55,9 +55,14 @@ type WindowRecord struct {
 	Published bool
 }
 
+func expectPK(route, name string) string { return expectPrefix + route + "#" + name }
+
 func expectKey(route, name, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(expectPrefix + route + "#" + name), attrSK: str(sk)}
+	return map[string]types.AttributeValue{attrPK: str(expectPK(route, name)), attrSK: str(sk)}
 }
+
+// windowSK is the sort key of w's outcome in its expectation's partition.
+func windowSK(w WindowRecord) string { return windowPrefix + formatTime(w.Window.End) }
 
 // ExpectationSeen returns when the overdue check first saw the expectation
 // name of route, recording now if it never did: windows that ended before
@@ -102,7 +107,7 @@ func (s *Store) JudgedWindows(ctx context.Context, route, name string, from, to 
 		TableName:              &s.table,
 		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :from AND :to"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": str(expectPrefix + route + "#" + name), ":from": str(windowPrefix + formatTime(from)), ":to": str(windowPrefix + formatTime(to)),
+			":pk": str(expectPK(route, name)), ":from": str(windowPrefix + formatTime(from)), ":to": str(windowPrefix + formatTime(to)),
 		},
 		ConsistentRead: aws.Bool(true),
 	}
@@ -160,10 +165,9 @@ func (w WindowRecord) item(pk, sk string) map[string]types.AttributeValue {
 // Overdue event of a claimed missed window and then calls MarkWindow.
 func (s *Store) RecordWindow(ctx context.Context, w WindowRecord) (claimed bool, err error) {
 	w.Published = w.Outcome != OutcomeMissed
-	k := expectKey(w.Route, w.Expectation, windowPrefix+formatTime(w.Window.End))
 	writeMu.RLock()
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &s.table, Item: w.item(k[attrPK].(*types.AttributeValueMemberS).Value, k[attrSK].(*types.AttributeValueMemberS).Value),
+		TableName: &s.table, Item: w.item(expectPK(w.Route, w.Expectation), windowSK(w)),
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR (#o = :missed AND #p = :f)"),
 		ExpressionAttributeNames:  map[string]string{"#o": attrOutcome, "#p": attrPublished},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":missed": str(OutcomeMissed), ":f": str("false")},
@@ -206,7 +210,7 @@ func (s *Store) MarkWindow(ctx context.Context, w WindowRecord) error {
 		})
 		return err
 	}
-	err := errors.Join(set(expectKey(w.Route, w.Expectation, windowPrefix+formatTime(w.Window.End))),
+	err := errors.Join(set(expectKey(w.Route, w.Expectation, windowSK(w))),
 		set(map[string]types.AttributeValue{attrPK: str(overduePK), attrSK: str(overdueSK(w))}))
 	if err != nil {
 		return wrap("mark window "+w.Route+"/"+w.Expectation, err)
